@@ -1,0 +1,3 @@
+module github.com/sharedenclave/sharedenclave
+
+go 1.26.8
