@@ -1,0 +1,5 @@
+package sim
+
+import "crypto/x509"
+
+type x509Cert = x509.Certificate
