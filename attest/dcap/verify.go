@@ -449,4 +449,3 @@ func allZero(b []byte) bool {
 	}
 	return acc == 0
 }
-

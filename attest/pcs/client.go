@@ -1,0 +1,196 @@
+package pcs
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sharedenclave/sharedenclave/attest/dcap"
+)
+
+// IntelPCS is the base URL of Intel's Provisioning Certification Service,
+// API version 4. A PCCS serves the same paths.
+const IntelPCS = "https://api.trustedservices.intel.com/sgx/certification/v4/"
+
+// HTTP header names of the issuer chains PCS returns (URL-encoded PEM).
+const (
+	HeaderTCBInfoIssuerChain    = "TCB-Info-Issuer-Chain"
+	HeaderQEIdentityIssuerChain = "SGX-Enclave-Identity-Issuer-Chain"
+	HeaderPCKCRLIssuerChain     = "SGX-PCK-CRL-Issuer-Chain"
+)
+
+// Client fetches collateral from Intel PCS v4 or a PCCS and caches it
+// until the earliest nextUpdate of what it fetched. Signatures are not
+// checked here: dcap.Verifier checks everything it is given.
+type Client struct {
+	// BaseURL ends in "/sgx/certification/v4/"; empty means IntelPCS.
+	BaseURL string
+	// HTTP is the client to use; nil means one with a 30 s timeout.
+	HTTP *http.Client
+	// Now is the clock for cache expiry; nil means time.Now.
+	Now func() time.Time
+	// RootCACRL fetches the root CA CRL from BaseURL + "rootcacrl" (a
+	// PCCS path; Intel PCS itself does not serve it).
+	RootCACRL bool
+
+	mu    sync.Mutex
+	cache map[cacheKey]cacheEntry
+}
+
+type cacheKey struct {
+	fmspc [6]byte
+	ca    dcap.CA
+}
+
+type cacheEntry struct {
+	c       *dcap.Collateral
+	expires time.Time
+}
+
+var _ dcap.Getter = (*Client)(nil)
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// GetCollateral returns cached collateral while it is current, and
+// fetches it otherwise.
+func (c *Client) GetCollateral(ctx context.Context, fmspc [6]byte, ca dcap.CA) (*dcap.Collateral, error) {
+	key := cacheKey{fmspc, ca}
+	c.mu.Lock()
+	if e, ok := c.cache[key]; ok && c.now().Before(e.expires) {
+		c.mu.Unlock()
+		return e.c, nil
+	}
+	c.mu.Unlock()
+
+	col, expires, err := c.fetch(ctx, fmspc, ca)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.cache == nil {
+		c.cache = map[cacheKey]cacheEntry{}
+	}
+	c.cache[key] = cacheEntry{col, expires}
+	c.mu.Unlock()
+	return col, nil
+}
+
+func (c *Client) fetch(ctx context.Context, fmspc [6]byte, ca dcap.CA) (*dcap.Collateral, time.Time, error) {
+	if ca != dcap.CAProcessor && ca != dcap.CAPlatform {
+		return nil, time.Time{}, fmt.Errorf("pcs: unknown PCK CA %q", ca)
+	}
+	var col dcap.Collateral
+	var err error
+	if col.TCBInfo, col.TCBInfoIssuerChain, err = c.get(ctx, "tcb?fmspc="+hex.EncodeToString(fmspc[:]), HeaderTCBInfoIssuerChain); err != nil {
+		return nil, time.Time{}, err
+	}
+	if col.QEIdentity, col.QEIdentityIssuerChain, err = c.get(ctx, "qe/identity", HeaderQEIdentityIssuerChain); err != nil {
+		return nil, time.Time{}, err
+	}
+	if col.PCKCRL, col.PCKCRLIssuerChain, err = c.get(ctx, "pckcrl?ca="+string(ca)+"&encoding=der", HeaderPCKCRLIssuerChain); err != nil {
+		return nil, time.Time{}, err
+	}
+	col.PCKCRL = maybeHex(col.PCKCRL)
+	if c.RootCACRL {
+		if col.RootCACRL, _, err = c.get(ctx, "rootcacrl", ""); err != nil {
+			return nil, time.Time{}, err
+		}
+		col.RootCACRL = maybeHex(col.RootCACRL)
+	}
+	ti, err := dcap.ParseTCBInfo(col.TCBInfo)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("pcs: TCB info: %v", err)
+	}
+	if !equalFMSPC(ti.FMSPC, fmspc) {
+		return nil, time.Time{}, fmt.Errorf("pcs: asked for FMSPC %X, got TCB info for %s", fmspc, ti.FMSPC)
+	}
+	qi, err := dcap.ParseQEIdentity(col.QEIdentity)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("pcs: QE identity: %v", err)
+	}
+	expires := ti.NextUpdate
+	if qi.NextUpdate.Before(expires) {
+		expires = qi.NextUpdate
+	}
+	return &col, expires, nil
+}
+
+// maybeHex decodes a CRL that a PCCS returned hex-encoded; DER (which
+// starts with 0x30, not a hex digit) is returned as is.
+func maybeHex(b []byte) []byte {
+	t := bytes.TrimSpace(b)
+	if len(t) == 0 || t[0] == 0x30 {
+		return b
+	}
+	if d, err := hex.DecodeString(string(t)); err == nil {
+		return d
+	}
+	return b
+}
+
+func (c *Client) get(ctx context.Context, path, chainHeader string) (body, chain []byte, err error) {
+	base := c.BaseURL
+	if base == "" {
+		base = IntelPCS
+	}
+	if !strings.HasSuffix(base, "/") {
+		base += "/"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pcs: %w", err)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pcs: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("pcs: GET %s: %s", req.URL.Redacted(), resp.Status)
+	}
+	if resp.ContentLength > maxFile {
+		return nil, nil, fmt.Errorf("pcs: GET %s: %d bytes, over the %d-byte limit", path, resp.ContentLength, maxFile)
+	}
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxFile+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("pcs: GET %s: %w", path, err)
+	}
+	if len(body) > maxFile {
+		return nil, nil, fmt.Errorf("pcs: GET %s: body over the %d-byte limit", path, maxFile)
+	}
+	if chainHeader != "" {
+		h := resp.Header.Get(chainHeader)
+		if h == "" {
+			return nil, nil, fmt.Errorf("pcs: GET %s: no %s header", path, chainHeader)
+		}
+		// PathUnescape, not QueryUnescape: a literal '+' is base64, not a space.
+		s, err := url.PathUnescape(h)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pcs: GET %s: %s: %v", path, chainHeader, err)
+		}
+		chain = []byte(s)
+	}
+	return body, chain, nil
+}
+
+// EscapeChain URL-encodes a PEM chain for an issuer-chain header, the way
+// PCS does (spaces as %20, never '+').
+func EscapeChain(pem []byte) string {
+	return strings.ReplaceAll(url.QueryEscape(string(pem)), "+", "%20")
+}
