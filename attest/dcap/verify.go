@@ -40,6 +40,7 @@ type Options struct {
 type Verifier struct {
 	opts Options
 	pool *x509.CertPool
+	memo memo
 }
 
 // New returns a Verifier, or an error if Options lack roots or collateral.
@@ -99,7 +100,7 @@ func (v *Verifier) Verify(ctx context.Context, quote []byte) (*attest.Report, er
 	if q.CertDataType != sgxquote.CertDataPCKChain {
 		return nil, fail(StepPCKChain, "certification data type %d, want %d (PEM PCK chain)", q.CertDataType, sgxquote.CertDataPCKChain)
 	}
-	certs, err := ParsePEMChain(q.CertData)
+	certs, err := memoized(&v.memo, memoKey("pem", q.CertData), func() ([]*x509.Certificate, error) { return ParsePEMChain(q.CertData) })
 	if err != nil {
 		return nil, fail(StepPCKChain, "certification data: %v", err)
 	}
@@ -140,8 +141,10 @@ func (v *Verifier) Verify(ctx context.Context, quote []byte) (*attest.Report, er
 	}
 
 	// 4. QE report signature.
+	// The QE report is the same in every quote of a platform, so its
+	// signature check is remembered like the collateral's.
 	qeBody := q.QEReport.Marshal(nil)
-	if !verifyRaw(leafKey, qeBody, q.QESignature[:]) {
+	if !v.verifyDoc(leafKey, qeBody, q.QESignature[:]) {
 		return nil, fail(StepQESignature, "QE report signature does not verify with the PCK key")
 	}
 
@@ -231,6 +234,24 @@ func (v *Verifier) Verify(ctx context.Context, quote []byte) (*attest.Report, er
 // certificates as intermediates, at time now. A root included in certs is
 // not trusted for being there: only Options.Roots are.
 func (v *Verifier) verifyChain(certs []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+	raws := make([][]byte, len(certs))
+	for i, c := range certs {
+		raws[i] = c.Raw
+	}
+	key := memoKey("chain", raws...)
+	if chain, ok := v.memo.get(key, now); ok {
+		return chain.([]*x509.Certificate), nil
+	}
+	chain, err := v.buildChain(certs, now)
+	if err != nil {
+		return nil, err
+	}
+	nb, na := chainWindow(chain)
+	v.memo.put(key, chain, nb, na)
+	return chain, nil
+}
+
+func (v *Verifier) buildChain(certs []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
@@ -256,12 +277,12 @@ func (v *Verifier) checkCRLs(col *Collateral, root, pckCA, leaf *x509.Certificat
 		return errors.New("CRLs are required and the collateral lacks the root CA CRL or the PCK CRL")
 	}
 	if col.RootCACRL != nil {
-		if err := checkCRL("root CA CRL", col.RootCACRL, root, pckCA, now); err != nil {
+		if err := v.checkCRL("root CA CRL", col.RootCACRL, root, pckCA, now); err != nil {
 			return err
 		}
 	}
 	if col.PCKCRL != nil {
-		if err := checkCRL("PCK CRL", col.PCKCRL, pckCA, leaf, now); err != nil {
+		if err := v.checkCRL("PCK CRL", col.PCKCRL, pckCA, leaf, now); err != nil {
 			return err
 		}
 	}
@@ -270,13 +291,21 @@ func (v *Verifier) checkCRLs(col *Collateral, root, pckCA, leaf *x509.Certificat
 
 // checkCRL parses a DER CRL, checks it is signed by issuer and current at
 // now, and fails if subject is on it.
-func checkCRL(name string, der []byte, issuer, subject *x509.Certificate, now time.Time) error {
-	crl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return fmt.Errorf("%s: %v", name, err)
-	}
-	if err := crl.CheckSignatureFrom(issuer); err != nil {
-		return fmt.Errorf("%s is not signed by %q: %v", name, issuer.Subject.CommonName, err)
+func (v *Verifier) checkCRL(name string, der []byte, issuer, subject *x509.Certificate, now time.Time) error {
+	key := memoKey("crl", der, issuer.Raw)
+	var crl *x509.RevocationList
+	if c, ok := v.memo.get(key, now); ok {
+		crl = c.(*x509.RevocationList)
+	} else {
+		var err error
+		if crl, err = x509.ParseRevocationList(der); err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+		if err := crl.CheckSignatureFrom(issuer); err != nil {
+			return fmt.Errorf("%s is not signed by %q: %v", name, issuer.Subject.CommonName, err)
+		}
+		// The signature holds forever; dates are checked below on every call.
+		v.memo.put(key, crl, time.Time{}, maxTime)
 	}
 	if now.Before(crl.ThisUpdate) || (!crl.NextUpdate.IsZero() && now.After(crl.NextUpdate)) {
 		return fmt.Errorf("%w: %s valid from %s to %s", ErrExpired, name, crl.ThisUpdate.Format(time.RFC3339), crl.NextUpdate.Format(time.RFC3339))
@@ -293,7 +322,7 @@ func checkCRL(name string, der []byte, issuer, subject *x509.Certificate, now ti
 // chain to the same root as the quote, be valid now, not be a CA, and not
 // be on the root CA CRL when one is given.
 func (v *Verifier) verifySigner(chainPEM []byte, root *x509.Certificate, col *Collateral, now time.Time) (*ecdsa.PublicKey, error) {
-	certs, err := ParsePEMChain(chainPEM)
+	certs, err := memoized(&v.memo, memoKey("pem", chainPEM), func() ([]*x509.Certificate, error) { return ParsePEMChain(chainPEM) })
 	if err != nil {
 		return nil, fmt.Errorf("issuer chain: %v", err)
 	}
@@ -309,7 +338,7 @@ func (v *Verifier) verifySigner(chainPEM []byte, root *x509.Certificate, col *Co
 		return nil, fmt.Errorf("issuer chain starts with CA certificate %q, not a signing certificate", signer.Subject.CommonName)
 	}
 	if col.RootCACRL != nil && len(chain) == 2 {
-		if err := checkCRL("root CA CRL", col.RootCACRL, root, signer, now); err != nil {
+		if err := v.checkCRL("root CA CRL", col.RootCACRL, root, signer, now); err != nil {
 			return nil, err
 		}
 	}
@@ -318,6 +347,24 @@ func (v *Verifier) verifySigner(chainPEM []byte, root *x509.Certificate, col *Co
 		return nil, errors.New("signing key is not ECDSA P-256")
 	}
 	return key, nil
+}
+
+var maxTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// verifyDoc checks a signature over a document that recurs across quotes
+// (collateral, the QE report), remembering successes.
+func (v *Verifier) verifyDoc(key *ecdsa.PublicKey, signed, sig []byte) bool {
+	pub, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		return false
+	}
+	_, err = memoized(&v.memo, memoKey("doc", pub, signed, sig), func() (bool, error) {
+		if !verifyRaw(key, signed, sig) {
+			return false, errors.New("bad signature")
+		}
+		return true, nil
+	})
+	return err == nil
 }
 
 func checkDates(issue, next, now time.Time) error {
@@ -331,15 +378,19 @@ func checkDates(issue, next, now time.Time) error {
 }
 
 func (v *Verifier) verifyTCBInfo(col *Collateral, root *x509.Certificate, now time.Time) (*TCBInfo, error) {
-	ti, signed, sig, err := parseTCBInfoBody(col.TCBInfo)
+	pd, err := memoized(&v.memo, memoKey("tcbinfo", col.TCBInfo), func() (parsedDoc[TCBInfo], error) {
+		ti, signed, sig, err := parseTCBInfoBody(col.TCBInfo)
+		return parsedDoc[TCBInfo]{ti, signed, sig}, err
+	})
 	if err != nil {
 		return nil, err
 	}
+	ti, signed, sig := pd.doc, pd.signed, pd.sig
 	key, err := v.verifySigner(col.TCBInfoIssuerChain, root, col, now)
 	if err != nil {
 		return nil, err
 	}
-	if !verifyRaw(key, signed, sig) {
+	if !v.verifyDoc(key, signed, sig) {
 		return nil, errors.New("signature does not verify over tcbInfo")
 	}
 	if ti.ID != "SGX" || ti.Version != 3 {
@@ -352,15 +403,19 @@ func (v *Verifier) verifyTCBInfo(col *Collateral, root *x509.Certificate, now ti
 }
 
 func (v *Verifier) verifyQEIdentity(col *Collateral, root *x509.Certificate, now time.Time) (*QEIdentity, error) {
-	qi, signed, sig, err := parseQEIdentityBody(col.QEIdentity)
+	pd, err := memoized(&v.memo, memoKey("qeidentity", col.QEIdentity), func() (parsedDoc[QEIdentity], error) {
+		qi, signed, sig, err := parseQEIdentityBody(col.QEIdentity)
+		return parsedDoc[QEIdentity]{qi, signed, sig}, err
+	})
 	if err != nil {
 		return nil, err
 	}
+	qi, signed, sig := pd.doc, pd.signed, pd.sig
 	key, err := v.verifySigner(col.QEIdentityIssuerChain, root, col, now)
 	if err != nil {
 		return nil, err
 	}
-	if !verifyRaw(key, signed, sig) {
+	if !v.verifyDoc(key, signed, sig) {
 		return nil, errors.New("signature does not verify over enclaveIdentity")
 	}
 	if qi.ID != "QE" || qi.Version != 2 {

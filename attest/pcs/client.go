@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/attest/dcap"
@@ -26,105 +25,49 @@ const (
 	HeaderPCKCRLIssuerChain     = "SGX-PCK-CRL-Issuer-Chain"
 )
 
-// Client fetches collateral from Intel PCS v4 or a PCCS and caches it
-// until the earliest nextUpdate of what it fetched. Signatures are not
-// checked here: dcap.Verifier checks everything it is given.
+// Client fetches collateral from Intel PCS v4 or a PCCS on every call;
+// wrap it in a Cache to keep collateral while it is current. Signatures
+// are not checked here: dcap.Verifier checks everything it is given.
 type Client struct {
 	// BaseURL ends in "/sgx/certification/v4/"; empty means IntelPCS.
 	BaseURL string
 	// HTTP is the client to use; nil means one with a 30 s timeout.
 	HTTP *http.Client
-	// Now is the clock for cache expiry; nil means time.Now.
-	Now func() time.Time
 	// RootCACRL fetches the root CA CRL from BaseURL + "rootcacrl" (a
 	// PCCS path; Intel PCS itself does not serve it).
 	RootCACRL bool
-
-	mu    sync.Mutex
-	cache map[cacheKey]cacheEntry
-}
-
-type cacheKey struct {
-	fmspc [6]byte
-	ca    dcap.CA
-}
-
-type cacheEntry struct {
-	c       *dcap.Collateral
-	expires time.Time
 }
 
 var _ dcap.Getter = (*Client)(nil)
 
-func (c *Client) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
-	}
-	return time.Now()
-}
-
-// GetCollateral returns cached collateral while it is current, and
-// fetches it otherwise.
+// GetCollateral fetches TCB info, QE identity, the PCK CRL and, with
+// RootCACRL, the root CA CRL.
 func (c *Client) GetCollateral(ctx context.Context, fmspc [6]byte, ca dcap.CA) (*dcap.Collateral, error) {
-	key := cacheKey{fmspc, ca}
-	c.mu.Lock()
-	if e, ok := c.cache[key]; ok && c.now().Before(e.expires) {
-		c.mu.Unlock()
-		return e.c, nil
-	}
-	c.mu.Unlock()
-
-	col, expires, err := c.fetch(ctx, fmspc, ca)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.cache == nil {
-		c.cache = map[cacheKey]cacheEntry{}
-	}
-	c.cache[key] = cacheEntry{col, expires}
-	c.mu.Unlock()
-	return col, nil
-}
-
-func (c *Client) fetch(ctx context.Context, fmspc [6]byte, ca dcap.CA) (*dcap.Collateral, time.Time, error) {
 	if ca != dcap.CAProcessor && ca != dcap.CAPlatform {
-		return nil, time.Time{}, fmt.Errorf("pcs: unknown PCK CA %q", ca)
+		return nil, fmt.Errorf("pcs: unknown PCK CA %q", ca)
 	}
 	var col dcap.Collateral
 	var err error
 	if col.TCBInfo, col.TCBInfoIssuerChain, err = c.get(ctx, "tcb?fmspc="+hex.EncodeToString(fmspc[:]), HeaderTCBInfoIssuerChain); err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	if col.QEIdentity, col.QEIdentityIssuerChain, err = c.get(ctx, "qe/identity", HeaderQEIdentityIssuerChain); err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	if col.PCKCRL, col.PCKCRLIssuerChain, err = c.get(ctx, "pckcrl?ca="+string(ca)+"&encoding=der", HeaderPCKCRLIssuerChain); err != nil {
-		return nil, time.Time{}, err
+		return nil, err
 	}
 	col.PCKCRL = maybeHex(col.PCKCRL)
 	if c.RootCACRL {
 		if col.RootCACRL, _, err = c.get(ctx, "rootcacrl", ""); err != nil {
-			return nil, time.Time{}, err
+			return nil, err
 		}
 		col.RootCACRL = maybeHex(col.RootCACRL)
 	}
-	ti, err := dcap.ParseTCBInfo(col.TCBInfo)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("pcs: TCB info: %v", err)
+	if err := checkFMSPC(col.TCBInfo, fmspc); err != nil {
+		return nil, err
 	}
-	if !equalFMSPC(ti.FMSPC, fmspc) {
-		return nil, time.Time{}, fmt.Errorf("pcs: asked for FMSPC %X, got TCB info for %s", fmspc, ti.FMSPC)
-	}
-	qi, err := dcap.ParseQEIdentity(col.QEIdentity)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("pcs: QE identity: %v", err)
-	}
-	expires := ti.NextUpdate
-	if qi.NextUpdate.Before(expires) {
-		expires = qi.NextUpdate
-	}
-	return &col, expires, nil
+	return &col, nil
 }
 
 // maybeHex decodes a CRL that a PCCS returned hex-encoded; DER (which

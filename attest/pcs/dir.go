@@ -59,12 +59,8 @@ func (d Dir) GetCollateral(_ context.Context, fmspc [6]byte, _ dcap.CA) (*dcap.C
 		}
 		*f.dst = b
 	}
-	ti, err := dcap.ParseTCBInfo(c.TCBInfo)
-	if err != nil {
-		return nil, fmt.Errorf("pcs: %s: %v", FileTCBInfo, err)
-	}
-	if !equalFMSPC(ti.FMSPC, fmspc) {
-		return nil, fmt.Errorf("pcs: %s is for FMSPC %s, the quote's platform is %X", FileTCBInfo, ti.FMSPC, fmspc)
+	if err := checkFMSPC(c.TCBInfo, fmspc); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }

@@ -69,7 +69,7 @@ func TestClientSimulatedPlatformCached(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, hits := countingServer(t, pcs.Handler(filepath.Join(p.Dir(), sim.DirCollateral)))
-	c := &pcs.Client{BaseURL: srv.URL + "/sgx/certification/v4", HTTP: srv.Client(), RootCACRL: true}
+	c := &pcs.Cache{Getter: &pcs.Client{BaseURL: srv.URL + "/sgx/certification/v4", HTTP: srv.Client(), RootCACRL: true}}
 	v, err := dcap.New(dcap.Options{Roots: p.Roots(), Collateral: c, RequireCRLs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestClientCacheExpires(t *testing.T) {
 	}
 	srv, hits := countingServer(t, pcs.Handler(filepath.Join(p.Dir(), sim.DirCollateral)))
 	now := time.Now()
-	c := &pcs.Client{BaseURL: srv.URL + "/sgx/certification/v4/", HTTP: srv.Client(), Now: func() time.Time { return now }}
+	c := &pcs.Cache{Getter: &pcs.Client{BaseURL: srv.URL + "/sgx/certification/v4/", HTTP: srv.Client()}, Now: func() time.Time { return now }, MaxAge: 24 * time.Hour}
 	if _, err := c.GetCollateral(context.Background(), sim.FMSPC, dcap.CAProcessor); err != nil {
 		t.Fatal(err)
 	}

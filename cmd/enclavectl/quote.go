@@ -69,7 +69,7 @@ func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	var getter dcap.Getter = pcs.Dir(*colDir)
 	if *pccs != "" {
-		getter = &pcs.Client{BaseURL: *pccs, RootCACRL: true, Now: now}
+		getter = &pcs.Client{BaseURL: *pccs, RootCACRL: true}
 	}
 	q, err := readQuote(*quotePath)
 	if err != nil {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestSimInitQuoteVerify(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	if code, _, stderr := runCmd(t, "sim", "init", dir); code != 0 {
+		t.Fatalf("sim init: %d %s", code, stderr)
+	}
+	for _, f := range []string{"root_ca.pem", "collateral/tcb_info.json", "collateral/tcb_info_issuer_chain.pem",
+		"collateral/qe_identity.json", "collateral/qe_identity_issuer_chain.pem", "collateral/pck_crl.der",
+		"collateral/pck_crl_issuer_chain.pem", "collateral/root_ca_crl.der"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("sim init did not write %s", f)
+		}
+	}
+	if code, _, _ := runCmd(t, "sim", "init", dir); code != 1 {
+		t.Errorf("second sim init into the same directory: exit %d, want 1", code)
+	}
+
+	code, hexQuote, stderr := runCmd(t, "sim", "quote", "--sim-dir", dir, "--report-data", "cafe", "--mrenclave", strings.Repeat("ab", 32), "--isvsvn", "5")
+	if code != 0 {
+		t.Fatalf("sim quote: %d %s", code, stderr)
+	}
+	qfile := filepath.Join(t.TempDir(), "q.hex")
+	os.WriteFile(qfile, []byte(hexQuote), 0o644)
+
+	code, out, stderr := runCmd(t, "quote", "verify", "--quote", qfile, "--collateral", filepath.Join(dir, "collateral"), "--root", filepath.Join(dir, "root_ca.pem"))
+	if code != 0 {
+		t.Fatalf("quote verify: %d %s %s", code, out, stderr)
+	}
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep["genuine"] != true || rep["simulated"] != true || rep["mrenclave"] != strings.Repeat("ab", 32) ||
+		rep["isvsvn"] != 5.0 || !strings.HasPrefix(rep["report_data"].(string), "cafe00") || rep["tcb_status"] != "UpToDate" {
+		t.Errorf("report %v", rep)
+	}
+
+	// Without --root the Intel root is trusted, and the simulated quote is refused.
+	code, out, _ = runCmd(t, "quote", "verify", "--quote", qfile, "--collateral", filepath.Join(dir, "collateral"))
+	if code != 1 || !strings.Contains(out, `"genuine": false`) || !strings.Contains(out, `"failed_step": "pck-chain"`) {
+		t.Errorf("simulated quote under Intel's root: exit %d, %s", code, out)
+	}
+}
+
+func TestQuoteVerifyRealQuote(t *testing.T) {
+	real := "../../testdata/dcap-real-quote-a"
+	code, out, stderr := runCmd(t, "quote", "verify", "--quote", real+"/quote.bin", "--collateral", real, "--at", "2022-12-20T00:50:04Z")
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	for _, want := range []string{`"tcb_status": "SWHardeningNeeded"`, `"simulated": false`, `"mrenclave": "68823bc62f409ee33a32ea270cfe45d4b19a6fb3c8570d7bc186cbe062398e8f"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s", want)
+		}
+	}
+	code, out, _ = runCmd(t, "quote", "verify", "--quote", real+"/quote.bin", "--collateral", real, "--at", "2023-01-15T12:45:37Z")
+	if code != 1 || !strings.Contains(out, "qe-identity") {
+		t.Errorf("expired QE identity: exit %d %s", code, out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"bogus"},
+		{"sim", "init"},
+		{"sim", "init", "a", "b"},
+		{"sim", "quote", "--report-data", "00"},
+		{"sim", "quote", "--sim-dir", "x", "--report-data", "zz"},
+		{"sim", "quote", "--sim-dir", "x", "--report-data", strings.Repeat("00", 65)},
+		{"quote", "verify"},
+		{"quote", "verify", "--quote", "q"},
+		{"quote", "verify", "--quote", "q", "--collateral", "d", "--pccs", "http://x"},
+		{"quote", "verify", "--quote", "q", "--collateral", "d", "--at", "yesterday"},
+	} {
+		if code, _, stderr := runCmd(t, args...); code != 2 || stderr == "" {
+			t.Errorf("%q: exit %d, stderr %q; want 2 with a message", args, code, stderr)
+		}
+	}
+	if code, out, _ := runCmd(t, "help"); code != 0 || !strings.Contains(out, "quote verify") {
+		t.Errorf("help: %d", code)
+	}
+	if code, _, stderr := runCmd(t, "sim", "init", "--help"); code != 0 || !strings.Contains(stderr, "-out-of-date") {
+		t.Errorf("sim init --help: %d %s", code, stderr)
+	}
+}
+
+func TestSimQuoteMissingPlatform(t *testing.T) {
+	code, _, stderr := runCmd(t, "sim", "quote", "--sim-dir", t.TempDir(), "--report-data", "00", "--mrenclave", strings.Repeat("00", 32))
+	if code != 1 || !strings.Contains(stderr, "enclavectl sim init") {
+		t.Errorf("exit %d, stderr %q: want a hint to run sim init", code, stderr)
+	}
+}
