@@ -1,3 +1,3 @@
 module github.com/sharedenclave/sharedenclave
 
-go 1.26.8
+go 1.25.0

@@ -51,10 +51,11 @@ func ParsePCKExtensions(cert *x509.Certificate) (*PCKExtensions, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("dcap: PCK certificate has no SGX extension (%s)", OIDSGXExtensions)
 	}
-	return parseSGXExtension(raw)
+	return ParseSGXExtension(raw)
 }
 
-func parseSGXExtension(raw []byte) (*PCKExtensions, error) {
+// ParseSGXExtension parses the DER value of the SGX extension.
+func ParseSGXExtension(raw []byte) (*PCKExtensions, error) {
 	var entries []oidValue
 	if rest, err := asn1.Unmarshal(raw, &entries); err != nil || len(rest) != 0 {
 		return nil, fmt.Errorf("dcap: SGX extension is not a sequence of (OID, value): %v", err)

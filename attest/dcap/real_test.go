@@ -33,7 +33,7 @@ func realQuote(t testing.TB) []byte {
 func realVerifier(t testing.TB, at int64, getter dcap.Getter) *dcap.Verifier {
 	t.Helper()
 	if getter == nil {
-		getter = pcs.Dir(realDir)
+		getter = realGetter()
 	}
 	v, err := dcap.New(dcap.Options{
 		Roots:      []*x509Cert{dcap.IntelRoot()},
@@ -138,3 +138,5 @@ func TestNewRefusesMissingRootsAndCollateral(t *testing.T) {
 		t.Error("no collateral source accepted")
 	}
 }
+
+func realGetter() dcap.Getter { return pcs.Dir(realDir) }
