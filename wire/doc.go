@@ -1,0 +1,26 @@
+// Package wire is the relay's framing, byte for byte. It knows nothing
+// of sessions or mailboxes and does no I/O beyond the io.Reader and
+// io.Writer it is given.
+//
+// # Attestation messages
+//
+// Before any frame, each side sends its quote as
+//
+//	length u32 big-endian ‖ quote
+//
+// with 1 ≤ length ≤ MaxQuote (64 KiB), checked before allocating.
+//
+// # Frames
+//
+//	type u8 ‖ length u32 big-endian ‖ payload
+//
+// The payload is at most the configured maximum (DefaultMaxPayload, 1 MiB);
+// a longer length is refused with a *SizeError before any of it is read.
+// SEND_DATA and DATA_AVAILABLE payloads are
+//
+//	id length u16 big-endian ‖ id (1..255 bytes UTF-8) ‖ data
+//
+// and REGISTER_CLIENT's payload is the id itself. The NACK types and ERROR
+// carry an optional UTF-8 reason. docs/PROTOCOL.md gives every type and
+// when each answer is sent.
+package wire

@@ -1,0 +1,230 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// Type is a frame type byte.
+type Type uint8
+
+// Frame types, byte-exact (see docs/PROTOCOL.md).
+const (
+	RegisterClient  Type = 0x01 // C→S: client id
+	SendData        Type = 0x02 // C→S: u16 recipient length ‖ recipient ‖ data
+	PollData        Type = 0x03 // C→S: empty
+	RegisterAck     Type = 0x81 // S→C
+	SendAck         Type = 0x82 // S→C
+	DataAvailable   Type = 0x83 // S→C: u16 sender length ‖ sender ‖ data
+	NoDataAvailable Type = 0xA3 // S→C
+	RegisterNack    Type = 0xE1 // S→C: optional UTF-8 reason
+	SendNack        Type = 0xE2 // S→C: optional UTF-8 reason
+	PollNack        Type = 0xE3 // S→C: optional UTF-8 reason
+	Error           Type = 0xFF // S→C: optional UTF-8 reason
+)
+
+var typeNames = map[Type]string{
+	RegisterClient: "REGISTER_CLIENT", SendData: "SEND_DATA", PollData: "POLL_DATA",
+	RegisterAck: "REGISTER_ACK", SendAck: "SEND_ACK", DataAvailable: "DATA_AVAILABLE",
+	NoDataAvailable: "NO_DATA_AVAILABLE", RegisterNack: "REGISTER_NACK", SendNack: "SEND_NACK",
+	PollNack: "POLL_NACK", Error: "ERROR",
+}
+
+func (t Type) String() string {
+	if n, ok := typeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("UNKNOWN(0x%02X)", uint8(t))
+}
+
+// Known reports whether t is one of the types above.
+func (t Type) Known() bool { _, ok := typeNames[t]; return ok }
+
+// FromClient reports whether t is a type a client may send.
+func (t Type) FromClient() bool { return t == RegisterClient || t == SendData || t == PollData }
+
+// Sizes and limits.
+const (
+	HeaderSize = 5 // type u8 ‖ length u32 big-endian
+	// DefaultMaxPayload is the default cap on a frame's payload.
+	DefaultMaxPayload = 1 << 20
+	// MaxIDLen is the longest client id, in bytes.
+	MaxIDLen = 255
+	// MaxQuote caps the attestation quote exchanged before framing.
+	MaxQuote = 64 << 10
+)
+
+// Errors. ErrTooLarge and ErrMalformed are wrapped by *SizeError and the
+// payload decoders respectively.
+var (
+	ErrTooLarge  = errors.New("wire: frame too large")
+	ErrMalformed = errors.New("wire: malformed payload")
+)
+
+// SizeError reports a length over its limit; nothing was allocated for it.
+type SizeError struct {
+	What  string
+	Len   uint64
+	Limit int
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("wire: %s of %d bytes is over the %d-byte limit", e.What, e.Len, e.Limit)
+}
+
+// Unwrap returns ErrTooLarge.
+func (e *SizeError) Unwrap() error { return ErrTooLarge }
+
+// Frame is one decoded frame. Payload aliases the Reader's buffer and is
+// valid only until the next ReadFrame.
+type Frame struct {
+	Type    Type
+	Payload []byte
+}
+
+// Reader decodes frames from a stream.
+type Reader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+	hdr [HeaderSize]byte
+}
+
+// NewReader returns a Reader that refuses payloads over maxPayload bytes
+// (DefaultMaxPayload if maxPayload <= 0). r is buffered if it is not a
+// *bufio.Reader already.
+func NewReader(r io.Reader, maxPayload int) *Reader {
+	if maxPayload <= 0 {
+		maxPayload = DefaultMaxPayload
+	}
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReader(r)
+	}
+	return &Reader{r: br, max: maxPayload}
+}
+
+// Buffered is how many bytes are already read from the stream and not
+// yet consumed: a server flushes its replies when this is zero.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
+
+// ReadFrame reads one frame. A length over the limit returns a *SizeError
+// before any of the payload is read or allocated; a stream that ends
+// mid-frame returns io.ErrUnexpectedEOF, and one that ends between frames
+// io.EOF.
+func (r *Reader) ReadFrame() (Frame, error) {
+	if _, err := io.ReadFull(r.r, r.hdr[:1]); err != nil {
+		return Frame{}, err
+	}
+	if _, err := io.ReadFull(r.r, r.hdr[1:]); err != nil {
+		return Frame{}, noEOF(err)
+	}
+	n := binary.BigEndian.Uint32(r.hdr[1:])
+	if uint64(n) > uint64(r.max) {
+		return Frame{}, &SizeError{What: "payload", Len: uint64(n), Limit: r.max}
+	}
+	if cap(r.buf) < int(n) {
+		r.buf = make([]byte, n)
+	}
+	p := r.buf[:n]
+	if _, err := io.ReadFull(r.r, p); err != nil {
+		return Frame{}, noEOF(err)
+	}
+	return Frame{Type: Type(r.hdr[0]), Payload: p}, nil
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// AppendFrame appends the encoding of a frame to dst.
+func AppendFrame(dst []byte, t Type, payload []byte) []byte {
+	dst = append(dst, byte(t))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
+	return append(dst, payload...)
+}
+
+// WriteFrame writes one frame to w in a single Write.
+func WriteFrame(w io.Writer, t Type, payload []byte) error {
+	if uint64(len(payload)) > 0xFFFFFFFF {
+		return &SizeError{What: "payload", Len: uint64(len(payload)), Limit: 0xFFFFFFFF}
+	}
+	_, err := w.Write(AppendFrame(make([]byte, 0, HeaderSize+len(payload)), t, payload))
+	return err
+}
+
+// CheckID validates a client id: 1..255 bytes of valid UTF-8.
+func CheckID(id []byte) error {
+	switch {
+	case len(id) == 0:
+		return fmt.Errorf("%w: empty client id", ErrMalformed)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: client id of %d bytes, longer than %d", ErrMalformed, len(id), MaxIDLen)
+	case !utf8.Valid(id):
+		return fmt.Errorf("%w: client id is not valid UTF-8", ErrMalformed)
+	}
+	return nil
+}
+
+// AppendAddressed appends the SEND_DATA / DATA_AVAILABLE payload
+// u16 id length ‖ id ‖ data.
+func AppendAddressed(dst []byte, id string, data []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(id)))
+	dst = append(dst, id...)
+	return append(dst, data...)
+}
+
+// ParseAddressed splits a SEND_DATA or DATA_AVAILABLE payload into the id
+// and the data. The id must pass CheckID. The returned slices alias p.
+func ParseAddressed(p []byte) (id, data []byte, err error) {
+	if len(p) < 2 {
+		return nil, nil, fmt.Errorf("%w: %d bytes, too short for the u16 id length", ErrMalformed, len(p))
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	if n > len(p)-2 {
+		return nil, nil, fmt.Errorf("%w: id length %d, but %d bytes follow", ErrMalformed, n, len(p)-2)
+	}
+	id, data = p[2:2+n], p[2+n:]
+	if err := CheckID(id); err != nil {
+		return nil, nil, err
+	}
+	return id, data, nil
+}
+
+// WriteQuote writes the attestation message u32 length (big-endian) ‖ quote.
+func WriteQuote(w io.Writer, quote []byte) error {
+	if len(quote) == 0 || len(quote) > MaxQuote {
+		return &SizeError{What: "quote", Len: uint64(len(quote)), Limit: MaxQuote}
+	}
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(quote)), uint32(len(quote)))
+	_, err := w.Write(append(b, quote...))
+	return err
+}
+
+// ReadQuote reads u32 length ‖ quote, refusing a length of 0 or over
+// MaxQuote before allocating.
+func ReadQuote(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, noEOF(err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return nil, fmt.Errorf("%w: quote length 0", ErrMalformed)
+	}
+	if n > MaxQuote {
+		return nil, &SizeError{What: "quote", Len: uint64(n), Limit: MaxQuote}
+	}
+	q := make([]byte, n)
+	if _, err := io.ReadFull(r, q); err != nil {
+		return nil, noEOF(err)
+	}
+	return q, nil
+}
