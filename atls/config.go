@@ -1,0 +1,115 @@
+package atls
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"time"
+)
+
+// ServerConfig returns the TLS configuration the servers use: the one
+// certificate given, TLS 1.3 preferred and 1.2 the minimum (with
+// extended master secret, which Go always negotiates, so the exporter
+// works), AEAD suites only.
+func ServerConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tls12Suites,
+	}
+}
+
+// ClientConfig returns a client TLS configuration for the post-handshake
+// attestation: the server's certificate is not checked against a CA,
+// because the server's quote binds it (Peer.Client checks that binding).
+// Use it only with Peer.Client, or with a VerifyConnection of your own.
+func ClientConfig() *tls.Config {
+	return &tls.Config{
+		// The server is authenticated by its quote, which binds the
+		// certificate of this very handshake; there is no CA to check.
+		InsecureSkipVerify: true,
+		MinVersion:         tls.VersionTLS12,
+		CipherSuites:       tls12Suites,
+	}
+}
+
+// TLS 1.2 suites: ECDHE with AEAD only. (TLS 1.3 suites are not
+// configurable and are all AEAD.)
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// CertOptions configure generated certificates.
+type CertOptions struct {
+	Rand       io.Reader     // nil: crypto/rand
+	Now        time.Time     // zero: time.Now()
+	Validity   time.Duration // zero: 30 days
+	CommonName string        // zero: "Shared Enclave"
+}
+
+func (o *CertOptions) defaults() {
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.Validity == 0 {
+		o.Validity = 30 * 24 * time.Hour
+	}
+	if o.CommonName == "" {
+		o.CommonName = "Shared Enclave"
+	}
+}
+
+// selfSigned makes a self-signed ECDSA P-256 certificate for a key
+// generated here (inside the enclave), with extra extensions.
+func selfSigned(opts CertOptions, key *ecdsa.PrivateKey, exts []pkix.Extension) (tls.Certificate, error) {
+	serial := make([]byte, 16)
+	if _, err := io.ReadFull(opts.Rand, serial); err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          new(big.Int).SetBytes(serial),
+		Subject:               pkix.Name{CommonName: opts.CommonName},
+		NotBefore:             opts.Now.Add(-time.Hour),
+		NotAfter:              opts.Now.Add(opts.Validity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              []string{"localhost"},
+		ExtraExtensions:       exts,
+	}
+	der, err := x509.CreateCertificate(opts.Rand, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("atls: creating certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// NewKeyCertificate generates a fresh P-256 key inside the enclave and a
+// self-signed certificate for it, with no attestation extension: the
+// relay's TLS identity, which its post-handshake quote binds.
+func NewKeyCertificate(opts CertOptions) (tls.Certificate, error) {
+	opts.defaults()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), opts.Rand)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return selfSigned(opts, key, nil)
+}
