@@ -1,0 +1,217 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/sharedenclave/sharedenclave/atls"
+	"github.com/sharedenclave/sharedenclave/attest"
+	"github.com/sharedenclave/sharedenclave/wire"
+)
+
+// Config configures a relay connection.
+type Config struct {
+	// Attester quotes this enclave; Verifier and Policy decide which relay
+	// is acceptable. All three are required.
+	Attester attest.Attester
+	Verifier attest.Verifier
+	Policy   *attest.Policy
+	// Timeout bounds the dial and attestation, and each request; default
+	// 15 s.
+	Timeout time.Duration
+	// MaxPayload caps frames read from the server; default
+	// wire.DefaultMaxPayload.
+	MaxPayload int
+	// TLS, when set, is used instead of atls.ClientConfig().
+	TLS *tls.Config
+}
+
+// Errors.
+var (
+	// ErrNack wraps every NACK: the server understood and said no.
+	ErrNack = errors.New("client: request refused")
+)
+
+// NackError is a REGISTER_NACK, SEND_NACK or POLL_NACK with its reason.
+type NackError struct {
+	Type   wire.Type
+	Reason string
+}
+
+func (e *NackError) Error() string { return fmt.Sprintf("client: %s: %s", e.Type, e.Reason) }
+
+// Unwrap returns ErrNack.
+func (e *NackError) Unwrap() error { return ErrNack }
+
+// ServerError is an ERROR frame from the server.
+type ServerError struct{ Reason string }
+
+func (e *ServerError) Error() string { return "client: server error: " + e.Reason }
+
+// Conn is an attested connection to a relay. Its methods are not safe for
+// concurrent use; use one Conn per goroutine.
+type Conn struct {
+	conn    *tls.Conn
+	r       *wire.Reader
+	w       *bufio.Writer
+	timeout time.Duration
+	server  *attest.Report
+	buf     []byte
+}
+
+// Dial connects to a relay at addr, runs the TLS handshake and the mutual
+// attestation, and returns the connection once the relay's quote has been
+// verified against cfg.Policy and bound to this TLS session.
+func Dial(ctx context.Context, addr string, cfg Config) (*Conn, error) {
+	if cfg.Attester == nil || cfg.Verifier == nil || cfg.Policy == nil {
+		return nil, errors.New("client: Config needs an Attester, a Verifier and a Policy")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	tcfg := cfg.TLS
+	if tcfg == nil {
+		tcfg = atls.ClientConfig()
+	}
+	d := net.Dialer{Timeout: cfg.Timeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	tc := tls.Client(raw, tcfg)
+	peer := &atls.Peer{Attester: cfg.Attester, Verifier: cfg.Verifier, Policy: cfg.Policy, Timeout: cfg.Timeout}
+	report, err := peer.Client(ctx, tc)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return &Conn{
+		conn: tc, r: wire.NewReader(tc, cfg.MaxPayload), w: bufio.NewWriterSize(tc, 16<<10),
+		timeout: cfg.Timeout, server: report,
+	}, nil
+}
+
+// ServerReport is the relay's verified attestation report.
+func (c *Conn) ServerReport() *attest.Report { return c.server }
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.conn.Close() }
+
+func (c *Conn) write(t wire.Type, payload []byte) error {
+	c.buf = wire.AppendFrame(c.buf[:0], t, payload)
+	_, err := c.w.Write(c.buf)
+	return err
+}
+
+func (c *Conn) flush() error {
+	c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.w.Flush()
+}
+
+func (c *Conn) read() (wire.Frame, error) {
+	c.conn.SetReadDeadline(time.Now().Add(c.timeout))
+	f, err := c.r.ReadFrame()
+	if err != nil {
+		return f, fmt.Errorf("client: %w", err)
+	}
+	if f.Type == wire.Error {
+		return f, &ServerError{Reason: string(f.Payload)}
+	}
+	return f, nil
+}
+
+func (c *Conn) roundTrip(t wire.Type, payload []byte) (wire.Frame, error) {
+	if err := c.write(t, payload); err != nil {
+		return wire.Frame{}, err
+	}
+	if err := c.flush(); err != nil {
+		return wire.Frame{}, fmt.Errorf("client: %w", err)
+	}
+	return c.read()
+}
+
+func expect(f wire.Frame, ack, nack wire.Type) error {
+	switch f.Type {
+	case ack:
+		return nil
+	case nack:
+		return &NackError{Type: nack, Reason: string(f.Payload)}
+	}
+	return fmt.Errorf("client: unexpected %s in answer", f.Type)
+}
+
+// Register claims a client id for this connection.
+func (c *Conn) Register(id string) error {
+	if err := wire.CheckID([]byte(id)); err != nil {
+		return err
+	}
+	f, err := c.roundTrip(wire.RegisterClient, []byte(id))
+	if err != nil {
+		return err
+	}
+	return expect(f, wire.RegisterAck, wire.RegisterNack)
+}
+
+// Send delivers data to recipient's mailbox. It returns after the relay
+// acknowledged (SEND_ACK) or refused (*NackError) it.
+func (c *Conn) Send(recipient string, data []byte) error {
+	f, err := c.roundTrip(wire.SendData, wire.AppendAddressed(nil, recipient, data))
+	if err != nil {
+		return err
+	}
+	return expect(f, wire.SendAck, wire.SendNack)
+}
+
+// Poll fetches the oldest message waiting for this client. ok is false
+// when the mailbox is empty.
+func (c *Conn) Poll() (from string, data []byte, ok bool, err error) {
+	f, err := c.roundTrip(wire.PollData, nil)
+	if err != nil {
+		return "", nil, false, err
+	}
+	switch f.Type {
+	case wire.NoDataAvailable:
+		return "", nil, false, nil
+	case wire.PollNack:
+		return "", nil, false, &NackError{Type: wire.PollNack, Reason: string(f.Payload)}
+	case wire.DataAvailable:
+		id, d, err := wire.ParseAddressed(f.Payload)
+		if err != nil {
+			return "", nil, false, fmt.Errorf("client: DATA_AVAILABLE: %w", err)
+		}
+		return string(id), append([]byte(nil), d...), true, nil
+	}
+	return "", nil, false, fmt.Errorf("client: unexpected %s in answer to POLL", f.Type)
+}
+
+// Pipeline sends many SEND_DATA frames before reading their answers, as
+// a bulk sender would: it writes all of msgs, then reads len(msgs)
+// answers, returning the first NACK or error. Order is kept.
+func (c *Conn) Pipeline(recipient string, msgs [][]byte) error {
+	var payload []byte
+	for _, m := range msgs {
+		payload = wire.AppendAddressed(payload[:0], recipient, m)
+		if err := c.write(wire.SendData, payload); err != nil {
+			return err
+		}
+	}
+	if err := c.flush(); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	var first error
+	for range msgs {
+		f, err := c.read()
+		if err != nil {
+			return err
+		}
+		if err := expect(f, wire.SendAck, wire.SendNack); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,257 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sharedenclave/sharedenclave/atls"
+	"github.com/sharedenclave/sharedenclave/attest"
+	"github.com/sharedenclave/sharedenclave/wire"
+)
+
+// Config configures a Server. Certificate and Peer are required.
+type Config struct {
+	// Certificate is the server's TLS identity, generated in the enclave.
+	Certificate tls.Certificate
+	// Peer attests the server and verifies clients (its Policy says which
+	// client enclaves may connect).
+	Peer *atls.Peer
+	// Bindings optionally ties client ids to attested identities.
+	Bindings map[string]*attest.Policy
+	// Mailboxes stores messages; nil means in-memory with Limits.
+	Mailboxes Mailboxes
+	Limits    Limits
+	// MaxPayload caps a frame's payload; default wire.DefaultMaxPayload.
+	MaxPayload int
+	// MaxConns caps concurrent connections; default 10000.
+	MaxConns int
+	// IdleTimeout is how long a session may wait for its next frame;
+	// default 5 minutes. WriteTimeout bounds each flush; default 10 s.
+	IdleTimeout  time.Duration
+	WriteTimeout time.Duration
+	// Logger receives connection events, never payloads. Nil: discard.
+	Logger *slog.Logger
+	// Metrics, when set, is told about events.
+	Metrics Metrics
+}
+
+// Metrics receives relay events; package metrics (or a test) implements it.
+type Metrics interface {
+	Connection(open bool)
+	Attestation(result string)
+	Frame(t wire.Type)
+	Nack(t wire.Type, reason string)
+	Delivered()
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Connection(bool)        {}
+func (noMetrics) Attestation(string)     {}
+func (noMetrics) Frame(wire.Type)        {}
+func (noMetrics) Nack(wire.Type, string) {}
+func (noMetrics) Delivered()             {}
+
+// Server is the relay.
+type Server struct {
+	cfg   Config
+	boxes Mailboxes
+	reg   registry
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	lns      map[net.Listener]struct{}
+	closing  atomic.Bool
+	wg       sync.WaitGroup
+	nextID   atomic.Uint64
+	conns    atomic.Int64
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("relay: server closed")
+
+// New validates cfg and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Certificate.Certificate) == 0 {
+		return nil, errors.New("relay: no TLS certificate")
+	}
+	if cfg.Peer == nil || cfg.Peer.Policy == nil {
+		return nil, errors.New("relay: no attestation peer or client policy")
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = wire.DefaultMaxPayload
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 10000
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
+	boxes := cfg.Mailboxes
+	if boxes == nil {
+		boxes = NewMemoryMailboxes(cfg.Limits)
+	}
+	return &Server{
+		cfg: cfg, boxes: boxes, log: cfg.Logger,
+		reg:      registry{live: map[string]*session{}, bindings: cfg.Bindings},
+		sessions: map[*session]struct{}{},
+		lns:      map[net.Listener]struct{}{},
+	}, nil
+}
+
+// Serve accepts connections on ln until Shutdown, one goroutine each.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.lns[ln] = struct{}{}
+	s.mu.Unlock()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if s.conns.Add(1) > int64(s.cfg.MaxConns) {
+			s.conns.Add(-1)
+			s.log.Warn("connection refused: at the connection limit", "remote", c.RemoteAddr().String(), "max_conns", s.cfg.MaxConns)
+			c.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.conns.Add(-1)
+			s.handle(c)
+		}()
+	}
+}
+
+// Shutdown stops accepting, lets every session finish the request it is
+// handling (its answer is flushed), closes the connections, and waits for
+// them until ctx is done; then it closes whatever is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for sess := range s.sessions {
+		sess.stop()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.conn.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Server) handle(c net.Conn) {
+	id := s.nextID.Add(1)
+	log := s.log.With("conn", id, "remote", c.RemoteAddr().String())
+	s.cfg.Metrics.Connection(true)
+	defer s.cfg.Metrics.Connection(false)
+	tc := tls.Server(c, atls.ServerConfig(s.cfg.Certificate))
+	sess := &session{srv: s, conn: tc, log: log}
+	if !s.track(sess) {
+		c.Close()
+		return
+	}
+	defer s.untrack(sess)
+	defer tc.Close()
+
+	report, err := s.cfg.Peer.Server(context.Background(), tc, s.cfg.Certificate.Certificate[0])
+	if err != nil {
+		reason := attestationFailure(err)
+		s.cfg.Metrics.Attestation(reason)
+		log.Info("attestation failed", "reason", reason, "err", err)
+		return
+	}
+	s.cfg.Metrics.Attestation("ok")
+	sess.peer = report
+	log.Info("client attested", "mrenclave", report.MREnclave.String(), "mrsigner", report.MRSigner.String(),
+		"tcb_status", string(report.TCBStatus), "simulated", report.Simulated)
+	sess.serve()
+	s.reg.release(sess)
+}
+
+// attestationFailure names why a client's attestation failed, for metrics.
+func attestationFailure(err error) string {
+	var pe *attest.PolicyError
+	switch {
+	case errors.As(err, &pe):
+		return "policy-" + pe.Rule
+	case errors.Is(err, attest.ErrNotGenuine):
+		return "not-genuine"
+	case errors.Is(err, wire.ErrTooLarge), errors.Is(err, wire.ErrMalformed):
+		return "bad-message"
+	case errors.Is(err, atls.ErrNoExporter):
+		return "no-exporter"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	if errors.Is(err, atls.ErrPeer) {
+		return "io"
+	}
+	return "tls-handshake"
+}
+
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// Addr describes a listener for logs.
+func Addr(ln net.Listener) string { return fmt.Sprint(ln.Addr()) }

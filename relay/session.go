@@ -1,0 +1,177 @@
+package relay
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/sharedenclave/sharedenclave/attest"
+	"github.com/sharedenclave/sharedenclave/wire"
+)
+
+// session is one attested client connection.
+type session struct {
+	srv     *Server
+	conn    net.Conn
+	log     *slog.Logger
+	peer    *attest.Report
+	id      string // registered client id, "" until REGISTER succeeds
+	stopped atomic.Bool
+	out     *bufio.Writer
+	scratch []byte
+}
+
+// stop asks the session to finish its current request and close: a read
+// waiting for the next frame is woken by an expired deadline.
+func (s *session) stop() {
+	s.stopped.Store(true)
+	s.conn.SetReadDeadline(time.Now())
+}
+
+func (s *session) serve() {
+	cfg := &s.srv.cfg
+	r := wire.NewReader(s.conn, cfg.MaxPayload)
+	s.out = bufio.NewWriterSize(s.conn, 16<<10)
+	for !s.stopped.Load() {
+		s.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		if s.stopped.Load() { // Shutdown may have run between the check and the deadline
+			break
+		}
+		f, err := r.ReadFrame()
+		if err != nil {
+			var se *wire.SizeError
+			switch {
+			case errors.As(err, &se):
+				s.log.Info("frame over the size limit; closing", "len", se.Len, "limit", se.Limit)
+				s.reply(wire.Error, fmt.Sprintf("frame payload of %d bytes is over the %d-byte limit", se.Len, se.Limit))
+				s.flush()
+			case errors.Is(err, io.EOF):
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				if !s.stopped.Load() {
+					s.log.Info("idle timeout; closing")
+				}
+			default:
+				s.log.Info("read failed; closing", "err", err)
+			}
+			return
+		}
+		cfg.Metrics.Frame(f.Type)
+		s.handle(f)
+		// Flush when the client has nothing more pending: a pipelining
+		// client gets many answers per write.
+		if r.Buffered() == 0 || s.out.Buffered() > 8<<10 {
+			if !s.flush() {
+				return
+			}
+		}
+	}
+	s.flush()
+}
+
+func (s *session) flush() bool {
+	if s.out.Buffered() == 0 {
+		return true
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	if err := s.out.Flush(); err != nil {
+		s.log.Info("write failed; closing", "err", err)
+		return false
+	}
+	return true
+}
+
+func (s *session) reply(t wire.Type, reason string) {
+	s.replyBytes(t, []byte(reason))
+}
+
+func (s *session) replyBytes(t wire.Type, payload []byte) {
+	s.scratch = wire.AppendFrame(s.scratch[:0], t, payload)
+	s.out.Write(s.scratch)
+}
+
+func (s *session) nack(t wire.Type, reason string) {
+	s.srv.cfg.Metrics.Nack(t, reason)
+	s.reply(t, reason)
+}
+
+func (s *session) handle(f wire.Frame) {
+	srv := s.srv
+	switch f.Type {
+	case wire.RegisterClient:
+		if err := wire.CheckID(f.Payload); err != nil {
+			s.nack(wire.RegisterNack, reasonOf(err))
+			return
+		}
+		id := string(f.Payload)
+		if reason := srv.reg.register(s, id, srv.boxes); reason != "" {
+			s.nack(wire.RegisterNack, reason)
+			return
+		}
+		s.log.Info("registered", "id", id)
+		s.reply(wire.RegisterAck, "")
+
+	case wire.SendData:
+		to, data, err := wire.ParseAddressed(f.Payload)
+		if err != nil {
+			s.nack(wire.SendNack, reasonOf(err))
+			return
+		}
+		if s.id == "" {
+			s.nack(wire.SendNack, "register before sending")
+			return
+		}
+		switch err := srv.boxes.Push(string(to), Message{From: s.id, Data: data}); {
+		case err == nil:
+			s.reply(wire.SendAck, "")
+		case errors.Is(err, ErrNoMailbox):
+			s.nack(wire.SendNack, "recipient not found")
+		case errors.Is(err, ErrMailboxFull):
+			s.nack(wire.SendNack, "mailbox full")
+		default:
+			s.log.Error("storing message failed", "err", err)
+			s.nack(wire.SendNack, "message could not be stored")
+		}
+
+	case wire.PollData:
+		if s.id == "" {
+			s.nack(wire.PollNack, "register before polling")
+			return
+		}
+		m, ok, err := srv.boxes.Pop(s.id)
+		switch {
+		case err != nil:
+			s.log.Error("reading mailbox failed", "err", err)
+			s.nack(wire.PollNack, "mailbox could not be read")
+		case !ok:
+			s.reply(wire.NoDataAvailable, "")
+		default:
+			srv.cfg.Metrics.Delivered()
+			s.scratch = wire.AppendAddressed(s.scratch[:0], m.From, m.Data)
+			s.out.Write(wire.AppendFrame(nil, wire.DataAvailable, s.scratch))
+		}
+
+	default:
+		if f.Type.Known() {
+			s.reply(wire.Error, fmt.Sprintf("frame type 0x%02X (%s) is sent by the server, not the client", uint8(f.Type), f.Type))
+		} else {
+			s.reply(wire.Error, fmt.Sprintf("unknown frame type 0x%02X", uint8(f.Type)))
+		}
+	}
+}
+
+// reasonOf turns a wire decoding error into a NACK reason without the
+// package prefix.
+func reasonOf(err error) string {
+	msg := err.Error()
+	const p = "wire: malformed payload: "
+	if len(msg) > len(p) && msg[:len(p)] == p {
+		return msg[len(p):]
+	}
+	return msg
+}
