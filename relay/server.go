@@ -212,6 +212,7 @@ func (s *Server) handle(c net.Conn) {
 		"tcb_status", string(report.TCBStatus), "simulated", report.Simulated)
 	sess.serve()
 	s.reg.release(sess)
+	log.Info("session closed", "id", sess.id)
 }
 
 // attestationFailure names why a client's attestation failed, for metrics.

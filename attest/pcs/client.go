@@ -18,6 +18,10 @@ import (
 // API version 4. A PCCS serves the same paths.
 const IntelPCS = "https://api.trustedservices.intel.com/sgx/certification/v4/"
 
+// IntelRootCACRL is where Intel publishes the SGX root CA's CRL (the CRL
+// distribution point of the root certificate).
+const IntelRootCACRL = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+
 // HTTP header names of the issuer chains PCS returns (URL-encoded PEM).
 const (
 	HeaderTCBInfoIssuerChain    = "TCB-Info-Issuer-Chain"
@@ -36,6 +40,9 @@ type Client struct {
 	// RootCACRL fetches the root CA CRL from BaseURL + "rootcacrl" (a
 	// PCCS path; Intel PCS itself does not serve it).
 	RootCACRL bool
+	// RootCACRLURL, when RootCACRL is false, is where to fetch the root CA
+	// CRL instead (for Intel PCS: IntelRootCACRL).
+	RootCACRLURL string
 }
 
 var _ dcap.Getter = (*Client)(nil)
@@ -63,6 +70,10 @@ func (c *Client) GetCollateral(ctx context.Context, fmspc [6]byte, ca dcap.CA) (
 			return nil, err
 		}
 		col.RootCACRL = maybeHex(col.RootCACRL)
+	} else if c.RootCACRLURL != "" {
+		if col.RootCACRL, _, err = c.getURL(ctx, c.RootCACRLURL, ""); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkFMSPC(col.TCBInfo, fmspc); err != nil {
 		return nil, err
@@ -91,7 +102,12 @@ func (c *Client) get(ctx context.Context, path, chainHeader string) (body, chain
 	if !strings.HasSuffix(base, "/") {
 		base += "/"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	return c.getURL(ctx, base+path, chainHeader)
+}
+
+func (c *Client) getURL(ctx context.Context, u, chainHeader string) (body, chain []byte, err error) {
+	path := u
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pcs: %w", err)
 	}

@@ -1,0 +1,222 @@
+// Command relayd is the Shared Enclave relay: client enclaves connect over
+// TLS, attest each other with the relay (DCAP quotes bound to the TLS
+// session), register an id, send data to other ids and poll for theirs.
+//
+//	relayd --simulation                      # simulated platform in ./.sim, created if missing
+//	relayd --policy relay-policy.toml        # under gramine-sgx
+//
+// Run `relayd --help` for every flag.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sharedenclave/sharedenclave/atls"
+	"github.com/sharedenclave/sharedenclave/attest"
+	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/attest/policyfile"
+	"github.com/sharedenclave/sharedenclave/relay"
+	"github.com/sharedenclave/sharedenclave/wire"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
+}
+
+type options struct {
+	listen        string
+	simulation    bool
+	simDir        string
+	dataDir       string
+	policy        string
+	pccs          string
+	collateral    string
+	gramineDir    string
+	maxPayload    int
+	mailboxMsgs   int
+	mailboxBytes  int64
+	maxConns      int
+	idleTimeout   time.Duration
+	attestTimeout time.Duration
+	shutdownWait  time.Duration
+	logFormat     string
+	logLevel      string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: relayd [flags]
+
+The Shared Enclave relay. Without --simulation it must run under gramine-sgx
+with DCAP attestation, and --policy must say which client enclaves may connect.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.listen, "listen", ":12345", "TCP address to listen on")
+	fs.BoolVar(&o.simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
+	fs.StringVar(&o.simDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory for durable, sealed mailboxes (not available yet: mailboxes are memory-only)")
+	fs.StringVar(&o.policy, "policy", "", "TOML policy: which client enclaves may connect, optional id bindings (required under SGX)")
+	fs.StringVar(&o.pccs, "pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
+	fs.StringVar(&o.collateral, "collateral", "", "collateral directory instead of a PCCS (SGX)")
+	fs.StringVar(&o.gramineDir, "gramine-dir", "/dev/attestation", "Gramine attestation directory (SGX)")
+	fs.IntVar(&o.maxPayload, "max-payload", wire.DefaultMaxPayload, "largest frame payload accepted, in bytes")
+	fs.IntVar(&o.mailboxMsgs, "mailbox-messages", 1024, "messages a mailbox holds before SEND_NACK \"mailbox full\"")
+	fs.Int64Var(&o.mailboxBytes, "mailbox-bytes", 16<<20, "data bytes a mailbox holds before SEND_NACK \"mailbox full\"")
+	fs.IntVar(&o.maxConns, "max-conns", 10000, "concurrent connections accepted")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "close a session that sends nothing for this long")
+	fs.DurationVar(&o.attestTimeout, "attest-timeout", 15*time.Second, "deadline for the TLS handshake and attestation")
+	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to let sessions finish")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.simulation && o.simDir == "" {
+		o.simDir = ".sim"
+	}
+	switch {
+	case o.dataDir != "":
+		return nil, errors.New("--data-dir: durable mailboxes are not available yet; run without it (memory-only)")
+	case o.maxPayload < 1 || o.maxPayload > 64<<20:
+		return nil, errors.New("--max-payload must be between 1 and 67108864")
+	case o.mailboxMsgs < 1 || o.mailboxBytes < 1:
+		return nil, errors.New("--mailbox-messages and --mailbox-bytes must be positive")
+	case o.maxConns < 1:
+		return nil, errors.New("--max-conns must be positive")
+	case o.idleTimeout <= 0 || o.attestTimeout <= 0 || o.shutdownWait <= 0:
+		return nil, errors.New("timeouts must be positive")
+	case o.logFormat != "text" && o.logFormat != "json":
+		return nil, errors.New("--log-format must be text or json")
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return nil, fmt.Errorf("--listen %q: %v", o.listen, err)
+	}
+	return o, nil
+}
+
+func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %v", err)
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, ho)), nil
+}
+
+// run starts relayd and blocks until ctx is done; ready, if not nil,
+// receives the listening address.
+func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "relayd: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "relayd: %v\n", err)
+		return 2
+	}
+	be, err := backend.Open(backend.Options{
+		Simulation: o.simulation, SimDir: o.simDir, CreateSim: true, SimISVProdID: 1, SimISVSVN: 1,
+		GramineDir: o.gramineDir, PCCS: o.pccs, CollateralDir: o.collateral,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "relayd: attestation backend: %v\n", err)
+		return 1
+	}
+	clients := be.DefaultPolicy
+	var bindings map[string]*attest.Policy
+	if o.policy != "" {
+		f, err := policyfile.Load(o.policy)
+		if err != nil {
+			fmt.Fprintf(stderr, "relayd: %v\n", err)
+			return 1
+		}
+		clients, _ = f.Peers.Policy()
+		bindings = map[string]*attest.Policy{}
+		for _, b := range f.Bindings {
+			bindings[b.ID], _ = b.Policy()
+		}
+	}
+	if clients == nil {
+		fmt.Fprintln(stderr, "relayd: --policy is required under SGX: it says which client enclaves may connect")
+		return 2
+	}
+	if be.Simulated {
+		log.Warn("SIMULATION MODE: attestation uses a simulated SGX platform; this is not a real enclave",
+			"sim_dir", o.simDir, "mrenclave", be.Self.MREnclave.String(), "mrsigner", be.Platform.MRSigner().String())
+	}
+	log.Warn("mailboxes are memory-only: a restart loses every queued message (durable --data-dir is not available yet)")
+
+	cert, err := atls.NewKeyCertificate(atls.CertOptions{CommonName: "Shared Enclave relay"})
+	if err != nil {
+		fmt.Fprintf(stderr, "relayd: %v\n", err)
+		return 1
+	}
+	srv, err := relay.New(relay.Config{
+		Certificate: cert,
+		Peer:        &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: clients, Timeout: o.attestTimeout},
+		Bindings:    bindings,
+		Limits:      relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes},
+		MaxPayload:  o.maxPayload,
+		MaxConns:    o.maxConns,
+		IdleTimeout: o.idleTimeout,
+		Logger:      log,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "relayd: %v\n", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "relayd: %v\n", err)
+		return 1
+	}
+	log.Info("relayd listening", "addr", ln.Addr().String(), "attestation", be.Description)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		log.Error("serve failed", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new connections; finishing in-flight requests", "timeout", o.shutdownWait.String())
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown timed out; remaining connections closed", "err", err)
+	}
+	log.Info("relayd stopped")
+	return 0
+}
