@@ -30,6 +30,10 @@ Usage:
         [--root PEM] [--at RFC3339] [--require-crls] [--ego]
         verify a quote (binary or hex) and print the report as JSON;
         exit status 0 only if the quote is genuine
+  enclavectl relay register --id ID [--addr HOST:PORT] [--simulation --sim-dir DIR]
+  enclavectl relay send --id ID --to ID MESSAGE... [flags]
+  enclavectl relay poll --id ID [--all] [flags]
+        the relay calls from a shell: connect, attest, register as ID, act
   enclavectl help
         this text
 
@@ -70,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return simServe(ctx, rest[1:], stdout, stderr)
 	case cmd == "quote" && sub == "verify":
 		return quoteVerify(ctx, rest[1:], stdout, stderr)
+	case cmd == "relay" && sub != "":
+		return relayCmd(ctx, sub, rest[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "enclavectl: unknown command %q\n\n%s", joinArgs(args), usage)
 	return 2

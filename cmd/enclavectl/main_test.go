@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sharedenclave/sharedenclave/relay/relaytest"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
@@ -107,5 +109,33 @@ func TestSimQuoteMissingPlatform(t *testing.T) {
 	code, _, stderr := runCmd(t, "sim", "quote", "--sim-dir", t.TempDir(), "--report-data", "00", "--mrenclave", strings.Repeat("00", 32))
 	if code != 1 || !strings.Contains(stderr, "enclavectl sim init") {
 		t.Errorf("exit %d, stderr %q: want a hint to run sim init", code, stderr)
+	}
+}
+
+func TestRelayCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	addr := relaytest.StartSim(t, dir)
+	common := []string{"--addr", addr, "--simulation", "--sim-dir", dir}
+	if code, out, stderr := runCmd(t, append([]string{"relay", "register", "--id", "bob"}, common...)...); code != 0 || !strings.Contains(out, "registered bob") {
+		t.Fatalf("register: %d %q %q", code, out, stderr)
+	}
+	if code, out, stderr := runCmd(t, append([]string{"relay", "send", "--id", "alice", "--to", "bob", "hello", "there"}, common...)...); code != 0 || !strings.Contains(out, "sent to bob") {
+		t.Fatalf("send: %d %q %q", code, out, stderr)
+	}
+	runCmd(t, append([]string{"relay", "send", "--id", "alice", "--to", "bob", "again"}, common...)...)
+	if code, out, _ := runCmd(t, append([]string{"relay", "poll", "--id", "bob", "--all"}, common...)...); code != 0 || out != "from alice: hello there\nfrom alice: again\n" {
+		t.Fatalf("poll --all: %d %q", code, out)
+	}
+	if code, out, _ := runCmd(t, append([]string{"relay", "poll", "--id", "bob"}, common...)...); code != 0 || out != "no data available\n" {
+		t.Fatalf("poll empty: %d %q", code, out)
+	}
+	if code, _, stderr := runCmd(t, append([]string{"relay", "send", "--id", "alice", "--to", "nobody", "x"}, common...)...); code != 1 || !strings.Contains(stderr, "recipient not found") {
+		t.Fatalf("send to unknown: %d %q", code, stderr)
+	}
+	if code, _, _ := runCmd(t, "relay", "send", "--id", "a"); code != 2 {
+		t.Errorf("send without --to: exit %d", code)
+	}
+	if code, _, _ := runCmd(t, "relay", "bogus"); code != 2 {
+		t.Errorf("relay bogus: exit %d", code)
 	}
 }

@@ -7,39 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/sharedenclave/sharedenclave/atls"
-	"github.com/sharedenclave/sharedenclave/attest/backend"
-	"github.com/sharedenclave/sharedenclave/relay"
+	"github.com/sharedenclave/sharedenclave/relay/relaytest"
 )
 
 // startRelay runs a relay on the simulated platform in dir.
-func startRelay(t *testing.T, dir string) string {
-	be, err := backend.Open(backend.Options{Simulation: true, SimDir: dir, CreateSim: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := atls.NewKeyCertificate(atls.CertOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := relay.New(relay.Config{Certificate: cert, Peer: &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return ln.Addr().String()
-}
 
 func runClient(t *testing.T, dir, addr, id, input string) (int, string, string) {
 	host, port, _ := net.SplitHostPort(addr)
@@ -54,7 +26,7 @@ func runClient(t *testing.T, dir, addr, id, input string) (int, string, string) 
 
 func TestExampleClientSendPoll(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sim")
-	addr := startRelay(t, dir)
+	addr := relaytest.StartSim(t, dir)
 	code, out, stderr := runClient(t, dir, addr, "bob", "poll\nquit\n")
 	if code != 0 || !strings.Contains(out, "registered as bob") || !strings.Contains(out, "no data available") {
 		t.Fatalf("bob: %d %q %q", code, out, stderr)
@@ -95,9 +67,9 @@ func TestExampleClientUsage(t *testing.T) {
 	}
 	// A relay on a platform the client does not trust is refused.
 	dir := filepath.Join(t.TempDir(), "sim")
-	addr := startRelay(t, dir)
+	addr := relaytest.StartSim(t, dir)
 	other := filepath.Join(t.TempDir(), "other")
-	startRelay(t, other) // creates the other platform
+	relaytest.StartSim(t, other) // creates the other platform
 	code, _, stderr := runClient(t, other, addr, "x", "quit\n")
 	if code != 1 || !strings.Contains(stderr, "not genuine") && !strings.Contains(stderr, "refused") {
 		t.Errorf("untrusted relay: %d %q", code, stderr)
