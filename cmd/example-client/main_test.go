@@ -11,8 +11,6 @@ import (
 	"github.com/sharedenclave/sharedenclave/relay/relaytest"
 )
 
-// startRelay runs a relay on the simulated platform in dir.
-
 func runClient(t *testing.T, dir, addr, id, input string) (int, string, string) {
 	host, port, _ := net.SplitHostPort(addr)
 	args := []string{"--simulation", "--sim-dir", dir, host, port}
