@@ -191,27 +191,76 @@ func (c *Conn) Poll() (from string, data []byte, ok bool, err error) {
 
 // Pipeline sends many SEND_DATA frames before reading their answers, as
 // a bulk sender would: it writes all of msgs, then reads len(msgs)
-// answers, returning the first NACK or error. Order is kept.
-func (c *Conn) Pipeline(recipient string, msgs [][]byte) error {
+// answers. It returns how many were acknowledged and the first NACK or
+// error. Order is kept; a NACKed message is not retried.
+func (c *Conn) Pipeline(recipient string, msgs [][]byte) (acked int, err error) {
 	var payload []byte
 	for _, m := range msgs {
 		payload = wire.AppendAddressed(payload[:0], recipient, m)
 		if err := c.write(wire.SendData, payload); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if err := c.flush(); err != nil {
-		return fmt.Errorf("client: %w", err)
+		return 0, fmt.Errorf("client: %w", err)
 	}
 	var first error
 	for range msgs {
 		f, err := c.read()
 		if err != nil {
-			return err
+			return acked, err
 		}
-		if err := expect(f, wire.SendAck, wire.SendNack); err != nil && first == nil {
-			first = err
+		if err := expect(f, wire.SendAck, wire.SendNack); err != nil {
+			if first == nil {
+				first = err
+			}
+		} else {
+			acked++
 		}
 	}
-	return first
+	return acked, first
+}
+
+// PollMany sends n POLL_DATA frames at once and reads their answers,
+// returning the messages that came back (oldest first). It is Poll for a
+// receiver that expects many messages.
+func (c *Conn) PollMany(n int) ([]Message, error) {
+	for i := 0; i < n; i++ {
+		if err := c.write(wire.PollData, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.flush(); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	var out []Message
+	var first error
+	for i := 0; i < n; i++ {
+		f, err := c.read()
+		if err != nil {
+			return out, err
+		}
+		switch f.Type {
+		case wire.NoDataAvailable:
+		case wire.DataAvailable:
+			id, d, err := wire.ParseAddressed(f.Payload)
+			if err != nil {
+				return out, fmt.Errorf("client: DATA_AVAILABLE: %w", err)
+			}
+			out = append(out, Message{From: string(id), Data: append([]byte(nil), d...)})
+		case wire.PollNack:
+			if first == nil {
+				first = &NackError{Type: wire.PollNack, Reason: string(f.Payload)}
+			}
+		default:
+			return out, fmt.Errorf("client: unexpected %s in answer to POLL", f.Type)
+		}
+	}
+	return out, first
+}
+
+// Message is a message received from the relay.
+type Message struct {
+	From string
+	Data []byte
 }

@@ -1,0 +1,68 @@
+// Command bench is the side-by-side benchmark harness. It starts the
+// servers itself on loopback, drives them, and prints a markdown table.
+//
+//	go run ./bench relay [--duration 3s] [--pairs 1,4,16] [--payloads 64,1024]
+//
+// relay: builds relayd, runs it as a child process in simulation mode, and
+// measures delivered messages per second and the relay's CPU time per
+// delivered message (from /proc/PID/stat), lock-step (SEND→ACK, POLL→DATA)
+// and pipelined (batches of frames per write).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay [flags]")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "relay":
+		fs := flag.NewFlagSet("relay", flag.ExitOnError)
+		o := relayOptions{}
+		fs.DurationVar(&o.duration, "duration", 3e9, "how long each cell runs")
+		pairs := fs.String("pairs", "1,4,16", "sender/receiver pairs per cell")
+		payloads := fs.String("payloads", "64,1024", "payload sizes in bytes")
+		fs.IntVar(&o.batch, "batch", 64, "frames per write when pipelined")
+		fs.StringVar(&o.relayd, "relayd", "", "relayd binary (default: go build ./cmd/relayd)")
+		fs.Parse(os.Args[2:])
+		var err error
+		if o.pairs, err = ints(*pairs); err == nil {
+			o.payloads, err = ints(*payloads)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		if err := benchRelay(ctx, o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay)\n", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad number %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
