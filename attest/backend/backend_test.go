@@ -1,0 +1,66 @@
+package backend
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sharedenclave/sharedenclave/attest/gramine"
+)
+
+func TestSimulationCreatesPlatformOnlyWhenAllowed(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	if _, err := Open(Options{Simulation: true, SimDir: dir}); err == nil {
+		t.Fatal("missing platform opened without CreateSim")
+	}
+	be, err := Open(Options{Simulation: true, SimDir: dir, CreateSim: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !be.Simulated || be.DefaultPolicy == nil || !be.DefaultPolicy.AllowSimulated || len(be.DefaultPolicy.MRSigner) != 1 {
+		t.Fatalf("backend %+v", be)
+	}
+	if !strings.Contains(be.Description, "SIMULATED") {
+		t.Errorf("description %q does not say SIMULATED", be.Description)
+	}
+	again, err := Open(Options{Simulation: true, SimDir: dir})
+	if err != nil || again.Platform.MRSigner() != be.Platform.MRSigner() {
+		t.Fatalf("reopening gave another platform: %v", err)
+	}
+}
+
+func TestConflictingOptions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	for name, o := range map[string]Options{
+		"sim dir without simulation": {SimDir: dir},
+		"simulation with a root":     {Simulation: true, SimDir: dir, CreateSim: true, RootPEM: "root.pem"},
+		"simulation with a PCCS":     {Simulation: true, SimDir: dir, CreateSim: true, PCCS: "https://pccs"},
+		"simulation without a dir":   {Simulation: true},
+		"PCCS and collateral":        {GramineDir: fakeGramine(t), PCCS: "https://x", CollateralDir: "d"},
+	} {
+		if _, err := Open(o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestSGXOutsideGramine(t *testing.T) {
+	_, err := Open(Options{GramineDir: t.TempDir()})
+	if !errors.Is(err, gramine.ErrNotDCAP) || !strings.Contains(err.Error(), "--simulation") {
+		t.Fatalf("%v", err)
+	}
+	be, err := Open(Options{GramineDir: fakeGramine(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if be.Simulated || be.DefaultPolicy != nil {
+		t.Fatal("SGX mode must have no default policy")
+	}
+}
+
+func fakeGramine(t *testing.T) string {
+	d := t.TempDir()
+	writeFile(t, filepath.Join(d, "attestation_type"), "dcap")
+	return d
+}
