@@ -3,6 +3,7 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -81,9 +82,10 @@ const (
 // HKDF-SHA256(root, salt "shared-enclave seal", info purpose ‖ g).
 // It is safe for concurrent use.
 type Sealer struct {
-	current uint32
-	aeads   map[uint32]cipher.AEAD
-	rand    io.Reader
+	current  uint32
+	aeads    map[uint32]cipher.AEAD
+	blindKey []byte
+	rand     io.Reader
 }
 
 // NewSealer returns a Sealer for purpose (e.g. "relay", "kms") that seals
@@ -96,7 +98,11 @@ func NewSealer(root *Root, purpose string, current uint32) (*Sealer, error) {
 	if current == 0 {
 		return nil, errors.New("seal: key generations start at 1")
 	}
-	s := &Sealer{current: current, aeads: map[uint32]cipher.AEAD{}, rand: rand.Reader}
+	blind, err := hkdf.Key(sha256.New, root.b, []byte("shared-enclave blind"), purpose, 32)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{current: current, aeads: map[uint32]cipher.AEAD{}, blindKey: blind, rand: rand.Reader}
 	for g := uint32(1); g <= current; g++ {
 		info := binary.BigEndian.AppendUint32([]byte(purpose+"\x00"), g)
 		key, err := hkdf.Key(sha256.New, root.b, []byte("shared-enclave seal"), string(info), 32)
@@ -165,6 +171,17 @@ func (s *Sealer) Open(kind string, name []byte, version uint64, sealed []byte) (
 // than the current one (key rotation re-seals those).
 func (s *Sealer) NeedsReseal(sealed []byte) bool {
 	return len(sealed) >= headerSize && binary.BigEndian.Uint32(sealed[1:]) != s.current
+}
+
+// Blind returns a 16-byte keyed hash of data (HMAC-SHA256 under a key
+// derived from the root, the same for every generation), to use in place of
+// names the host must not read, such as client ids in storage keys.
+func (s *Sealer) Blind(kind string, data []byte) []byte {
+	m := hmac.New(sha256.New, s.blindKey)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write(data)
+	return m.Sum(nil)[:16]
 }
 
 // Equal compares two secrets in constant time.

@@ -114,3 +114,16 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("old sealer on a newer record: %v", err)
 	}
 }
+
+func TestBlind(t *testing.T) {
+	a, _ := NewSealer(root(t, 1), "relay", 1)
+	a2, _ := NewSealer(root(t, 1), "relay", 2)
+	b, _ := NewSealer(root(t, 2), "relay", 1)
+	x := a.Blind("id", []byte("alice"))
+	if len(x) != 16 || !bytes.Equal(x, a2.Blind("id", []byte("alice"))) {
+		t.Fatal("blinding must be stable across generations")
+	}
+	if bytes.Equal(x, b.Blind("id", []byte("alice"))) || bytes.Equal(x, a.Blind("id", []byte("bob"))) || bytes.Equal(x, a.Blind("id2", []byte("alice"))) {
+		t.Fatal("blinding collides across roots, names or kinds")
+	}
+}

@@ -1,0 +1,205 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/sharedenclave/sharedenclave/seal"
+)
+
+// Errors.
+var (
+	ErrNotFound = errors.New("store: not found")
+	// ErrCorrupt wraps records that fail to open or storage corruption.
+	ErrCorrupt = errors.New("store: record refused")
+)
+
+// Store is an embedded, durable key-value store (Pebble) that holds only
+// sealed values. Keys are kind ‖ 0x00 ‖ key; callers blind keys that would
+// reveal names (seal.Sealer.Blind). Every value is sealed with its kind and
+// key in the associated data, so the host cannot swap or move records.
+type Store struct {
+	db     *pebble.DB
+	sealer *seal.Sealer
+	log    *slog.Logger
+}
+
+// Options configure Open.
+type Options struct {
+	Dir    string
+	Sealer *seal.Sealer
+	Logger *slog.Logger
+}
+
+// Open opens (or creates) the store in Dir.
+func Open(o Options) (*Store, error) {
+	if o.Sealer == nil {
+		return nil, errors.New("store: no sealer: everything on disk is sealed")
+	}
+	if o.Dir == "" {
+		return nil, errors.New("store: no directory")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	db, err := pebble.Open(o.Dir, &pebble.Options{
+		Logger: pebbleLogger{o.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", o.Dir, err)
+	}
+	return &Store{db: db, sealer: o.Sealer, log: o.Logger}, nil
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Sealer returns the store's sealer (for blinding names).
+func (s *Store) Sealer() *seal.Sealer { return s.sealer }
+
+func dbKey(kind string, key []byte) []byte {
+	k := make([]byte, 0, len(kind)+1+len(key))
+	k = append(k, kind...)
+	k = append(k, 0)
+	return append(k, key...)
+}
+
+// Durability of a write.
+type Durability bool
+
+// Sync waits until the write is on disk (concurrent synced writes share
+// one fsync: Pebble's group commit); NoSync returns once it is in the log
+// buffer.
+const (
+	Sync   Durability = true
+	NoSync Durability = false
+)
+
+func writeOpts(d Durability) *pebble.WriteOptions {
+	if d {
+		return pebble.Sync
+	}
+	return pebble.NoSync
+}
+
+// Put seals value and stores it under kind/key.
+func (s *Store) Put(kind string, key, value []byte, d Durability) error {
+	k := dbKey(kind, key)
+	sealed, err := s.sealer.Seal(kind, k, 0, value)
+	if err != nil {
+		return err
+	}
+	return s.db.Set(k, sealed, writeOpts(d))
+}
+
+// Get returns the opened value under kind/key: ErrNotFound, or an error
+// wrapping ErrCorrupt if it does not open.
+func (s *Store) Get(kind string, key []byte) ([]byte, error) {
+	k := dbKey(kind, key)
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	defer closer.Close()
+	return s.open(kind, k, v)
+}
+
+func (s *Store) open(kind string, k, v []byte) ([]byte, error) {
+	p, err := s.sealer.Open(kind, k, 0, v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s/%x: %v", ErrCorrupt, kind, k[len(kind)+1:], err)
+	}
+	return p, nil
+}
+
+// Delete removes kind/key.
+func (s *Store) Delete(kind string, key []byte, d Durability) error {
+	return s.db.Delete(dbKey(kind, key), writeOpts(d))
+}
+
+// Batch groups writes into one atomic commit.
+type Batch struct {
+	s *Store
+	b *pebble.Batch
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
+
+// Put adds a sealed Put to the batch.
+func (b *Batch) Put(kind string, key, value []byte) error {
+	k := dbKey(kind, key)
+	sealed, err := b.s.sealer.Seal(kind, k, 0, value)
+	if err != nil {
+		return err
+	}
+	return b.b.Set(k, sealed, nil)
+}
+
+// Delete adds a Delete to the batch.
+func (b *Batch) Delete(kind string, key []byte) error { return b.b.Delete(dbKey(kind, key), nil) }
+
+// Commit writes the batch atomically.
+func (b *Batch) Commit(d Durability) error {
+	defer b.b.Close()
+	return b.b.Commit(writeOpts(d))
+}
+
+// Scan calls fn for every record of kind whose key starts with prefix, in
+// key order, with the opened value or the error that refused it (wrapping
+// ErrCorrupt). A record that does not open is never given to fn as data.
+// fn's slices are valid only during the call.
+func (s *Store) Scan(kind string, prefix []byte, fn func(key, value []byte, err error) error) error {
+	lower := dbKey(kind, prefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		v, verr := it.ValueAndErr()
+		var p []byte
+		if verr != nil {
+			verr = fmt.Errorf("%w: %v", ErrCorrupt, verr)
+		} else {
+			p, verr = s.open(kind, k, v)
+		}
+		if err := fn(k[len(kind)+1:], p, verr); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return nil
+}
+
+// prefixEnd is the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// pebbleLogger routes Pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debug(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf(format, args...)) }
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,237 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/sharedenclave/sharedenclave/seal"
+)
+
+func sealer(t testing.TB, b byte) *seal.Sealer {
+	r, err := seal.NewRoot(bytes.Repeat([]byte{b}, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := seal.NewSealer(r, "test", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func open(t testing.TB, dir string, b byte) *Store {
+	s, err := Open(Options{Dir: dir, Sealer: sealer(t, b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const marker = "PLAINTEXT-MARKER-7d1e"
+
+func TestPutGetScanReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1)
+	for _, k := range []string{"a", "b", "c"} {
+		if err := s.Put("msg", []byte(k), []byte(marker+k), Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Put("other", []byte("a"), []byte("x"), Sync)
+	if err := s.Delete("msg", []byte("b"), Sync); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, dir, 1)
+	defer s.Close()
+	v, err := s.Get("msg", []byte("a"))
+	if err != nil || string(v) != marker+"a" {
+		t.Fatalf("get after reopen: %q %v", v, err)
+	}
+	if _, err := s.Get("msg", []byte("b")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted key: %v", err)
+	}
+	var keys []string
+	s.Scan("msg", nil, func(k, v []byte, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, string(k))
+		return nil
+	})
+	if len(keys) != 2 || keys[0] != "a" || keys[1] != "c" {
+		t.Fatalf("scan %v", keys)
+	}
+}
+
+// rawSet writes bytes under a store key, bypassing sealing, as the host
+// could.
+func rawSet(t *testing.T, s *Store, kind string, key, value []byte) {
+	if err := s.db.Set(dbKey(kind, key), value, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rawGet(t *testing.T, s *Store, kind string, key []byte) []byte {
+	v, c, err := s.db.Get(dbKey(kind, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return bytes.Clone(v)
+}
+
+func TestTamperingRefused(t *testing.T) {
+	s := open(t, t.TempDir(), 1)
+	defer s.Close()
+	s.Put("msg", []byte("a"), []byte("value a"), Sync)
+	s.Put("msg", []byte("b"), []byte("value b"), Sync)
+	s.Put("key", []byte("a"), []byte("key a"), Sync)
+	a, b := rawGet(t, s, "msg", []byte("a")), rawGet(t, s, "msg", []byte("b"))
+
+	// A flipped byte.
+	for _, i := range []int{0, 3, 10, len(a) - 1} {
+		bad := bytes.Clone(a)
+		bad[i] ^= 0x80
+		rawSet(t, s, "msg", []byte("a"), bad)
+		if _, err := s.Get("msg", []byte("a")); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("flipped byte %d: %v", i, err)
+		}
+	}
+	// Two records swapped.
+	rawSet(t, s, "msg", []byte("a"), b)
+	rawSet(t, s, "msg", []byte("b"), a)
+	if _, err := s.Get("msg", []byte("a")); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("swapped record: %v", err)
+	}
+	// A record copied under another kind.
+	rawSet(t, s, "key", []byte("a"), a)
+	if _, err := s.Get("key", []byte("a")); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("record moved to another kind: %v", err)
+	}
+	// Scan reports refused records and never hands their bytes out.
+	n := 0
+	s.Scan("msg", nil, func(k, v []byte, err error) error {
+		if err == nil || v != nil {
+			t.Errorf("scan served a tampered record %q", k)
+		}
+		n++
+		return nil
+	})
+	if n != 2 {
+		t.Errorf("scan saw %d records", n)
+	}
+}
+
+func TestOtherEnclaveCannotRead(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1)
+	s.Put("msg", []byte("a"), []byte("secret"), Sync)
+	s.Close()
+	s = open(t, dir, 2)
+	defer s.Close()
+	if _, err := s.Get("msg", []byte("a")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("another root read it: %v", err)
+	}
+}
+
+// TestNoPlaintextOnDisk writes recognisable values, closes the store, and
+// searches every file under the directory for them.
+func TestNoPlaintextOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1)
+	for i := 0; i < 500; i++ {
+		s.Put("msg", []byte{byte(i >> 8), byte(i)}, []byte(marker), NoSync)
+	}
+	s.Put("msg", []byte("last"), []byte(marker), Sync)
+	s.Close()
+	if n := scanFiles(t, dir, []byte(marker)); n != 0 {
+		t.Fatalf("%d files contain the plaintext", n)
+	}
+	// The check can fail: Pebble written without sealing shows the marker.
+	plain := filepath.Join(t.TempDir(), "plain")
+	db, err := pebble.Open(plain, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Set([]byte("k"), []byte(marker), pebble.Sync)
+	db.Close()
+	if scanFiles(t, plain, []byte(marker)) == 0 {
+		t.Fatal("the scan cannot find plaintext even in an unsealed store")
+	}
+}
+
+func scanFiles(t *testing.T, dir string, needle []byte) int {
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, needle) {
+			t.Logf("%s contains it", p)
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func TestOpenNeedsSealer(t *testing.T) {
+	if _, err := Open(Options{Dir: t.TempDir()}); err == nil {
+		t.Fatal("store opened without a sealer")
+	}
+}
+
+// TestFlippedFileBytes flips a byte of a sealed value inside the store's
+// files (the WAL, or an sstable after a flush), reopens, and requires the
+// record to be refused or missing — never served altered.
+func TestFlippedFileBytes(t *testing.T) {
+	for _, flush := range []bool{false, true} {
+		dir := t.TempDir()
+		s := open(t, dir, 1)
+		s.Put("msg", []byte("k"), []byte("the original value"), Sync)
+		sealed := rawGet(t, s, "msg", []byte("k"))
+		if flush {
+			if err := s.db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+		flipped := 0
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, _ := os.ReadFile(p)
+			if i := bytes.Index(b, sealed); i >= 0 {
+				b[i+len(sealed)/2] ^= 0x01
+				os.WriteFile(p, b, 0o644)
+				flipped++
+			}
+			return nil
+		})
+		if flipped == 0 {
+			t.Fatalf("flush=%v: sealed value not found in any file", flush)
+		}
+		s2, err := Open(Options{Dir: dir, Sealer: sealer(t, 1)})
+		if err != nil {
+			continue // Pebble refused the corrupted store outright: refused.
+		}
+		v, err := s2.Get("msg", []byte("k"))
+		if err == nil {
+			t.Errorf("flush=%v: a flipped record was served as %q", flush, v)
+		}
+		s2.Close()
+	}
+}
