@@ -46,8 +46,17 @@ func Open(o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	log := o.Logger
 	db, err := pebble.Open(o.Dir, &pebble.Options{
 		Logger: pebbleLogger{o.Logger},
+		EventListener: &pebble.EventListener{
+			// Pebble's default is to exit the process. The host can corrupt
+			// files at will; we refuse the affected reads (they return an
+			// error wrapping ErrCorrupt) and say so, and keep serving the rest.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				log.Error("storage corruption detected; affected records are refused", "path", info.Path, "err", info.Details)
+			},
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", o.Dir, err)
