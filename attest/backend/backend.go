@@ -13,6 +13,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest/gramine"
 	"github.com/sharedenclave/sharedenclave/attest/pcs"
 	"github.com/sharedenclave/sharedenclave/attest/sim"
+	"github.com/sharedenclave/sharedenclave/seal"
 )
 
 // Options choose and configure the attestation backend. The zero value
@@ -55,6 +56,39 @@ type Backend struct {
 	Platform *sim.Platform
 	// Description says, for logs, which backend this is.
 	Description string
+
+	gramine *gramine.Attester
+}
+
+// Seal policies: which enclaves can open what this one seals.
+const (
+	SealMREnclave = "mrenclave" // only this exact build
+	SealMRSigner  = "mrsigner"  // any build from the same signer (survives upgrades)
+)
+
+// SealRoot returns the root of this enclave's seal keys under policy
+// (SealMREnclave or SealMRSigner): under SGX, Gramine's 16-byte seal key;
+// in simulation, the platform secret bound to the measurement or signer.
+func (b *Backend) SealRoot(policy string) (*seal.Root, error) {
+	if policy != SealMREnclave && policy != SealMRSigner {
+		return nil, fmt.Errorf("backend: seal policy %q, want %s or %s", policy, SealMREnclave, SealMRSigner)
+	}
+	if b.Simulated {
+		bind := b.Self.MREnclave
+		if policy == SealMRSigner {
+			bind = b.Platform.MRSigner()
+		}
+		return b.Platform.SealRoot(bind)
+	}
+	kind := gramine.SealMREnclave
+	if policy == SealMRSigner {
+		kind = gramine.SealMRSigner
+	}
+	raw, err := b.gramine.SealKey(kind)
+	if err != nil {
+		return nil, err
+	}
+	return seal.NewRoot(raw)
 }
 
 // Open builds the backend Options describe.
@@ -146,5 +180,5 @@ func openSGX(o Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{Attester: att, Verifier: v, Description: "SGX (Gramine /dev/attestation, DCAP)"}, nil
+	return &Backend{Attester: att, Verifier: v, Description: "SGX (Gramine /dev/attestation, DCAP)", gramine: att}, nil
 }

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,4 +64,37 @@ func fakeGramine(t *testing.T) string {
 	d := t.TempDir()
 	writeFile(t, filepath.Join(d, "attestation_type"), "dcap")
 	return d
+}
+
+func TestSealRoots(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	be, err := Open(Options{Simulation: true, SimDir: dir, CreateSim: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{SealMREnclave, SealMRSigner} {
+		if _, err := be.SealRoot(p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if _, err := be.SealRoot("none"); err == nil {
+		t.Error("unknown seal policy accepted")
+	}
+	g := fakeGramine(t)
+	sgx, err := Open(Options{GramineDir: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sgx.SealRoot(SealMREnclave); err == nil {
+		t.Error("missing Gramine seal key accepted")
+	}
+	os.MkdirAll(filepath.Join(g, "keys"), 0o700)
+	writeFile(t, filepath.Join(g, "keys", "_sgx_mrsigner"), string(make([]byte, 16)))
+	if _, err := sgx.SealRoot(SealMRSigner); err == nil {
+		t.Error("all-zero Gramine seal key accepted")
+	}
+	writeFile(t, filepath.Join(g, "keys", "_sgx_mrsigner"), "0123456789abcdef")
+	if _, err := sgx.SealRoot(SealMRSigner); err != nil {
+		t.Errorf("good Gramine seal key: %v", err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/dcap"
 	"github.com/sharedenclave/sharedenclave/attest/sgxquote"
+	"github.com/sharedenclave/sharedenclave/seal"
 )
 
 // Identity is what a simulated enclave claims to be. MRSIGNER is not part
@@ -115,4 +116,13 @@ func FileMeasurement(path string) (attest.Hash32, error) {
 	}
 	copy(h[:], d.Sum(nil))
 	return h, nil
+}
+
+// SealRoot is the seal root of a simulated enclave on this platform,
+// bound to bind (its MRENCLAVE, or MRSIGNER for the signer policy): the
+// simulation's stand-in for the SGX seal key. It comes from the platform
+// secret in DIR/private, so anyone who can read that directory can unseal:
+// simulation protects nothing from the host.
+func (p *Platform) SealRoot(bind attest.Hash32) (*seal.Root, error) {
+	return seal.SimulatedRoot(p.secret, bind)
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
 	"github.com/sharedenclave/sharedenclave/relay"
+	"github.com/sharedenclave/sharedenclave/seal"
+	"github.com/sharedenclave/sharedenclave/store"
 	"github.com/sharedenclave/sharedenclave/wire"
 )
 
@@ -40,6 +42,7 @@ type options struct {
 	simulation    bool
 	simDir        string
 	dataDir       string
+	sealPolicy    string
 	policy        string
 	pccs          string
 	collateral    string
@@ -72,7 +75,8 @@ Flags:
 	fs.StringVar(&o.listen, "listen", ":12345", "TCP address to listen on")
 	fs.BoolVar(&o.simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
 	fs.StringVar(&o.simDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
-	fs.StringVar(&o.dataDir, "data-dir", "", "directory for durable, sealed mailboxes (not available yet: mailboxes are memory-only)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory for durable, sealed mailboxes (default: memory-only, lost on restart)")
+	fs.StringVar(&o.sealPolicy, "seal-policy", "mrenclave", "who can unseal the data dir: mrenclave (this build only) or mrsigner (any build of the same signer)")
 	fs.StringVar(&o.policy, "policy", "", "TOML policy: which client enclaves may connect, optional id bindings (required under SGX)")
 	fs.StringVar(&o.pccs, "pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
 	fs.StringVar(&o.collateral, "collateral", "", "collateral directory instead of a PCCS (SGX)")
@@ -96,8 +100,8 @@ Flags:
 		o.simDir = ".sim"
 	}
 	switch {
-	case o.dataDir != "":
-		return nil, errors.New("--data-dir: durable mailboxes are not available yet; run without it (memory-only)")
+	case o.sealPolicy != backend.SealMREnclave && o.sealPolicy != backend.SealMRSigner:
+		return nil, errors.New("--seal-policy must be mrenclave or mrsigner")
 	case o.maxPayload < 1 || o.maxPayload > 64<<20:
 		return nil, errors.New("--max-payload must be between 1 and 67108864")
 	case o.mailboxMsgs < 1 || o.mailboxBytes < 1:
@@ -173,7 +177,24 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		log.Warn("SIMULATION MODE: attestation uses a simulated SGX platform; this is not a real enclave",
 			"sim_dir", o.simDir, "mrenclave", be.Self.MREnclave.String(), "mrsigner", be.Platform.MRSigner().String())
 	}
-	log.Warn("mailboxes are memory-only: a restart loses every queued message (durable --data-dir is not available yet)")
+	var boxes relay.Mailboxes
+	if o.dataDir == "" {
+		log.Warn("mailboxes are memory-only: a restart loses every queued message (use --data-dir for durable, sealed mailboxes)")
+	} else {
+		st, err := openStore(be, o, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "relayd: %v\n", err)
+			return 1
+		}
+		defer st.Close()
+		dm, err := relay.OpenDurableMailboxes(st, relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes}, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "relayd: %v\n", err)
+			return 1
+		}
+		boxes = dm
+		log.Info("mailboxes are durable and sealed", "data_dir", o.dataDir, "seal_policy", o.sealPolicy)
+	}
 
 	cert, err := atls.NewKeyCertificate(atls.CertOptions{CommonName: "Shared Enclave relay"})
 	if err != nil {
@@ -184,6 +205,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		Certificate: cert,
 		Peer:        &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: clients, Timeout: o.attestTimeout},
 		Bindings:    bindings,
+		Mailboxes:   boxes,
 		Limits:      relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes},
 		MaxPayload:  o.maxPayload,
 		MaxConns:    o.maxConns,
@@ -219,4 +241,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	log.Info("relayd stopped")
 	return 0
+}
+
+func openStore(be *backend.Backend, o *options, log *slog.Logger) (*store.Store, error) {
+	root, err := be.SealRoot(o.sealPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	sealer, err := seal.NewSealer(root, "relay", 1)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(store.Options{Dir: o.dataDir, Sealer: sealer, Logger: log})
 }

@@ -97,7 +97,7 @@ func TestRelaydFlagErrors(t *testing.T) {
 		{"--listen", "nonsense"},
 		{"--max-payload", "0"},
 		{"--log-format", "xml"},
-		{"--data-dir", "/tmp/x"},
+		{"--seal-policy", "none"},
 		{"stray"},
 	} {
 		var out syncBuf
