@@ -2,11 +2,15 @@
 // servers itself on loopback, drives them, and prints a markdown table.
 //
 //	go run ./bench relay [--duration 3s] [--pairs 1,4,16] [--payloads 64,1024]
+//	go run ./bench durable [--duration 3s] [--pairs 1,16,64]
 //
 // relay: builds relayd, runs it as a child process in simulation mode, and
 // measures delivered messages per second and the relay's CPU time per
 // delivered message (from /proc/PID/stat), lock-step (SEND→ACK, POLL→DATA)
 // and pipelined (batches of frames per write).
+//
+// durable: two relayd children, memory-only and --data-dir, and the rate
+// of acknowledged SENDs from many concurrent lock-step senders on each.
 package main
 
 import (
@@ -24,15 +28,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay [flags]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay|durable [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
-	case "relay":
+	case "relay", "durable":
 		fs := flag.NewFlagSet("relay", flag.ExitOnError)
 		o := relayOptions{}
 		fs.DurationVar(&o.duration, "duration", 3e9, "how long each cell runs")
-		pairs := fs.String("pairs", "1,4,16", "sender/receiver pairs per cell")
+		pairs := fs.String("pairs", "1,4,16", "sender/receiver pairs per cell (durable: senders)")
 		payloads := fs.String("payloads", "64,1024", "payload sizes in bytes")
 		fs.IntVar(&o.batch, "batch", 64, "frames per write when pipelined")
 		fs.StringVar(&o.relayd, "relayd", "", "relayd binary (default: go build ./cmd/relayd)")
@@ -45,12 +49,16 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(2)
 		}
-		if err := benchRelay(ctx, o, os.Stdout); err != nil {
+		run := benchRelay
+		if os.Args[1] == "durable" {
+			run = benchDurable
+		}
+		if err := run(ctx, o, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay or durable)\n", os.Args[1])
 		os.Exit(2)
 	}
 }

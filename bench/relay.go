@@ -34,9 +34,10 @@ type relayProc struct {
 	addr string
 }
 
-func startRelayd(ctx context.Context, bin, simDir string) (*relayProc, error) {
-	cmd := exec.CommandContext(ctx, bin, "--simulation", "--sim-dir", simDir, "--listen", "127.0.0.1:0",
-		"--log-format", "json", "--log-level", "info", "--mailbox-messages", "100000", "--mailbox-bytes", "268435456")
+func startRelayd(ctx context.Context, bin, simDir string, extra ...string) (*relayProc, error) {
+	args := append([]string{"--simulation", "--sim-dir", simDir, "--listen", "127.0.0.1:0",
+		"--log-format", "json", "--log-level", "info", "--mailbox-messages", "100000", "--mailbox-bytes", "268435456"}, extra...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -17,16 +17,12 @@ import (
 	"github.com/sharedenclave/sharedenclave/store"
 )
 
-func testSealer(t testing.TB, b byte) *seal.Sealer {
+func testRoot(t testing.TB, b byte) *seal.Root {
 	r, err := seal.NewRoot(bytes.Repeat([]byte{b}, 16))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := seal.NewSealer(r, "relay", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return r
 }
 
 type lockedBuf struct {
@@ -52,7 +48,7 @@ func openDurable(t testing.TB, dir string, key byte, logs *lockedBuf) (*DurableM
 	if logs != nil {
 		log = slog.New(slog.NewTextHandler(logs, nil))
 	}
-	st, err := store.Open(store.Options{Dir: dir, Sealer: testSealer(t, key), Logger: log})
+	st, err := store.Open(store.Options{Dir: dir, Root: testRoot(t, key), Purpose: "relay", Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +185,7 @@ func TestDurableOtherEnclaveReadsNothing(t *testing.T) {
 // every file under the data dir for those bytes.
 func TestDataDirHoldsNoPlaintext(t *testing.T) {
 	dir := t.TempDir()
-	st, err := store.Open(store.Options{Dir: dir, Sealer: testSealer(t, 7)})
+	st, err := store.Open(store.Options{Dir: dir, Root: testRoot(t, 7), Purpose: "relay"})
 	if err != nil {
 		t.Fatal(err)
 	}

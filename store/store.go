@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -23,22 +25,35 @@ var (
 // reveal names (seal.Sealer.Blind). Every value is sealed with its kind and
 // key in the associated data, so the host cannot swap or move records.
 type Store struct {
-	db     *pebble.DB
-	sealer *seal.Sealer
-	log    *slog.Logger
+	db      *pebble.DB
+	root    *seal.Root
+	purpose string
+	sealer  atomic.Pointer[seal.Sealer]
+	log     *slog.Logger
 }
 
 // Options configure Open.
 type Options struct {
-	Dir    string
-	Sealer *seal.Sealer
-	Logger *slog.Logger
+	Dir string
+	// Root is the enclave's seal root; Purpose separates the keys of
+	// different services ("relay", "kms") derived from it.
+	Root    *seal.Root
+	Purpose string
+	Logger  *slog.Logger
 }
+
+// metaGeneration holds the current seal key generation, a big-endian
+// u32, in the clear: it is not secret, and a host that rolls it back only
+// makes newer records fail to open (refused), which it could do anyway.
+var metaGeneration = []byte("store-meta\x00generation")
 
 // Open opens (or creates) the store in Dir.
 func Open(o Options) (*Store, error) {
-	if o.Sealer == nil {
-		return nil, errors.New("store: no sealer: everything on disk is sealed")
+	if o.Root == nil {
+		return nil, errors.New("store: no seal root: everything on disk is sealed")
+	}
+	if o.Purpose == "" {
+		return nil, errors.New("store: no purpose")
 	}
 	if o.Dir == "" {
 		return nil, errors.New("store: no directory")
@@ -61,14 +76,95 @@ func Open(o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", o.Dir, err)
 	}
-	return &Store{db: db, sealer: o.Sealer, log: o.Logger}, nil
+	s := &Store{db: db, root: o.Root, purpose: o.Purpose, log: o.Logger}
+	gen := uint32(1)
+	if v, closer, err := db.Get(metaGeneration); err == nil {
+		if len(v) == 4 {
+			gen = binary.BigEndian.Uint32(v)
+		}
+		closer.Close()
+		if gen == 0 {
+			db.Close()
+			return nil, fmt.Errorf("%w: seal generation 0 in %s", ErrCorrupt, o.Dir)
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	sealer, err := seal.NewSealer(o.Root, o.Purpose, gen)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.sealer.Store(sealer)
+	return s, nil
+}
+
+// Rotate moves to a new seal key generation and re-seals every record
+// under it. The new generation is recorded first, so a crash part way
+// leaves records of both generations, all of which open; running Rotate
+// again finishes the job. It returns how many records were re-sealed.
+func (s *Store) Rotate() (int, error) {
+	old := s.sealer.Load()
+	next := old.Generation() + 1
+	sealer, err := seal.NewSealer(s.root, s.purpose, next)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.db.Set(metaGeneration, binary.BigEndian.AppendUint32(nil, next), pebble.Sync); err != nil {
+		return 0, err
+	}
+	s.sealer.Store(sealer)
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	n := 0
+	b := s.db.NewBatch()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || bytes.Equal(k, metaGeneration) {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			continue
+		}
+		if !sealer.NeedsReseal(v) {
+			continue
+		}
+		kind := string(k[:i])
+		p, err := old.Open(kind, k, 0, v)
+		if err != nil {
+			s.log.Error("not re-sealing a record that does not open", "kind", kind, "err", err)
+			continue
+		}
+		c, err := sealer.Seal(kind, k, 0, p)
+		if err != nil {
+			return n, err
+		}
+		b.Set(bytes.Clone(k), c, nil)
+		n++
+		if b.Len() > 1<<20 {
+			if err := b.Commit(pebble.Sync); err != nil {
+				return n, err
+			}
+			b = s.db.NewBatch()
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return n, err
+	}
+	return n, it.Error()
 }
 
 // Close flushes and closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
 // Sealer returns the store's sealer (for blinding names).
-func (s *Store) Sealer() *seal.Sealer { return s.sealer }
+func (s *Store) Sealer() *seal.Sealer { return s.sealer.Load() }
 
 func dbKey(kind string, key []byte) []byte {
 	k := make([]byte, 0, len(kind)+1+len(key))
@@ -98,7 +194,7 @@ func writeOpts(d Durability) *pebble.WriteOptions {
 // Put seals value and stores it under kind/key.
 func (s *Store) Put(kind string, key, value []byte, d Durability) error {
 	k := dbKey(kind, key)
-	sealed, err := s.sealer.Seal(kind, k, 0, value)
+	sealed, err := s.Sealer().Seal(kind, k, 0, value)
 	if err != nil {
 		return err
 	}
@@ -121,7 +217,7 @@ func (s *Store) Get(kind string, key []byte) ([]byte, error) {
 }
 
 func (s *Store) open(kind string, k, v []byte) ([]byte, error) {
-	p, err := s.sealer.Open(kind, k, 0, v)
+	p, err := s.Sealer().Open(kind, k, 0, v)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s/%x: %v", ErrCorrupt, kind, k[len(kind)+1:], err)
 	}
@@ -145,7 +241,7 @@ func (s *Store) NewBatch() *Batch { return &Batch{s: s, b: s.db.NewBatch()} }
 // Put adds a sealed Put to the batch.
 func (b *Batch) Put(kind string, key, value []byte) error {
 	k := dbKey(kind, key)
-	sealed, err := b.s.sealer.Seal(kind, k, 0, value)
+	sealed, err := b.s.Sealer().Seal(kind, k, 0, value)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,6 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
 	"github.com/sharedenclave/sharedenclave/relay"
-	"github.com/sharedenclave/sharedenclave/seal"
 	"github.com/sharedenclave/sharedenclave/store"
 	"github.com/sharedenclave/sharedenclave/wire"
 )
@@ -43,6 +42,7 @@ type options struct {
 	simDir        string
 	dataDir       string
 	sealPolicy    string
+	rotateSeal    bool
 	policy        string
 	pccs          string
 	collateral    string
@@ -76,6 +76,7 @@ Flags:
 	fs.BoolVar(&o.simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
 	fs.StringVar(&o.simDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for durable, sealed mailboxes (default: memory-only, lost on restart)")
+	fs.BoolVar(&o.rotateSeal, "rotate-seal-key", false, "at start, move the data dir to a new seal key generation and re-seal every record")
 	fs.StringVar(&o.sealPolicy, "seal-policy", "mrenclave", "who can unseal the data dir: mrenclave (this build only) or mrsigner (any build of the same signer)")
 	fs.StringVar(&o.policy, "policy", "", "TOML policy: which client enclaves may connect, optional id bindings (required under SGX)")
 	fs.StringVar(&o.pccs, "pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
@@ -100,6 +101,8 @@ Flags:
 		o.simDir = ".sim"
 	}
 	switch {
+	case o.rotateSeal && o.dataDir == "":
+		return nil, errors.New("--rotate-seal-key needs --data-dir")
 	case o.sealPolicy != backend.SealMREnclave && o.sealPolicy != backend.SealMRSigner:
 		return nil, errors.New("--seal-policy must be mrenclave or mrsigner")
 	case o.maxPayload < 1 || o.maxPayload > 64<<20:
@@ -187,6 +190,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 			return 1
 		}
 		defer st.Close()
+		if o.rotateSeal {
+			n, err := st.Rotate()
+			if err != nil {
+				fmt.Fprintf(stderr, "relayd: rotating the seal key: %v\n", err)
+				return 1
+			}
+			log.Info("seal key rotated", "generation", st.Sealer().Generation(), "records_resealed", n)
+		}
 		dm, err := relay.OpenDurableMailboxes(st, relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes}, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "relayd: %v\n", err)
@@ -248,9 +259,5 @@ func openStore(be *backend.Backend, o *options, log *slog.Logger) (*store.Store,
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	sealer, err := seal.NewSealer(root, "relay", 1)
-	if err != nil {
-		return nil, err
-	}
-	return store.Open(store.Options{Dir: o.dataDir, Sealer: sealer, Logger: log})
+	return store.Open(store.Options{Dir: o.dataDir, Root: root, Purpose: "relay", Logger: log})
 }
