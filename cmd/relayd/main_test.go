@@ -115,3 +115,73 @@ func TestRelaydFlagErrors(t *testing.T) {
 		t.Errorf("SGX mode outside Gramine: %d %q", code, out.String())
 	}
 }
+
+// startRun runs relayd in-process and returns its address and a stop
+// function that waits for it to exit.
+func startRun(t *testing.T, args ...string) (string, *syncBuf, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	logs := &syncBuf{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, logs, ready) }()
+	select {
+	case addr := <-ready:
+		return addr, logs, func() {
+			cancel()
+			if code := <-done; code != 0 {
+				t.Errorf("relayd exited %d", code)
+			}
+		}
+	case code := <-done:
+		t.Fatalf("relayd exited %d: %s", code, logs.String())
+	}
+	return "", nil, nil
+}
+
+func TestRelaydDataDirRestartAndRotate(t *testing.T) {
+	tmp := t.TempDir()
+	dir, data := filepath.Join(tmp, "sim"), filepath.Join(tmp, "data")
+	args := []string{"--simulation", "--sim-dir", dir, "--data-dir", data, "--listen", "127.0.0.1:0", "--log-format", "json"}
+	addr, logs, stop := startRun(t, args...)
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(addr, id string) *client.Conn {
+		c, err := client.Dial(context.Background(), addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Register(id); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	dial(addr, "bob").Close()
+	a := dial(addr, "alice")
+	for _, m := range []string{"one", "two"} {
+		if err := a.Send("bob", []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	stop()
+	if !strings.Contains(logs.String(), "durable and sealed") || strings.Contains(logs.String(), "memory-only") {
+		t.Errorf("durability not announced:\n%s", logs.String())
+	}
+
+	addr, logs, stop = startRun(t, append(args, "--rotate-seal-key")...)
+	defer stop()
+	if !strings.Contains(logs.String(), `"records_resealed":`) {
+		t.Errorf("rotation not logged:\n%s", logs.String())
+	}
+	b := dial(addr, "bob")
+	defer b.Close()
+	for _, want := range []string{"one", "two"} {
+		from, data, ok, err := b.Poll()
+		if err != nil || !ok || from != "alice" || string(data) != want {
+			t.Fatalf("after restart and rotation: %q %q %v %v", from, data, ok, err)
+		}
+	}
+}
