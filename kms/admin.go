@@ -1,0 +1,153 @@
+package kms
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"slices"
+)
+
+// seed serves the endpoints of the original tutorial, fixed: fresh random
+// keys that the server does not keep, over attested TLS, as valid JSON.
+func (s *Service) seed(method, path string) (response, error) {
+	if method != "GET" {
+		return response{}, &Error{http.StatusMethodNotAllowed, "method not allowed: use GET"}
+	}
+	if path == "/generate-aes-key" {
+		k, err := randomBytes(s.cfg.Rand, 32)
+		if err != nil {
+			return response{}, err
+		}
+		return response{raw: map[string]string{"aes_key": base64.StdEncoding.EncodeToString(k), "encoding": "base64"}}, nil
+	}
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return response{}, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		return response{}, err
+	}
+	priv, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return response{}, err
+	}
+	return response{raw: map[string]string{
+		"public_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})),
+		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv})),
+		"encoding":    "plaintext",
+	}}, nil
+}
+
+// tokenCreate is POST /v1/auth/token/create: a token with the policies
+// asked for. A token can only hand out policies it has itself (or any,
+// for root), so no token can mint a stronger one.
+func (s *Service) tokenCreate(req *request) (response, error) {
+	if req.method != "POST" && req.method != "PUT" {
+		return response{}, &Error{http.StatusMethodNotAllowed, "use POST"}
+	}
+	var policies []string
+	if raw, ok := req.body["policies"]; ok {
+		if err := json.Unmarshal(raw, &policies); err != nil {
+			return response{}, badRequest("policies must be a list of names")
+		}
+	}
+	if len(policies) == 0 {
+		return response{}, badRequest("policies: give at least one policy")
+	}
+	isRoot := slices.Contains(req.tok.Policies, "root")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range policies {
+		if p == "root" && !isRoot {
+			return response{}, forbidden()
+		}
+		if p != "root" && s.policies[p] == nil {
+			return response{}, badRequest(fmt.Sprintf("policy %q does not exist", p))
+		}
+		if !isRoot && !slices.Contains(req.tok.Policies, p) {
+			return response{}, badRequest(fmt.Sprintf("a token may only grant policies it has itself; it lacks %q", p))
+		}
+	}
+	tok, err := s.createToken(policies)
+	if err != nil {
+		return response{}, err
+	}
+	acc := s.tokens[tokenHash(tok)].Accessor
+	return response{auth: map[string]any{
+		"client_token": tok, "accessor": acc, "policies": policies, "token_policies": policies,
+		"renewable": false, "lease_duration": 0, "orphan": true,
+	}}, nil
+}
+
+func (s *Service) policyAPI(req *request, name string) (response, error) {
+	if name == "root" {
+		return response{}, badRequest("the root policy cannot be changed")
+	}
+	switch req.method {
+	case "GET":
+		s.mu.RLock()
+		p := s.policies[name]
+		s.mu.RUnlock()
+		if p == nil {
+			return response{}, notFound("no policy named " + name)
+		}
+		return response{data: map[string]any{"name": p.Name, "policy": p.Rules}}, nil
+	case "POST", "PUT":
+		rules, err := req.str("policy")
+		if err != nil {
+			return response{}, err
+		}
+		if rules == "" {
+			return response{}, badRequest("policy: the rules are empty")
+		}
+		if err := validName(name); err != nil {
+			return response{}, err
+		}
+		p := &aclPolicy{Name: name, Rules: rules}
+		if err := p.compile(); err != nil {
+			return response{}, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.cfg.Store != nil {
+			if err := s.persist(kindPolicy, s.blind(name), p); err != nil {
+				return response{}, err
+			}
+		}
+		s.policies[name] = p
+		return response{status: http.StatusNoContent}, nil
+	case "DELETE":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.cfg.Store != nil {
+			if err := s.cfg.Store.Delete(kindPolicy, s.blind(name), true); err != nil {
+				return response{}, err
+			}
+		}
+		delete(s.policies, name)
+		return response{status: http.StatusNoContent}, nil
+	}
+	return response{}, &Error{http.StatusMethodNotAllowed, "unsupported method"}
+}
+
+func (s *Service) attestation() (response, error) {
+	a := s.cfg.Attestation
+	if a == nil {
+		return response{}, notFound("attestation is not configured")
+	}
+	return response{data: map[string]any{
+		"certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Certificate})),
+		"quote":       base64.StdEncoding.EncodeToString(a.Quote),
+		"simulated":   a.Simulated,
+		"binding":     "quote report data = SHA-256(SubjectPublicKeyInfo of the certificate) ‖ 32 zero bytes",
+		"how_to_verify": "Verify the quote (enclavectl quote verify), check MRENCLAVE/MRSIGNER against your policy, " +
+			"check that report data [0:32] is SHA-256 of the certificate's SubjectPublicKeyInfo, and that this certificate is the one " +
+			"your TLS connection presented. The certificate also carries the quote (RA-TLS), so atls.RATLSClientConfig does all of this in the handshake.",
+	}}, nil
+}

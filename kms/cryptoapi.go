@@ -1,0 +1,400 @@
+package kms
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+func randomBytes(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, n)
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+// batchItem is one entry of batch_input, with Vault's field names.
+type batchItem struct {
+	Plaintext      string `json:"plaintext"`
+	Ciphertext     string `json:"ciphertext"`
+	Context        string `json:"context"`
+	AssociatedData string `json:"associated_data"`
+	Input          string `json:"input"`
+	Signature      string `json:"signature"`
+	HMAC           string `json:"hmac"`
+	KeyVersion     any    `json:"key_version"`
+	Reference      string `json:"reference"`
+}
+
+// items returns batch_input, or the single request as one item.
+func (req *request) items() ([]batchItem, bool, error) {
+	if raw, ok := req.body["batch_input"]; ok && string(raw) != "null" {
+		var items []batchItem
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, true, badRequest("batch_input must be a list of objects")
+		}
+		if len(items) == 0 {
+			return nil, true, badRequest("batch_input is empty")
+		}
+		if len(items) > maxBatch {
+			return nil, true, badRequest(fmt.Sprintf("batch_input of %d items is over the limit of %d", len(items), maxBatch))
+		}
+		return items, true, nil
+	}
+	var it batchItem
+	var err error
+	for field, dst := range map[string]*string{"plaintext": &it.Plaintext, "ciphertext": &it.Ciphertext, "context": &it.Context,
+		"associated_data": &it.AssociatedData, "input": &it.Input, "signature": &it.Signature, "hmac": &it.HMAC, "reference": &it.Reference} {
+		if *dst, err = req.str(field); err != nil {
+			return nil, false, err
+		}
+	}
+	if n, ok, err := req.integer("key_version"); err != nil {
+		return nil, false, err
+	} else if ok {
+		it.KeyVersion = n
+	}
+	return []batchItem{it}, false, nil
+}
+
+func itemVersion(v any) (int, error) {
+	switch x := v.(type) {
+	case nil:
+		return 0, nil
+	case int:
+		return x, nil
+	case float64:
+		if x != float64(int(x)) {
+			return 0, badRequest("key_version must be an integer")
+		}
+		return int(x), nil
+	case string:
+		var n int
+		if _, err := fmt.Sscan(x, &n); err != nil {
+			return 0, badRequest("key_version must be an integer")
+		}
+		return n, nil
+	}
+	return 0, badRequest("key_version must be an integer")
+}
+
+func optB64(s, field string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return decodeB64(s, field)
+}
+
+// runBatch applies fn to every item. A single request returns fn's
+// result as data, or its error; a batch returns batch_results with an
+// "error" per failed item, and status 400 if any failed (Vault's rule).
+func runBatch(items []batchItem, batch bool, fn func(it batchItem) (map[string]any, error)) (response, error) {
+	if !batch {
+		out, err := fn(items[0])
+		if err != nil {
+			return response{}, err
+		}
+		if items[0].Reference != "" {
+			out["reference"] = items[0].Reference
+		}
+		return response{data: out}, nil
+	}
+	results := make([]map[string]any, len(items))
+	failed := false
+	for i, it := range items {
+		out, err := fn(it)
+		if err != nil {
+			failed = true
+			out = map[string]any{"error": publicMessage(err)}
+		}
+		if it.Reference != "" {
+			out["reference"] = it.Reference
+		}
+		results[i] = out
+	}
+	r := response{data: map[string]any{"batch_results": results}}
+	if failed {
+		r.status = http.StatusBadRequest
+	}
+	return r, nil
+}
+
+func (s *Service) encrypt(req *request, name string) (response, error) {
+	k, err := s.key(name)
+	if err != nil {
+		return response{}, err
+	}
+	items, batch, err := req.items()
+	if err != nil {
+		return response{}, err
+	}
+	topAD, err := req.b64("associated_data")
+	if err != nil {
+		return response{}, err
+	}
+	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+		pt, err := decodeB64(it.Plaintext, "plaintext")
+		if err != nil {
+			return nil, err
+		}
+		ctx, err := optB64(it.Context, "context")
+		if err != nil {
+			return nil, err
+		}
+		ad, err := optB64(it.AssociatedData, "associated_data")
+		if err != nil {
+			return nil, err
+		}
+		if ad == nil {
+			ad = topAD
+		}
+		asked, err := itemVersion(it.KeyVersion)
+		if err != nil {
+			return nil, err
+		}
+		n, v, err := k.versionFor(asked)
+		if err != nil {
+			return nil, err
+		}
+		c, err := k.encrypt(n, v, pt, ctx, ad)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"ciphertext": c, "key_version": n}, nil
+	})
+}
+
+func (s *Service) decrypt(req *request, name string) (response, error) {
+	k, err := s.key(name)
+	if err != nil {
+		return response{}, err
+	}
+	items, batch, err := req.items()
+	if err != nil {
+		return response{}, err
+	}
+	topAD, err := req.b64("associated_data")
+	if err != nil {
+		return response{}, err
+	}
+	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+		ctx, err := optB64(it.Context, "context")
+		if err != nil {
+			return nil, err
+		}
+		ad, err := optB64(it.AssociatedData, "associated_data")
+		if err != nil {
+			return nil, err
+		}
+		if ad == nil {
+			ad = topAD
+		}
+		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"plaintext": base64.StdEncoding.EncodeToString(pt)}, nil
+	})
+}
+
+func (s *Service) rewrap(req *request, name string) (response, error) {
+	k, err := s.key(name)
+	if err != nil {
+		return response{}, err
+	}
+	items, batch, err := req.items()
+	if err != nil {
+		return response{}, err
+	}
+	topAD, err := req.b64("associated_data")
+	if err != nil {
+		return response{}, err
+	}
+	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+		ctx, err := optB64(it.Context, "context")
+		if err != nil {
+			return nil, err
+		}
+		ad, err := optB64(it.AssociatedData, "associated_data")
+		if err != nil {
+			return nil, err
+		}
+		if ad == nil {
+			ad = topAD
+		}
+		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
+		if err != nil {
+			return nil, err
+		}
+		asked, err := itemVersion(it.KeyVersion)
+		if err != nil {
+			return nil, err
+		}
+		n, v, err := k.versionFor(asked)
+		if err != nil {
+			return nil, err
+		}
+		c, err := k.encrypt(n, v, pt, ctx, ad)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"ciphertext": c, "key_version": n}, nil
+	})
+}
+
+func (s *Service) datakey(req *request, kind, name string) (response, error) {
+	if kind != "plaintext" && kind != "wrapped" {
+		return response{}, badRequest("datakey type must be plaintext or wrapped")
+	}
+	k, err := s.key(name)
+	if err != nil {
+		return response{}, err
+	}
+	if !k.Type.encrypting() {
+		return response{}, badRequest(fmt.Sprintf("key type %s does not support encryption", k.Type))
+	}
+	bits, ok, err := req.integer("bits")
+	if err != nil {
+		return response{}, err
+	}
+	if !ok {
+		bits = 256
+	}
+	if bits != 128 && bits != 256 && bits != 512 {
+		return response{}, badRequest("bits must be 128, 256 or 512")
+	}
+	ctx, err := req.b64("context")
+	if err != nil {
+		return response{}, err
+	}
+	ad, err := req.b64("associated_data")
+	if err != nil {
+		return response{}, err
+	}
+	dk, err := randomBytes(s.cfg.Rand, bits/8)
+	if err != nil {
+		return response{}, err
+	}
+	n, v, err := k.versionFor(0)
+	if err != nil {
+		return response{}, err
+	}
+	c, err := k.encrypt(n, v, dk, ctx, ad)
+	if err != nil {
+		return response{}, err
+	}
+	out := map[string]any{"ciphertext": c, "key_version": n}
+	if kind == "plaintext" {
+		out["plaintext"] = base64.StdEncoding.EncodeToString(dk)
+	}
+	return response{data: out}, nil
+}
+
+func (s *Service) signOrVerify(req *request, rest []string, verify bool) (response, error) {
+	k, err := s.key(rest[0])
+	if err != nil {
+		return response{}, err
+	}
+	var p signParams
+	if len(rest) == 2 {
+		p.hashAlg = rest[1]
+	}
+	if h, err := req.str("hash_algorithm"); err != nil {
+		return response{}, err
+	} else if h != "" {
+		p.hashAlg = h
+	}
+	if p.sigAlg, err = req.str("signature_algorithm"); err != nil {
+		return response{}, err
+	}
+	if p.marshaling, err = req.str("marshaling_algorithm"); err != nil {
+		return response{}, err
+	}
+	if p.prehashed, _, err = req.boolean("prehashed"); err != nil {
+		return response{}, err
+	}
+	items, batch, err := req.items()
+	if err != nil {
+		return response{}, err
+	}
+	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+		in, err := decodeB64(it.Input, "input")
+		if err != nil {
+			return nil, err
+		}
+		if verify && it.HMAC != "" {
+			ok, err := k.verifyHMAC(it.HMAC, p.hashAlg, in)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"valid": ok}, nil
+		}
+		if verify {
+			ok, err := k.verify(it.Signature, in, p)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"valid": ok}, nil
+		}
+		asked, err := itemVersion(it.KeyVersion)
+		if err != nil {
+			return nil, err
+		}
+		n, v, err := k.versionFor(asked)
+		if err != nil {
+			return nil, err
+		}
+		sig, err := k.sign(n, v, in, p)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"signature": sig, "key_version": n}, nil
+	})
+}
+
+func (s *Service) hmacOp(req *request, rest []string) (response, error) {
+	k, err := s.key(rest[0])
+	if err != nil {
+		return response{}, err
+	}
+	alg := ""
+	if len(rest) == 2 {
+		alg = rest[1]
+	}
+	if a, err := req.str("algorithm"); err != nil {
+		return response{}, err
+	} else if a != "" {
+		alg = a
+	}
+	items, batch, err := req.items()
+	if err != nil {
+		return response{}, err
+	}
+	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+		in, err := decodeB64(it.Input, "input")
+		if err != nil {
+			return nil, err
+		}
+		if it.HMAC != "" {
+			ok, err := k.verifyHMAC(it.HMAC, alg, in)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"valid": ok}, nil
+		}
+		asked, err := itemVersion(it.KeyVersion)
+		if err != nil {
+			return nil, err
+		}
+		n, v, err := k.versionFor(asked)
+		if err != nil {
+			return nil, err
+		}
+		mac, err := k.hmac(n, v, alg, in)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"hmac": mac, "key_version": n}, nil
+	})
+}

@@ -1,0 +1,258 @@
+package kms
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Handler returns the KMS HTTP API (see docs/KMS-API.md).
+func (s *Service) Handler() http.Handler {
+	return http.HandlerFunc(s.serve)
+}
+
+// request is one API call as the handlers see it.
+type request struct {
+	method string // GET POST PUT DELETE LIST
+	path   string // without the leading /v1/
+	body   map[string]json.RawMessage
+	tok    *token
+	w      http.ResponseWriter
+	r      *http.Request
+}
+
+type response struct {
+	status int
+	data   any // Vault's "data"
+	auth   any // Vault's "auth"
+	raw    any // a body that is not Vault's envelope (seed endpoints)
+}
+
+func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
+	start := s.cfg.Now()
+	reqID := s.requestID()
+	method := r.Method
+	if method == http.MethodGet && r.URL.Query().Get("list") == "true" || method == "LIST" {
+		method = "LIST"
+	}
+	path := r.URL.Path
+	var resp response
+	var err error
+	var accessor string
+
+	if s.auditFailed() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []string{"audit log unavailable: requests are refused until it is repaired"}})
+		return
+	}
+	switch {
+	case path == "/generate-aes-key" || path == "/generate-rsa-key-pair":
+		resp, err = s.seed(method, path)
+	case strings.HasPrefix(path, "/v1/"):
+		req := &request{method: method, path: strings.TrimPrefix(path, "/v1/"), w: w, r: r}
+		resp, err = s.api(req)
+		if req.tok != nil {
+			accessor = req.tok.Accessor
+		}
+	default:
+		err = notFound("no handler for " + path)
+	}
+	status := http.StatusOK
+	if err != nil {
+		status = statusOf(err)
+	} else if resp.status != 0 {
+		status = resp.status
+	}
+	line := auditLine{Time: start.UTC().Format(time.RFC3339Nano), RequestID: reqID, Remote: r.RemoteAddr,
+		Accessor: accessor, Method: method, Path: path, Status: status}
+	if err != nil {
+		line.Error = publicMessage(err)
+	}
+	if aerr := s.audit(line); aerr != nil {
+		s.log.Error("audit log write failed; refusing requests", "err", aerr)
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"errors": []string{"audit log write failed"}})
+		return
+	}
+	w.Header().Set("X-Request-Id", reqID)
+	if err != nil {
+		writeJSON(w, status, map[string]any{"errors": []string{publicMessage(err)}})
+		return
+	}
+	switch {
+	case resp.raw != nil:
+		writeJSON(w, status, resp.raw)
+	case status == http.StatusNoContent:
+		w.WriteHeader(status)
+	default:
+		writeJSON(w, status, map[string]any{
+			"request_id": reqID, "lease_id": "", "renewable": false, "lease_duration": 0,
+			"data": resp.data, "wrap_info": nil, "warnings": nil, "auth": resp.auth,
+		})
+	}
+}
+
+// publicMessage is what a client is told about err: API errors verbatim,
+// anything else as a generic message (details go to the server log only).
+func publicMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Msg
+	}
+	return "internal error"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Service) requestID() string {
+	b := make([]byte, 16)
+	io.ReadFull(s.cfg.Rand, b)
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// readBody decodes a JSON object body within the size limit.
+func (s *Service) readBody(req *request) error {
+	if req.method == "GET" || req.method == "LIST" || req.method == "DELETE" {
+		return nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(req.w, req.r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return &Error{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over the %d-byte limit", s.cfg.MaxBody)}
+		}
+		return badRequest("could not read the request body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		req.body = map[string]json.RawMessage{}
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req.body); err != nil || dec.More() {
+		return badRequest("failed to parse JSON input: the body must be one JSON object")
+	}
+	if req.body == nil {
+		req.body = map[string]json.RawMessage{}
+	}
+	return nil
+}
+
+// Field accessors: Vault accepts numbers and booleans also as strings.
+
+func (req *request) str(name string) (string, error) {
+	raw, ok := req.body[name]
+	if !ok || string(raw) == "null" {
+		return "", nil
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", badRequest(fmt.Sprintf("field %q must be a string", name))
+	}
+	return v, nil
+}
+
+func (req *request) integer(name string) (int, bool, error) {
+	raw, ok := req.body[name]
+	if !ok || string(raw) == "null" {
+		return 0, false, nil
+	}
+	var n int
+	if err := json.Unmarshal(raw, &n); err == nil {
+		return n, true, nil
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err == nil {
+		if n, err := strconv.Atoi(str); err == nil {
+			return n, true, nil
+		}
+	}
+	return 0, false, badRequest(fmt.Sprintf("field %q must be an integer", name))
+}
+
+func (req *request) boolean(name string) (bool, bool, error) {
+	raw, ok := req.body[name]
+	if !ok || string(raw) == "null" {
+		return false, false, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		return b, true, nil
+	}
+	var str string
+	if err := json.Unmarshal(raw, &str); err == nil {
+		if b, err := strconv.ParseBool(str); err == nil {
+			return b, true, nil
+		}
+	}
+	return false, false, badRequest(fmt.Sprintf("field %q must be a boolean", name))
+}
+
+func (req *request) b64(name string) ([]byte, error) {
+	s, err := req.str(name)
+	if err != nil || s == "" {
+		return nil, err
+	}
+	return decodeB64(s, name)
+}
+
+// capability is what an API call needs, Vault-style.
+func capability(method string) string {
+	switch method {
+	case "GET":
+		return capRead
+	case "LIST":
+		return capList
+	case "DELETE":
+		return capDelete
+	}
+	return capUpdate
+}
+
+func (s *Service) api(req *request) (response, error) {
+	// Unauthenticated endpoints.
+	switch req.path {
+	case "sys/health":
+		return response{data: nil, raw: map[string]any{"initialized": true, "sealed": false, "standby": false,
+			"server_time_utc": s.cfg.Now().Unix(), "version": "shared-enclave-kms"}}, nil
+	case "sys/attestation":
+		return s.attestation()
+	}
+	tok := req.r.Header.Get("X-Vault-Token")
+	if tok == "" {
+		tok, _ = strings.CutPrefix(req.r.Header.Get("Authorization"), "Bearer ")
+	}
+	req.tok = s.lookupToken(tok)
+	if req.tok == nil {
+		return response{}, forbidden()
+	}
+	need := capability(req.method)
+	ok := s.allowed(req.tok.Policies, req.path, need)
+	if !ok && need == capUpdate {
+		ok = s.allowed(req.tok.Policies, req.path, capCreate)
+	}
+	if !ok {
+		return response{}, forbidden()
+	}
+	if err := s.readBody(req); err != nil {
+		return response{}, err
+	}
+	seg := strings.Split(req.path, "/")
+	switch {
+	case len(seg) >= 2 && seg[0] == "transit":
+		return s.transit(req, seg[1:])
+	case req.path == "auth/token/create":
+		return s.tokenCreate(req)
+	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl":
+		return s.policyAPI(req, seg[3])
+	}
+	return response{}, notFound("unsupported path")
+}

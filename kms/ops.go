@@ -1,0 +1,302 @@
+package kms
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha3"
+	"crypto/sha512"
+	"encoding/asn1"
+	"encoding/base64"
+	"fmt"
+	"hash"
+	"math/big"
+	"strconv"
+	"strings"
+)
+
+// Ciphertexts, signatures and HMACs are "vault:v<version>:<base64>".
+func formatVersioned(n int, b []byte) string {
+	return "vault:v" + strconv.Itoa(n) + ":" + base64.StdEncoding.EncodeToString(b)
+}
+
+func parseVersioned(s, what string) (int, []byte, error) {
+	rest, ok := strings.CutPrefix(s, "vault:v")
+	if !ok {
+		return 0, nil, badRequest(fmt.Sprintf("invalid %s: no vault:v prefix", what))
+	}
+	vs, body, ok := strings.Cut(rest, ":")
+	if !ok {
+		return 0, nil, badRequest(fmt.Sprintf("invalid %s: no version", what))
+	}
+	n, err := strconv.Atoi(vs)
+	if err != nil || n < 1 {
+		return 0, nil, badRequest(fmt.Sprintf("invalid %s: bad version %q", what, vs))
+	}
+	b, err := base64.StdEncoding.DecodeString(body)
+	if err != nil {
+		if b2, err2 := base64.RawURLEncoding.DecodeString(body); err2 == nil {
+			return n, b2, nil
+		}
+		return 0, nil, badRequest(fmt.Sprintf("invalid %s: bad base64", what))
+	}
+	return n, b, nil
+}
+
+func decodeB64(s, field string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, badRequest(fmt.Sprintf("failed to base64-decode %s", field))
+	}
+	return b, nil
+}
+
+// encrypt seals plaintext with key version n.
+func (k *Key) encrypt(n int, v *version, plaintext, context, ad []byte) (string, error) {
+	switch {
+	case k.Type.symmetric():
+		a, err := v.aead(k.Type, context, k.Derived)
+		if err != nil {
+			return "", err
+		}
+		nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plaintext)+a.Overhead())
+		if _, err := rand.Read(nonce); err != nil {
+			return "", err
+		}
+		return formatVersioned(n, a.Seal(nonce, nonce, plaintext, ad)), nil
+	case k.Type.rsa():
+		if len(ad) != 0 || len(context) != 0 {
+			return "", badRequest("associated_data and context are not supported with RSA keys")
+		}
+		pub, err := v.public()
+		if err != nil {
+			return "", err
+		}
+		c, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), plaintext, nil)
+		if err != nil {
+			return "", badRequest("plaintext too long for RSA-OAEP with this key")
+		}
+		return formatVersioned(n, c), nil
+	}
+	return "", badRequest(fmt.Sprintf("key type %s does not support encryption", k.Type))
+}
+
+func (k *Key) decrypt(ciphertext string, context, ad []byte) ([]byte, int, error) {
+	if !k.Type.encrypting() {
+		return nil, 0, badRequest(fmt.Sprintf("key type %s does not support decryption", k.Type))
+	}
+	n, c, err := parseVersioned(ciphertext, "ciphertext")
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := k.decryptVersion(n)
+	if err != nil {
+		return nil, 0, err
+	}
+	if k.Type.rsa() {
+		s, err := v.signer()
+		if err != nil {
+			return nil, 0, err
+		}
+		p, err := rsa.DecryptOAEP(sha256.New(), nil, s.(*rsa.PrivateKey), c, nil)
+		if err != nil {
+			return nil, 0, badRequest("cipher: message authentication failed")
+		}
+		return p, n, nil
+	}
+	a, err := v.aead(k.Type, context, k.Derived)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(c) < a.NonceSize()+a.Overhead() {
+		return nil, 0, badRequest("invalid ciphertext: too short")
+	}
+	p, err := a.Open(nil, c[:a.NonceSize()], c[a.NonceSize():], ad)
+	if err != nil {
+		return nil, 0, badRequest("cipher: message authentication failed")
+	}
+	return p, n, nil
+}
+
+// hashFor maps Vault's hash_algorithm names.
+func hashFor(name string) (crypto.Hash, func() hash.Hash, error) {
+	switch name {
+	case "", "sha2-256":
+		return crypto.SHA256, sha256.New, nil
+	case "sha2-224":
+		return crypto.SHA224, sha256.New224, nil
+	case "sha2-384":
+		return crypto.SHA384, sha512.New384, nil
+	case "sha2-512":
+		return crypto.SHA512, sha512.New, nil
+	case "sha3-224":
+		return crypto.SHA3_224, func() hash.Hash { return sha3.New224() }, nil
+	case "sha3-256":
+		return crypto.SHA3_256, func() hash.Hash { return sha3.New256() }, nil
+	case "sha3-384":
+		return crypto.SHA3_384, func() hash.Hash { return sha3.New384() }, nil
+	case "sha3-512":
+		return crypto.SHA3_512, func() hash.Hash { return sha3.New512() }, nil
+	}
+	return 0, nil, badRequest(fmt.Sprintf("unsupported hash algorithm %q", name))
+}
+
+type signParams struct {
+	hashAlg    string // Vault's hash_algorithm; "none" with prehashed
+	sigAlg     string // pss | pkcs1v15 (RSA)
+	marshaling string // asn1 | jws (ECDSA)
+	prehashed  bool
+}
+
+func (p *signParams) digest(input []byte, t KeyType) (crypto.Hash, []byte, error) {
+	if t == Ed25519 {
+		return 0, input, nil // pure Ed25519 signs the message itself
+	}
+	if p.hashAlg == "none" {
+		if !t.rsa() || p.sigAlg != "pkcs1v15" {
+			return 0, nil, badRequest("hash_algorithm none is only for RSA with pkcs1v15")
+		}
+		return 0, input, nil
+	}
+	h, newHash, err := hashFor(p.hashAlg)
+	if err != nil {
+		return 0, nil, err
+	}
+	if p.prehashed {
+		if len(input) != h.Size() {
+			return 0, nil, badRequest("prehashed input has the wrong length for the hash algorithm")
+		}
+		return h, input, nil
+	}
+	d := newHash()
+	d.Write(input)
+	return h, d.Sum(nil), nil
+}
+
+func (k *Key) sign(n int, v *version, input []byte, p signParams) (string, error) {
+	if !k.Type.signing() {
+		return "", badRequest(fmt.Sprintf("key type %s does not support signing", k.Type))
+	}
+	h, digest, err := p.digest(input, k.Type)
+	if err != nil {
+		return "", err
+	}
+	s, err := v.signer()
+	if err != nil {
+		return "", err
+	}
+	var sig []byte
+	switch key := s.(type) {
+	case ed25519.PrivateKey:
+		sig = ed25519.Sign(key, digest)
+	case *ecdsa.PrivateKey:
+		switch p.marshaling {
+		case "", "asn1":
+			sig, err = ecdsa.SignASN1(rand.Reader, key, digest)
+		case "jws":
+			var r, sv *big.Int
+			if r, sv, err = ecdsa.Sign(rand.Reader, key, digest); err == nil {
+				size := (key.Curve.Params().BitSize + 7) / 8
+				sig = make([]byte, 2*size)
+				r.FillBytes(sig[:size])
+				sv.FillBytes(sig[size:])
+				return "vault:v" + strconv.Itoa(n) + ":" + base64.RawURLEncoding.EncodeToString(sig), nil
+			}
+		default:
+			return "", badRequest(fmt.Sprintf("unsupported marshaling_algorithm %q", p.marshaling))
+		}
+	case *rsa.PrivateKey:
+		switch p.sigAlg {
+		case "", "pss":
+			sig, err = rsa.SignPSS(rand.Reader, key, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+		case "pkcs1v15":
+			sig, err = rsa.SignPKCS1v15(rand.Reader, key, h, digest)
+		default:
+			return "", badRequest(fmt.Sprintf("unsupported signature_algorithm %q", p.sigAlg))
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	return formatVersioned(n, sig), nil
+}
+
+func (k *Key) verify(signature string, input []byte, p signParams) (bool, error) {
+	if !k.Type.signing() {
+		return false, badRequest(fmt.Sprintf("key type %s does not support verification", k.Type))
+	}
+	n, sig, err := parseVersioned(signature, "signature")
+	if err != nil {
+		return false, err
+	}
+	v, err := k.decryptVersion(n)
+	if err != nil {
+		return false, err
+	}
+	h, digest, err := p.digest(input, k.Type)
+	if err != nil {
+		return false, err
+	}
+	pub, err := v.public()
+	if err != nil {
+		return false, err
+	}
+	switch key := pub.(type) {
+	case ed25519.PublicKey:
+		return ed25519.Verify(key, digest, sig), nil
+	case *ecdsa.PublicKey:
+		switch p.marshaling {
+		case "", "asn1":
+			return ecdsa.VerifyASN1(key, digest, sig), nil
+		case "jws":
+			size := (key.Curve.Params().BitSize + 7) / 8
+			if len(sig) != 2*size {
+				return false, nil
+			}
+			der, _ := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])})
+			return ecdsa.VerifyASN1(key, digest, der), nil
+		}
+		return false, badRequest(fmt.Sprintf("unsupported marshaling_algorithm %q", p.marshaling))
+	case *rsa.PublicKey:
+		switch p.sigAlg {
+		case "", "pss":
+			return rsa.VerifyPSS(key, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil, nil
+		case "pkcs1v15":
+			return rsa.VerifyPKCS1v15(key, h, digest, sig) == nil, nil
+		}
+		return false, badRequest(fmt.Sprintf("unsupported signature_algorithm %q", p.sigAlg))
+	}
+	return false, badRequest("unsupported key")
+}
+
+func (k *Key) hmac(n int, v *version, alg string, input []byte) (string, error) {
+	_, newHash, err := hashFor(alg)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(newHash, v.hmacKey(k.Type))
+	m.Write(input)
+	return formatVersioned(n, m.Sum(nil)), nil
+}
+
+func (k *Key) verifyHMAC(mac, alg string, input []byte) (bool, error) {
+	n, sum, err := parseVersioned(mac, "hmac")
+	if err != nil {
+		return false, err
+	}
+	v, err := k.decryptVersion(n)
+	if err != nil {
+		return false, err
+	}
+	_, newHash, err := hashFor(alg)
+	if err != nil {
+		return false, err
+	}
+	m := hmac.New(newHash, v.hmacKey(k.Type))
+	m.Write(input)
+	return hmac.Equal(m.Sum(nil), sum), nil
+}

@@ -1,0 +1,249 @@
+package kms
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sharedenclave/sharedenclave/attest"
+	"github.com/sharedenclave/sharedenclave/store"
+)
+
+// Record kinds in the store.
+const (
+	kindKey    = "kms/key"
+	kindToken  = "kms/token"
+	kindPolicy = "kms/policy"
+)
+
+// Config configures a Service.
+type Config struct {
+	// Store keeps keys, tokens and policies sealed; nil means memory-only
+	// (everything is lost on restart).
+	Store *store.Store
+	// Audit receives one JSON line per request. Required: if a line cannot
+	// be written, the request fails and later requests are refused.
+	Audit io.Writer
+	// Verifier checks quotes for attestation-gated key release; nil
+	// disables release.
+	Verifier attest.Verifier
+	// Attestation is served at /v1/sys/attestation.
+	Attestation *AttestationInfo
+	// MaxBody caps request bodies; default 1 MiB.
+	MaxBody int64
+	Logger  *slog.Logger
+	// Rand and Now default to crypto/rand and time.Now.
+	Rand io.Reader
+	Now  func() time.Time
+}
+
+// AttestationInfo is what GET /v1/sys/attestation returns.
+type AttestationInfo struct {
+	// Certificate is the server's TLS certificate (DER), an RA-TLS
+	// certificate whose extension carries Quote.
+	Certificate []byte
+	// Quote binds SHA-256 of the certificate's public key (SPKI).
+	Quote     []byte
+	Simulated bool
+}
+
+// Service is the KMS: keys, tokens, policies, and the HTTP API.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.RWMutex
+	keys     map[string]*Key
+	tokens   map[[32]byte]*token
+	policies map[string]*aclPolicy
+
+	auditMu     sync.Mutex
+	auditBroken bool
+}
+
+// token is an API token. Only its SHA-256 is kept.
+type token struct {
+	Accessor string    `json:"accessor"`
+	Policies []string  `json:"policies"`
+	Created  time.Time `json:"created"`
+}
+
+// New loads the service's state from cfg.Store. Records that fail to open
+// are logged and refused.
+func New(cfg Config) (*Service, error) {
+	if cfg.Audit == nil {
+		return nil, errors.New("kms: an audit log is required")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, keys: map[string]*Key{}, tokens: map[[32]byte]*token{}, policies: map[string]*aclPolicy{}}
+	if cfg.Store == nil {
+		return s, nil
+	}
+	refused := 0
+	scan := func(kind string, fn func(k, v []byte) error) error {
+		return cfg.Store.Scan(kind, nil, func(k, v []byte, err error) error {
+			if err == nil {
+				err = fn(k, v)
+			}
+			if err != nil {
+				refused++
+				s.log.Error("refusing a stored record", "kind", kind, "err", err)
+			}
+			return nil
+		})
+	}
+	err := scan(kindKey, func(k, v []byte) error {
+		var key Key
+		if err := json.Unmarshal(v, &key); err != nil {
+			return err
+		}
+		if string(k) != string(s.blind(key.Name)) || !key.Type.Valid() {
+			return errors.New("key record does not match its name")
+		}
+		s.keys[key.Name] = &key
+		return nil
+	})
+	if err == nil {
+		err = scan(kindToken, func(k, v []byte) error {
+			var t token
+			if err := json.Unmarshal(v, &t); err != nil || len(k) != 32 {
+				return errors.New("bad token record")
+			}
+			s.tokens[[32]byte(k)] = &t
+			return nil
+		})
+	}
+	if err == nil {
+		err = scan(kindPolicy, func(k, v []byte) error {
+			var p aclPolicy
+			if err := json.Unmarshal(v, &p); err != nil {
+				return err
+			}
+			if string(k) != string(s.blind(p.Name)) {
+				return errors.New("policy record does not match its name")
+			}
+			if err := p.compile(); err != nil {
+				return err
+			}
+			s.policies[p.Name] = &p
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if refused > 0 {
+		s.log.Error("stored records refused at startup", "count", refused)
+	}
+	return s, nil
+}
+
+func (s *Service) blind(name string) []byte {
+	return s.cfg.Store.Sealer().Blind("kms", []byte(name))
+}
+
+// persist writes a record synced; memory-only services skip it.
+func (s *Service) persist(kind string, key []byte, v any) error {
+	if s.cfg.Store == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Store.Put(kind, key, b, store.Sync)
+}
+
+func (s *Service) saveKey(k *Key) error {
+	if s.cfg.Store == nil {
+		return nil
+	}
+	return s.persist(kindKey, s.blind(k.Name), k)
+}
+
+// Bootstrap creates the root token if no token exists yet, and returns it
+// once; later calls return "". The token itself is never stored: only its
+// SHA-256.
+func (s *Service) Bootstrap() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.tokens) > 0 {
+		return "", nil
+	}
+	return s.createToken([]string{"root"})
+}
+
+// createToken makes a token with the given policies; s.mu is held.
+func (s *Service) createToken(policies []string) (string, error) {
+	raw := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, raw); err != nil {
+		return "", err
+	}
+	acc := make([]byte, 12)
+	if _, err := io.ReadFull(s.cfg.Rand, acc); err != nil {
+		return "", err
+	}
+	tok := "se." + base64.RawURLEncoding.EncodeToString(raw)
+	h := tokenHash(tok)
+	t := &token{Accessor: base64.RawURLEncoding.EncodeToString(acc), Policies: policies, Created: s.cfg.Now().UTC()}
+	if err := s.persist(kindToken, h[:], t); err != nil {
+		return "", err
+	}
+	s.tokens[h] = t
+	return tok, nil
+}
+
+func tokenHash(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
+
+func (s *Service) lookupToken(tok string) *token {
+	if tok == "" {
+		return nil
+	}
+	h := tokenHash(tok)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tokens[h]
+}
+
+// KeyNames lists the keys, sorted.
+func (s *Service) KeyNames() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.keys))
+	for n := range s.keys {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func validName(n string) error {
+	if n == "" || len(n) > 128 {
+		return badRequest("key name must be 1 to 128 characters")
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return badRequest(fmt.Sprintf("key name %q: only letters, digits, '-', '_' and '.' are allowed", n))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,355 @@
+package kms
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// maxBatch bounds batch_input.
+const maxBatch = 10000
+
+func (s *Service) transit(req *request, seg []string) (response, error) {
+	op := seg[0]
+	rest := seg[1:]
+	switch {
+	case op == "keys" && len(rest) == 0 && req.method == "LIST":
+		return response{data: map[string]any{"keys": s.KeyNames()}}, nil
+	case op == "keys" && len(rest) == 1:
+		switch req.method {
+		case "POST", "PUT":
+			return s.createKey(req, rest[0])
+		case "GET":
+			return s.readKey(rest[0])
+		case "DELETE":
+			return s.deleteKey(rest[0])
+		}
+	case op == "keys" && len(rest) == 2 && rest[1] == "config" && (req.method == "POST" || req.method == "PUT"):
+		return s.configKey(req, rest[0])
+	case op == "keys" && len(rest) == 2 && rest[1] == "rotate" && (req.method == "POST" || req.method == "PUT"):
+		return s.rotateKey(rest[0])
+	case op == "export" && len(rest) >= 2 && len(rest) <= 3 && rest[0] == "public-key" && req.method == "GET":
+		return s.exportPublic(rest[1:])
+	case op == "random" && len(rest) <= 1:
+		return s.random(req, rest)
+	}
+	if req.method != "POST" && req.method != "PUT" {
+		return response{}, &Error{http.StatusMethodNotAllowed, "unsupported operation"}
+	}
+	switch {
+	case op == "encrypt" && len(rest) == 1:
+		return s.encrypt(req, rest[0])
+	case op == "decrypt" && len(rest) == 1:
+		return s.decrypt(req, rest[0])
+	case op == "rewrap" && len(rest) == 1:
+		return s.rewrap(req, rest[0])
+	case op == "datakey" && len(rest) == 2:
+		return s.datakey(req, rest[0], rest[1])
+	case op == "sign" && (len(rest) == 1 || len(rest) == 2):
+		return s.signOrVerify(req, rest, false)
+	case op == "verify" && (len(rest) == 1 || len(rest) == 2):
+		return s.signOrVerify(req, rest, true)
+	case op == "hmac" && (len(rest) == 1 || len(rest) == 2):
+		return s.hmacOp(req, rest)
+	case op == "release" && len(rest) == 1:
+		return s.release(req, rest[0])
+	}
+	return response{}, notFound("unsupported path")
+}
+
+// key returns a snapshot of a key: keys are copied on write, so the
+// pointer stays valid and unchanged for the caller.
+func (s *Service) key(name string) (*Key, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	k := s.keys[name]
+	if k == nil {
+		return nil, notFound(fmt.Sprintf("encryption key not found: %q", name))
+	}
+	return k, nil
+}
+
+// update applies fn to a copy of the key and stores it (synced) before
+// making it visible; nothing is half-written on error.
+func (s *Service) update(name string, fn func(k *Key) error) (*Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.keys[name]
+	if old == nil {
+		return nil, notFound(fmt.Sprintf("encryption key not found: %q", name))
+	}
+	k := *old
+	k.Versions = make(map[int]*version, len(old.Versions))
+	for n, v := range old.Versions {
+		k.Versions[n] = v
+	}
+	if err := fn(&k); err != nil {
+		return nil, err
+	}
+	if err := s.saveKey(&k); err != nil {
+		return nil, err
+	}
+	s.keys[name] = &k
+	return &k, nil
+}
+
+func (s *Service) createKey(req *request, name string) (response, error) {
+	if err := validName(name); err != nil {
+		return response{}, err
+	}
+	typ, err := req.str("type")
+	if err != nil {
+		return response{}, err
+	}
+	if typ == "" {
+		typ = string(AES256GCM96)
+	}
+	t := KeyType(typ)
+	if !t.Valid() {
+		return response{}, badRequest(fmt.Sprintf("unknown key type %q", typ))
+	}
+	derived, _, err := req.boolean("derived")
+	if err != nil {
+		return response{}, err
+	}
+	if derived && !t.symmetric() {
+		return response{}, badRequest("key derivation is only supported for symmetric key types")
+	}
+	exportable, _, err := req.boolean("exportable")
+	if err != nil {
+		return response{}, err
+	}
+	size, hasSize, err := req.integer("key_size")
+	if err != nil {
+		return response{}, err
+	}
+	hmacBytes := 32
+	if hasSize {
+		if t != HMAC || size < 32 || size > 512 {
+			return response{}, badRequest("key_size is only for hmac keys, 32 to 512 bytes")
+		}
+		hmacBytes = size
+	}
+	v, err := newVersion(t, s.cfg.Rand, hmacBytes, s.cfg.Now())
+	if err != nil {
+		return response{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys[name] != nil {
+		// Vault answers an existing key with success and changes nothing.
+		return response{status: http.StatusNoContent}, nil
+	}
+	k := &Key{Name: name, Type: t, Derived: derived, Exportable: exportable, MinDecryptionVersion: 1,
+		LatestVersion: 1, Versions: map[int]*version{1: v}}
+	if err := s.saveKey(k); err != nil {
+		return response{}, err
+	}
+	s.keys[name] = k
+	s.log.Info("key created", "name", name, "type", string(t))
+	return response{status: http.StatusNoContent}, nil
+}
+
+func (s *Service) readKey(name string) (response, error) {
+	k, err := s.key(name)
+	if err != nil {
+		return response{}, err
+	}
+	versions := map[string]any{}
+	for n, v := range k.Versions {
+		if k.Type.signing() || k.Type.rsa() {
+			pub, err := v.exportPublic(k.Type)
+			if err != nil {
+				return response{}, err
+			}
+			versions[strconv.Itoa(n)] = map[string]any{"creation_time": v.Created.Format(time.RFC3339), "public_key": pub, "name": string(k.Type)}
+		} else {
+			versions[strconv.Itoa(n)] = v.Created.Unix()
+		}
+	}
+	return response{data: map[string]any{
+		"name": k.Name, "type": string(k.Type), "derived": k.Derived, "exportable": k.Exportable,
+		"deletion_allowed": k.DeletionAllowed, "latest_version": k.LatestVersion,
+		"min_decryption_version": k.MinDecryptionVersion, "min_encryption_version": k.MinEncryptionVersion,
+		"min_available_version": 0, "supports_encryption": k.Type.encrypting(), "supports_decryption": k.Type.encrypting(),
+		"supports_signing": k.Type.signing(), "supports_derivation": k.Type.symmetric(),
+		"keys": versions, "release_policy": k.Release,
+	}}, nil
+}
+
+func (s *Service) deleteKey(name string) (response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.keys[name]
+	if k == nil {
+		return response{}, notFound(fmt.Sprintf("encryption key not found: %q", name))
+	}
+	if !k.DeletionAllowed {
+		return response{}, badRequest("deletion is not allowed for this key: set deletion_allowed in its config first")
+	}
+	if s.cfg.Store != nil {
+		if err := s.cfg.Store.Delete(kindKey, s.blind(name), true); err != nil {
+			return response{}, err
+		}
+	}
+	delete(s.keys, name)
+	s.log.Info("key deleted", "name", name)
+	return response{status: http.StatusNoContent}, nil
+}
+
+func (s *Service) configKey(req *request, name string) (response, error) {
+	minDec, hasMinDec, err := req.integer("min_decryption_version")
+	if err != nil {
+		return response{}, err
+	}
+	minEnc, hasMinEnc, err := req.integer("min_encryption_version")
+	if err != nil {
+		return response{}, err
+	}
+	del, hasDel, err := req.boolean("deletion_allowed")
+	if err != nil {
+		return response{}, err
+	}
+	exp, hasExp, err := req.boolean("exportable")
+	if err != nil {
+		return response{}, err
+	}
+	var release *ReleasePolicy
+	if raw, ok := req.body["release_policy"]; ok && string(raw) != "null" {
+		release = new(ReleasePolicy)
+		if err := json.Unmarshal(raw, release); err != nil {
+			return response{}, badRequest("release_policy: " + err.Error())
+		}
+		if len(release.MREnclave) == 0 && len(release.MRSigner) == 0 {
+			return response{}, badRequest("release_policy must name mrenclave or mrsigner values")
+		}
+	}
+	k, err := s.update(name, func(k *Key) error {
+		if hasMinDec {
+			if minDec < 1 || minDec > k.LatestVersion {
+				return badRequest(fmt.Sprintf("min_decryption_version must be between 1 and the latest version %d", k.LatestVersion))
+			}
+			k.MinDecryptionVersion = minDec
+		}
+		if hasMinEnc {
+			if minEnc < 0 || minEnc > k.LatestVersion {
+				return badRequest(fmt.Sprintf("min_encryption_version must be between 0 and the latest version %d", k.LatestVersion))
+			}
+			k.MinEncryptionVersion = minEnc
+		}
+		if k.MinEncryptionVersion != 0 && k.MinEncryptionVersion < k.MinDecryptionVersion {
+			return badRequest("min_encryption_version must not be below min_decryption_version")
+		}
+		if hasDel {
+			k.DeletionAllowed = del
+		}
+		if hasExp {
+			if !exp && k.Exportable {
+				return badRequest("exportable cannot be disabled once enabled")
+			}
+			k.Exportable = exp
+		}
+		if release != nil {
+			if !k.Type.symmetric() {
+				return badRequest("release_policy is only for symmetric keys")
+			}
+			k.Release = release
+		}
+		return nil
+	})
+	if err != nil {
+		return response{}, err
+	}
+	return s.readKey(k.Name)
+}
+
+func (s *Service) rotateKey(name string) (response, error) {
+	k0, err := s.key(name)
+	if err != nil {
+		return response{}, err
+	}
+	hmacBytes := 32
+	if k0.Type == HMAC {
+		hmacBytes = len(k0.Versions[k0.LatestVersion].Secret)
+	}
+	v, err := newVersion(k0.Type, s.cfg.Rand, hmacBytes, s.cfg.Now())
+	if err != nil {
+		return response{}, err
+	}
+	k, err := s.update(name, func(k *Key) error {
+		k.LatestVersion++
+		k.Versions[k.LatestVersion] = v
+		return nil
+	})
+	if err != nil {
+		return response{}, err
+	}
+	s.log.Info("key rotated", "name", name, "version", k.LatestVersion)
+	return s.readKey(name)
+}
+
+func (s *Service) exportPublic(rest []string) (response, error) {
+	k, err := s.key(rest[0])
+	if err != nil {
+		return response{}, err
+	}
+	if !k.Type.signing() {
+		return response{}, badRequest(fmt.Sprintf("key type %s has no public key", k.Type))
+	}
+	keys := map[string]string{}
+	for n, v := range k.Versions {
+		if len(rest) == 2 && rest[1] != "latest" && rest[1] != strconv.Itoa(n) {
+			continue
+		}
+		if len(rest) == 2 && rest[1] == "latest" && n != k.LatestVersion {
+			continue
+		}
+		pub, err := v.exportPublic(k.Type)
+		if err != nil {
+			return response{}, err
+		}
+		keys[strconv.Itoa(n)] = pub
+	}
+	if len(keys) == 0 {
+		return response{}, notFound("no such key version")
+	}
+	return response{data: map[string]any{"name": k.Name, "type": string(k.Type), "keys": keys}}, nil
+}
+
+func (s *Service) random(req *request, rest []string) (response, error) {
+	n := 32
+	if len(rest) == 1 {
+		v, err := strconv.Atoi(rest[0])
+		if err != nil {
+			return response{}, badRequest("bytes must be a number")
+		}
+		n = v
+	}
+	if v, ok, err := req.integer("bytes"); err != nil {
+		return response{}, err
+	} else if ok {
+		n = v
+	}
+	if n < 1 || n > 1<<16 {
+		return response{}, badRequest("bytes must be between 1 and 65536")
+	}
+	format, err := req.str("format")
+	if err != nil {
+		return response{}, err
+	}
+	b, err := randomBytes(s.cfg.Rand, n)
+	if err != nil {
+		return response{}, err
+	}
+	switch format {
+	case "", "base64":
+		return response{data: map[string]any{"random_bytes": base64.StdEncoding.EncodeToString(b)}}, nil
+	case "hex":
+		return response{data: map[string]any{"random_bytes": hex.EncodeToString(b)}}, nil
+	}
+	return response{}, badRequest("format must be base64 or hex")
+}
