@@ -3,6 +3,7 @@ package kms
 import (
 	"bytes"
 	"encoding/base64"
+	"log/slog"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -96,3 +97,5 @@ func (k *testKMS) vaultClient(t testing.TB, token string) *vault.Client {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func slogTo(w *syncBuf) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

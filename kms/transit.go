@@ -37,8 +37,13 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 	case op == "random" && len(rest) <= 1:
 		return s.random(req, rest)
 	}
+	switch op {
+	case "encrypt", "decrypt", "rewrap", "datakey", "sign", "verify", "hmac", "release":
+	default:
+		return response{}, notFound("unsupported path")
+	}
 	if req.method != "POST" && req.method != "PUT" {
-		return response{}, &Error{http.StatusMethodNotAllowed, "unsupported operation"}
+		return response{}, &Error{http.StatusMethodNotAllowed, "method not allowed: use POST"}
 	}
 	switch {
 	case op == "encrypt" && len(rest) == 1:

@@ -323,7 +323,4 @@ path "transit/keys/app"    { capabilities = ["read"] }
 	if _, err := bogus.Logical().Read("transit/keys/app"); err == nil {
 		t.Error("bogus token accepted")
 	}
-	// Policies and tokens survive a restart.
-	dir := k.st
-	_ = dir
 }
