@@ -1,0 +1,231 @@
+// Command kmsd is the Shared Enclave key management service: keys are
+// generated and used inside the enclave and never leave it in the clear.
+// Its API follows HashiCorp Vault's transit engine, so Vault's clients work
+// unchanged; its TLS certificate is an RA-TLS certificate, so a client can
+// check which enclave holds its keys during the handshake.
+//
+//	kmsd --simulation --data-dir kms-data --root-token-file root.token
+//
+// Run `kmsd --help` for every flag.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sharedenclave/sharedenclave/atls"
+	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/kms"
+	"github.com/sharedenclave/sharedenclave/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
+}
+
+type options struct {
+	listen, simDir, dataDir, rootTokenFile, auditLog, sealPolicy string
+	pccs, collateral, gramineDir, logFormat, logLevel            string
+	simulation                                                   bool
+	maxBody                                                      int64
+	shutdownWait                                                 time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("kmsd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: kmsd [flags]
+
+The Shared Enclave KMS: a Vault-transit-compatible HTTPS API whose keys never
+leave the enclave. Without --simulation it must run under gramine-sgx.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.listen, "listen", ":8443", "HTTPS address to listen on")
+	fs.BoolVar(&o.simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
+	fs.StringVar(&o.simDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the sealed key store (default: memory-only, keys lost on restart)")
+	fs.StringVar(&o.sealPolicy, "seal-policy", "mrenclave", "who can unseal the data dir: mrenclave or mrsigner")
+	fs.StringVar(&o.rootTokenFile, "root-token-file", "", "on first start, write the root token to this new file (mode 0600) instead of printing it")
+	fs.StringVar(&o.auditLog, "audit-log", "-", "audit log file, one JSON line per request ('-' for standard output); requests fail if it cannot be written")
+	fs.Int64Var(&o.maxBody, "max-body", 1<<20, "largest request body accepted, in bytes")
+	fs.StringVar(&o.pccs, "pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
+	fs.StringVar(&o.collateral, "collateral", "", "collateral directory instead of a PCCS (SGX)")
+	fs.StringVar(&o.gramineDir, "gramine-dir", "/dev/attestation", "Gramine attestation directory (SGX)")
+	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to let requests finish")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.simulation && o.simDir == "" {
+		o.simDir = ".sim"
+	}
+	switch {
+	case o.sealPolicy != backend.SealMREnclave && o.sealPolicy != backend.SealMRSigner:
+		return nil, errors.New("--seal-policy must be mrenclave or mrsigner")
+	case o.maxBody < 1024:
+		return nil, errors.New("--max-body must be at least 1024")
+	case o.logFormat != "text" && o.logFormat != "json":
+		return nil, errors.New("--log-format must be text or json")
+	case o.shutdownWait <= 0:
+		return nil, errors.New("--shutdown-timeout must be positive")
+	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return nil, fmt.Errorf("--listen %q: %v", o.listen, err)
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kmsd: %v\n", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "kmsd: --log-level: %v\n", err)
+		return 2
+	}
+	var log *slog.Logger
+	if o.logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	}
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "kmsd: "+format+"\n", args...)
+		return 1
+	}
+
+	be, err := backend.Open(backend.Options{
+		Simulation: o.simulation, SimDir: o.simDir, CreateSim: true, SimISVProdID: 3, SimISVSVN: 1,
+		GramineDir: o.gramineDir, PCCS: o.pccs, CollateralDir: o.collateral,
+	})
+	if err != nil {
+		return fail("attestation backend: %v", err)
+	}
+	if be.Simulated {
+		log.Warn("SIMULATION MODE: attestation uses a simulated SGX platform; this is not a real enclave",
+			"sim_dir", o.simDir, "mrenclave", be.Self.MREnclave.String())
+	}
+
+	var st *store.Store
+	if o.dataDir != "" {
+		root, err := be.SealRoot(o.sealPolicy)
+		if err != nil {
+			return fail("seal key: %v", err)
+		}
+		if st, err = store.Open(store.Options{Dir: o.dataDir, Root: root, Purpose: "kms", Logger: log}); err != nil {
+			return fail("%v", err)
+		}
+		defer st.Close()
+		log.Info("keys are durable and sealed", "data_dir", o.dataDir, "seal_policy", o.sealPolicy)
+	} else {
+		log.Warn("keys are memory-only: a restart loses every key (use --data-dir)")
+	}
+
+	audit := stdout
+	if o.auditLog != "-" {
+		f, err := os.OpenFile(o.auditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return fail("audit log: %v", err)
+		}
+		defer f.Close()
+		audit = f
+	}
+
+	cert, err := atls.NewCertificate(ctx, be.Attester, atls.CertOptions{CommonName: "Shared Enclave KMS"}, atls.GramineStandard, atls.GramineLegacy)
+	if err != nil {
+		return fail("RA-TLS certificate: %v", err)
+	}
+	var legacyQuote []byte
+	for _, e := range cert.Leaf.Extensions {
+		if e.Id.Equal(atls.OIDGramineQuote) {
+			legacyQuote = e.Value
+		}
+	}
+	svc, err := kms.New(kms.Config{
+		Store: st, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
+		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	tok, err := svc.Bootstrap()
+	if err != nil {
+		return fail("root token: %v", err)
+	}
+	if tok != "" {
+		if o.rootTokenFile != "" {
+			f, err := os.OpenFile(o.rootTokenFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return fail("--root-token-file: %v", err)
+			}
+			_, werr := fmt.Fprintln(f, tok)
+			if cerr := f.Close(); werr == nil {
+				werr = cerr
+			}
+			if werr != nil {
+				return fail("--root-token-file: %v", werr)
+			}
+			log.Info("root token created and written", "file", o.rootTokenFile)
+		} else {
+			fmt.Fprintf(stderr, "Root token (shown once; store it safely): %s\n", tok)
+		}
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fail("%v", err)
+	}
+	tcfg := atls.ServerConfig(cert)
+	tcfg.NextProtos = []string{"h2", "http/1.1"}
+	srv := &http.Server{
+		Handler: svc.Handler(), TLSConfig: tcfg,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(ln, tcfg)) }()
+	select {
+	case err := <-errc:
+		return fail("serve: %v", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown timed out", "err", err)
+	}
+	log.Info("kmsd stopped")
+	return 0
+}
