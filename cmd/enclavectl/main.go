@@ -34,6 +34,10 @@ Usage:
   enclavectl relay send --id ID --to ID MESSAGE... [flags]
   enclavectl relay poll --id ID [--all] [flags]
         the relay calls from a shell: connect, attest, register as ID, act
+  enclavectl kms key create|read|list|rotate, kms encrypt|decrypt NAME …,
+        kms policy write NAME FILE, kms token create --policy NAMES
+        the KMS calls over attested TLS (token from --token-file or
+        $SHARED_ENCLAVE_TOKEN, never a flag); "enclavectl kms" lists them
   enclavectl help
         this text
 
@@ -42,7 +46,7 @@ Run a command with --help for its flags.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -50,7 +54,7 @@ func main() {
 // run executes one enclavectl command and returns the exit status: 0 on
 // success, 1 when the command ran and failed (e.g. a quote is not
 // genuine), 2 for a usage error.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -76,6 +80,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return quoteVerify(ctx, rest[1:], stdout, stderr)
 	case cmd == "relay" && sub != "":
 		return relayCmd(ctx, sub, rest[1:], stdout, stderr)
+	case cmd == "kms":
+		return kmsCmd(ctx, rest, env, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "enclavectl: unknown command %q\n\n%s", joinArgs(args), usage)
 	return 2

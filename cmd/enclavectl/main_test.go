@@ -9,13 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sharedenclave/sharedenclave/kms/kmstest"
 	"github.com/sharedenclave/sharedenclave/relay/relaytest"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	code := run(context.Background(), args, func(string) string { return "" }, strings.NewReader(""), &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -137,5 +138,52 @@ func TestRelayCommands(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, "relay", "bogus"); code != 2 {
 		t.Errorf("relay bogus: exit %d", code)
+	}
+}
+
+func TestKMSCommands(t *testing.T) {
+	tmp := t.TempDir()
+	sim := filepath.Join(tmp, "sim")
+	addr, tok := kmstest.StartSim(t, sim)
+	tokFile := filepath.Join(tmp, "tok")
+	os.WriteFile(tokFile, []byte(tok+"\n"), 0o600)
+	common := []string{"--addr", addr, "--simulation", "--sim-dir", sim, "--token-file", tokFile}
+	kms := func(args ...string) (int, string, string) {
+		return runCmd(t, append(append([]string{"kms"}, args...), common...)...)
+	}
+	if code, out, stderr := kms("key", "create", "app", "--type", "chacha20-poly1305"); code != 0 || !strings.Contains(out, "created app") {
+		t.Fatalf("key create: %d %q %q", code, out, stderr)
+	}
+	code, ct, stderr := kms("encrypt", "app", "hello world")
+	if code != 0 || !strings.HasPrefix(ct, "vault:v1:") {
+		t.Fatalf("encrypt: %d %q %q", code, ct, stderr)
+	}
+	if code, out, _ := kms("decrypt", "app", strings.TrimSpace(ct)); code != 0 || out != "hello world\n" {
+		t.Fatalf("decrypt: %d %q", code, out)
+	}
+	if code, out, _ := kms("key", "read", "app"); code != 0 || !strings.Contains(out, `"type": "chacha20-poly1305"`) {
+		t.Fatalf("key read: %d %q", code, out)
+	}
+	pol := filepath.Join(tmp, "p.hcl")
+	os.WriteFile(pol, []byte(`path "transit/encrypt/app" { capabilities = ["update"] }`), 0o644)
+	if code, _, stderr := kms("policy", "write", "enc", pol); code != 0 {
+		t.Fatalf("policy write: %q", stderr)
+	}
+	code, newTok, stderr := kms("token", "create", "--policy", "enc")
+	if code != 0 || !strings.HasPrefix(newTok, "se.") {
+		t.Fatalf("token create: %d %q %q", code, newTok, stderr)
+	}
+	os.WriteFile(tokFile, []byte(newTok), 0o600)
+	if code, _, _ := kms("encrypt", "app", "x"); code != 0 {
+		t.Fatal("limited token cannot encrypt")
+	}
+	if code, _, stderr := kms("decrypt", "app", strings.TrimSpace(ct)); code != 1 || !strings.Contains(stderr, "permission denied") {
+		t.Fatalf("limited token decrypted: %d %q", code, stderr)
+	}
+	if code, _, _ := runCmd(t, "kms", "bogus"); code != 2 {
+		t.Error("kms bogus")
+	}
+	if code, _, _ := runCmd(t, append([]string{"kms", "encrypt", "app"}, common...)...); code != 2 {
+		t.Error("encrypt without plaintext")
 	}
 }
