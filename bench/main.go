@@ -3,6 +3,7 @@
 //
 //	go run ./bench relay [--duration 3s] [--pairs 1,4,16] [--payloads 64,1024]
 //	go run ./bench durable [--duration 3s] [--pairs 1,16,64]
+//	go run ./bench kms [--duration 3s]
 //
 // relay: builds relayd, runs it as a child process in simulation mode, and
 // measures delivered messages per second and the relay's CPU time per
@@ -11,6 +12,9 @@
 //
 // durable: two relayd children, memory-only and --data-dir, and the rate
 // of acknowledged SENDs from many concurrent lock-step senders on each.
+//
+// kms: kmsd as a child; encrypt requests/s at 1 and 16 keep-alive HTTPS
+// connections, batch items/s, and the raw AES-GCM rate in the same run.
 package main
 
 import (
@@ -28,11 +32,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay|durable [flags]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay|durable|kms [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
-	case "relay", "durable":
+	case "relay", "durable", "kms":
 		fs := flag.NewFlagSet("relay", flag.ExitOnError)
 		o := relayOptions{}
 		fs.DurationVar(&o.duration, "duration", 3e9, "how long each cell runs")
@@ -50,15 +54,18 @@ func main() {
 			os.Exit(2)
 		}
 		run := benchRelay
-		if os.Args[1] == "durable" {
+		switch os.Args[1] {
+		case "durable":
 			run = benchDurable
+		case "kms":
+			run = benchKMS
 		}
 		if err := run(ctx, o, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay or durable)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay, durable or kms)\n", os.Args[1])
 		os.Exit(2)
 	}
 }

@@ -86,31 +86,39 @@ func optB64(s, field string) ([]byte, error) {
 	return decodeB64(s, field)
 }
 
+// itemResult is one operation's result, in Vault's field names.
+type itemResult struct {
+	Ciphertext string  `json:"ciphertext,omitempty"`
+	Plaintext  *string `json:"plaintext,omitempty"`
+	Signature  string  `json:"signature,omitempty"`
+	HMAC       string  `json:"hmac,omitempty"`
+	Valid      *bool   `json:"valid,omitempty"`
+	KeyVersion int     `json:"key_version,omitempty"`
+	Reference  string  `json:"reference,omitempty"`
+	Error      string  `json:"error,omitempty"`
+}
+
 // runBatch applies fn to every item. A single request returns fn's
 // result as data, or its error; a batch returns batch_results with an
 // "error" per failed item, and status 400 if any failed (Vault's rule).
-func runBatch(items []batchItem, batch bool, fn func(it batchItem) (map[string]any, error)) (response, error) {
+func runBatch(items []batchItem, batch bool, fn func(it batchItem) (itemResult, error)) (response, error) {
 	if !batch {
 		out, err := fn(items[0])
 		if err != nil {
 			return response{}, err
 		}
-		if items[0].Reference != "" {
-			out["reference"] = items[0].Reference
-		}
+		out.Reference = items[0].Reference
 		return response{data: out}, nil
 	}
-	results := make([]map[string]any, len(items))
+	results := make([]itemResult, len(items))
 	failed := false
 	for i, it := range items {
 		out, err := fn(it)
 		if err != nil {
 			failed = true
-			out = map[string]any{"error": publicMessage(err)}
+			out = itemResult{Error: publicMessage(err)}
 		}
-		if it.Reference != "" {
-			out["reference"] = it.Reference
-		}
+		out.Reference = it.Reference
 		results[i] = out
 	}
 	r := response{data: map[string]any{"batch_results": results}}
@@ -133,35 +141,35 @@ func (s *Service) encrypt(req *request, name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
 		pt, err := decodeB64(it.Plaintext, "plaintext")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		ctx, err := optB64(it.Context, "context")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		ad, err := optB64(it.AssociatedData, "associated_data")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		if ad == nil {
 			ad = topAD
 		}
 		asked, err := itemVersion(it.KeyVersion)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		n, v, err := k.versionFor(asked)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		c, err := k.encrypt(n, v, pt, ctx, ad)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
-		return map[string]any{"ciphertext": c, "key_version": n}, nil
+		return itemResult{Ciphertext: c, KeyVersion: n}, nil
 	})
 }
 
@@ -178,23 +186,24 @@ func (s *Service) decrypt(req *request, name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
 		ctx, err := optB64(it.Context, "context")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		ad, err := optB64(it.AssociatedData, "associated_data")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		if ad == nil {
 			ad = topAD
 		}
 		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
-		return map[string]any{"plaintext": base64.StdEncoding.EncodeToString(pt)}, nil
+		p := base64.StdEncoding.EncodeToString(pt)
+		return itemResult{Plaintext: &p}, nil
 	})
 }
 
@@ -211,35 +220,35 @@ func (s *Service) rewrap(req *request, name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
 		ctx, err := optB64(it.Context, "context")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		ad, err := optB64(it.AssociatedData, "associated_data")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		if ad == nil {
 			ad = topAD
 		}
 		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		asked, err := itemVersion(it.KeyVersion)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		n, v, err := k.versionFor(asked)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		c, err := k.encrypt(n, v, pt, ctx, ad)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
-		return map[string]any{"ciphertext": c, "key_version": n}, nil
+		return itemResult{Ciphertext: c, KeyVersion: n}, nil
 	})
 }
 
@@ -318,38 +327,38 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 	if err != nil {
 		return response{}, err
 	}
-	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
 		in, err := decodeB64(it.Input, "input")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		if verify && it.HMAC != "" {
 			ok, err := k.verifyHMAC(it.HMAC, p.hashAlg, in)
 			if err != nil {
-				return nil, err
+				return itemResult{}, err
 			}
-			return map[string]any{"valid": ok}, nil
+			return itemResult{Valid: &ok}, nil
 		}
 		if verify {
 			ok, err := k.verify(it.Signature, in, p)
 			if err != nil {
-				return nil, err
+				return itemResult{}, err
 			}
-			return map[string]any{"valid": ok}, nil
+			return itemResult{Valid: &ok}, nil
 		}
 		asked, err := itemVersion(it.KeyVersion)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		n, v, err := k.versionFor(asked)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		sig, err := k.sign(n, v, in, p)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
-		return map[string]any{"signature": sig, "key_version": n}, nil
+		return itemResult{Signature: sig, KeyVersion: n}, nil
 	})
 }
 
@@ -371,30 +380,30 @@ func (s *Service) hmacOp(req *request, rest []string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return runBatch(items, batch, func(it batchItem) (map[string]any, error) {
+	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
 		in, err := decodeB64(it.Input, "input")
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		if it.HMAC != "" {
 			ok, err := k.verifyHMAC(it.HMAC, alg, in)
 			if err != nil {
-				return nil, err
+				return itemResult{}, err
 			}
-			return map[string]any{"valid": ok}, nil
+			return itemResult{Valid: &ok}, nil
 		}
 		asked, err := itemVersion(it.KeyVersion)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		n, v, err := k.versionFor(asked)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
 		mac, err := k.hmac(n, v, alg, in)
 		if err != nil {
-			return nil, err
+			return itemResult{}, err
 		}
-		return map[string]any{"hmac": mac, "key_version": n}, nil
+		return itemResult{HMAC: mac, KeyVersion: n}, nil
 	})
 }

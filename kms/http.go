@@ -89,11 +89,20 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
 	default:
-		writeJSON(w, status, map[string]any{
-			"request_id": reqID, "lease_id": "", "renewable": false, "lease_duration": 0,
-			"data": resp.data, "wrap_info": nil, "warnings": nil, "auth": resp.auth,
-		})
+		writeJSON(w, status, envelope{RequestID: reqID, Data: resp.data, Auth: resp.auth})
 	}
+}
+
+// envelope is Vault's response body.
+type envelope struct {
+	RequestID     string `json:"request_id"`
+	LeaseID       string `json:"lease_id"`
+	Renewable     bool   `json:"renewable"`
+	LeaseDuration int    `json:"lease_duration"`
+	Data          any    `json:"data"`
+	WrapInfo      any    `json:"wrap_info"`
+	Warnings      any    `json:"warnings"`
+	Auth          any    `json:"auth"`
 }
 
 // publicMessage is what a client is told about err: API errors verbatim,
@@ -136,8 +145,8 @@ func (s *Service) readBody(req *request) error {
 		req.body = map[string]json.RawMessage{}
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req.body); err != nil || dec.More() {
+	// Unmarshal (unlike a Decoder) also refuses anything after the object.
+	if err := json.Unmarshal(body, &req.body); err != nil {
 		return badRequest("failed to parse JSON input: the body must be one JSON object")
 	}
 	if req.body == nil {

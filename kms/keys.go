@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -66,6 +67,43 @@ type version struct {
 	Secret []byte `json:"secret"`
 	// HMACKey serves the hmac endpoint for keys that are not of type hmac.
 	HMACKey []byte `json:"hmac_key"`
+
+	// cache holds what is derived from Secret once: the AEAD of a
+	// non-derived symmetric key, the parsed private key.
+	cache struct {
+		once   sync.Once
+		aead   cipher.AEAD
+		signer crypto.Signer
+		err    error
+	}
+}
+
+func (v *version) prepare(t KeyType) {
+	v.cache.once.Do(func() {
+		switch {
+		case t.symmetric():
+			v.cache.aead, v.cache.err = newAEAD(t, v.Secret)
+		case t.signing():
+			var k any
+			if k, v.cache.err = x509.ParsePKCS8PrivateKey(v.Secret); v.cache.err == nil {
+				var ok bool
+				if v.cache.signer, ok = k.(crypto.Signer); !ok {
+					v.cache.err = errors.New("kms: key is not a signer")
+				}
+			}
+		}
+	})
+}
+
+func newAEAD(t KeyType, key []byte) (cipher.AEAD, error) {
+	if t == ChaCha20Poly1305 {
+		return chacha20poly1305.New(key)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }
 
 // String hides the key material.
@@ -122,15 +160,16 @@ func newVersion(t KeyType, r io.Reader, hmacBytes int, now time.Time) (*version,
 }
 
 func (v *version) signer() (crypto.Signer, error) {
-	k, err := x509.ParsePKCS8PrivateKey(v.Secret)
-	if err != nil {
-		return nil, err
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("kms: key is not a signer")
-	}
-	return s, nil
+	v.cache.once.Do(func() {
+		var k any
+		if k, v.cache.err = x509.ParsePKCS8PrivateKey(v.Secret); v.cache.err == nil {
+			var ok bool
+			if v.cache.signer, ok = k.(crypto.Signer); !ok {
+				v.cache.err = errors.New("kms: key is not a signer")
+			}
+		}
+	})
+	return v.cache.signer, v.cache.err
 }
 
 func (v *version) public() (crypto.PublicKey, error) {
@@ -161,8 +200,15 @@ func (v *version) exportPublic(t KeyType) (string, error) {
 // aead returns the AEAD of a symmetric version; for a derived key, the
 // key is HKDF-SHA256(secret, info = context).
 func (v *version) aead(t KeyType, context []byte, derived bool) (cipher.AEAD, error) {
+	if !derived {
+		if len(context) != 0 {
+			return nil, badRequest("'context' was given but the key is not derived")
+		}
+		v.prepare(t)
+		return v.cache.aead, v.cache.err
+	}
 	key := v.Secret
-	if derived {
+	{
 		if len(context) == 0 {
 			return nil, badRequest("missing 'context' for key derivation: the key was created with derived=true, so every operation must include a context")
 		}
@@ -170,17 +216,8 @@ func (v *version) aead(t KeyType, context []byte, derived bool) (cipher.AEAD, er
 		if key, err = hkdf.Key(sha256.New, v.Secret, nil, string(context), len(v.Secret)); err != nil {
 			return nil, err
 		}
-	} else if len(context) != 0 {
-		return nil, badRequest("'context' was given but the key is not derived")
 	}
-	if t == ChaCha20Poly1305 {
-		return chacha20poly1305.New(key)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
+	return newAEAD(t, key)
 }
 
 func (v *version) hmacKey(t KeyType) []byte {
