@@ -73,6 +73,9 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		line.Error = publicMessage(err)
 	}
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.Request(operation(path), status, s.cfg.Now().Sub(start))
+	}
 	if aerr := s.audit(line); aerr != nil {
 		s.log.Error("audit log write failed; refusing requests", "err", aerr)
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"errors": []string{"audit log write failed"}})
@@ -264,4 +267,34 @@ func (s *Service) api(req *request) (response, error) {
 		return s.policyAPI(req, seg[3])
 	}
 	return response{}, notFound("unsupported path")
+}
+
+// operation names a request for metrics without any key or policy name:
+// "transit/encrypt", "transit/keys", "sys/health", "seed", …
+func operation(path string) string {
+	switch {
+	case path == "/generate-aes-key" || path == "/generate-rsa-key-pair":
+		return "seed"
+	case !strings.HasPrefix(path, "/v1/"):
+		return "other"
+	}
+	seg := strings.Split(strings.TrimPrefix(path, "/v1/"), "/")
+	switch {
+	case len(seg) >= 2 && seg[0] == "transit":
+		op := "transit/" + seg[1]
+		if seg[1] == "keys" && len(seg) == 4 && (seg[3] == "config" || seg[3] == "rotate") {
+			op += "/" + seg[3]
+		}
+		switch seg[1] {
+		case "keys", "encrypt", "decrypt", "rewrap", "datakey", "sign", "verify", "hmac", "random", "export", "release":
+			return op
+		}
+		return "transit/other"
+	case len(seg) >= 2 && (seg[0] == "sys" || seg[0] == "auth"):
+		known := map[string]bool{"sys/health": true, "sys/attestation": true, "sys/policies": true, "auth/token": true}
+		if op := seg[0] + "/" + seg[1]; known[op] {
+			return op
+		}
+	}
+	return "other"
 }

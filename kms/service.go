@@ -37,12 +37,20 @@ type Config struct {
 	Verifier attest.Verifier
 	// Attestation is served at /v1/sys/attestation.
 	Attestation *AttestationInfo
+	// Metrics, when set, is told about every request.
+	Metrics Metrics
 	// MaxBody caps request bodies; default 1 MiB.
 	MaxBody int64
 	Logger  *slog.Logger
 	// Rand and Now default to crypto/rand and time.Now.
 	Rand io.Reader
 	Now  func() time.Time
+}
+
+// Metrics receives one call per request: the operation (a fixed name,
+// never a key name), the HTTP status and the time taken.
+type Metrics interface {
+	Request(operation string, status int, took time.Duration)
 }
 
 // AttestationInfo is what GET /v1/sys/attestation returns.
@@ -222,6 +230,13 @@ func (s *Service) lookupToken(tok string) *token {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.tokens[h]
+}
+
+// KeyCount is the number of keys.
+func (s *Service) KeyCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.keys)
 }
 
 // KeyNames lists the keys, sorted.

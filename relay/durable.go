@@ -212,3 +212,16 @@ func (d *DurableMailboxes) Pop(id string) (Message, bool, error) {
 	}
 	return Message{}, false, nil
 }
+
+// Totals returns the messages and data bytes waiting in all mailboxes.
+func (d *DurableMailboxes) Totals() (messages, bytes int64) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, b := range d.boxes {
+		b.mu.Lock()
+		messages += int64(b.count)
+		bytes += b.bytes
+		b.mu.Unlock()
+	}
+	return messages, bytes
+}

@@ -142,3 +142,16 @@ func (mm *MemoryMailboxes) Depth(id string) (int, int64) {
 	defer b.mu.Unlock()
 	return len(b.queue) - b.head, b.bytes
 }
+
+// Totals returns the messages and data bytes waiting in all mailboxes.
+func (mm *MemoryMailboxes) Totals() (messages, bytes int64) {
+	mm.mu.RLock()
+	defer mm.mu.RUnlock()
+	for _, b := range mm.boxes {
+		b.mu.Lock()
+		messages += int64(len(b.queue) - b.head)
+		bytes += b.bytes
+		b.mu.Unlock()
+	}
+	return messages, bytes
+}

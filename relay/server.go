@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -254,5 +253,11 @@ func (s *Server) untrack(sess *session) {
 	s.mu.Unlock()
 }
 
-// Addr describes a listener for logs.
-func Addr(ln net.Listener) string { return fmt.Sprint(ln.Addr()) }
+// Totals returns the messages and bytes waiting in all mailboxes, if the
+// mailbox store can tell (both built-in ones can).
+func (s *Server) Totals() (messages, bytes int64) {
+	if t, ok := s.boxes.(interface{ Totals() (int64, int64) }); ok {
+		return t.Totals()
+	}
+	return 0, 0
+}

@@ -16,8 +16,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -25,6 +27,8 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
+	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/relay"
 	"github.com/sharedenclave/sharedenclave/store"
 	"github.com/sharedenclave/sharedenclave/wire"
@@ -33,10 +37,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil))
 }
 
 type options struct {
+	config        string
+	root          string
+	metricsListen string
 	listen        string
 	simulation    bool
 	simDir        string
@@ -58,7 +65,7 @@ type options struct {
 	logLevel      string
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -68,11 +75,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 The Shared Enclave relay. Without --simulation it must run under gramine-sgx
 with DCAP attestation, and --policy must say which client enclaves may connect.
 
+Every flag can also be set in the --config TOML file (key = flag name, e.g.
+listen = ":12345") or in the environment (RELAYD_ + the flag name in upper
+case with '_' for '-', e.g. RELAYD_DATA_DIR). The command line wins over the
+environment, which wins over the file.
+
 Flags:
 `)
 		fs.PrintDefaults()
 	}
+	fs.StringVar(&o.config, "config", "", "TOML configuration file (keys are flag names)")
 	fs.StringVar(&o.listen, "listen", ":12345", "TCP address to listen on")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: off), e.g. 127.0.0.1:9412")
+	fs.StringVar(&o.root, "root", "", "trusted root CA (PEM) instead of Intel's SGX Root CA (SGX mode only)")
 	fs.BoolVar(&o.simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
 	fs.StringVar(&o.simDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for durable, sealed mailboxes (default: memory-only, lost on restart)")
@@ -97,6 +112,22 @@ Flags:
 	if fs.NArg() != 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if err := flagconf.Apply(fs, o.config, "RELAYD_", getenv); err != nil {
+		return nil, err
+	}
+	if o.simulation && (o.root != "" || o.pccs != "" || o.collateral != "") {
+		return nil, errors.New("conflicting options: --simulation verifies against the simulated platform's own root and collateral; drop --root, --pccs and --collateral")
+	}
+	if !o.simulation && o.simDir != "" {
+		return nil, errors.New("conflicting options: --sim-dir without --simulation")
+	}
+	for flagName, path := range map[string]string{"--policy": o.policy, "--root": o.root, "--collateral": o.collateral} {
+		if path != "" {
+			if _, err := os.Stat(path); err != nil {
+				return nil, fmt.Errorf("%s: %v", flagName, err)
+			}
+		}
+	}
 	if o.simulation && o.simDir == "" {
 		o.simDir = ".sim"
 	}
@@ -116,8 +147,13 @@ Flags:
 	case o.logFormat != "text" && o.logFormat != "json":
 		return nil, errors.New("--log-format must be text or json")
 	}
-	if _, _, err := net.SplitHostPort(o.listen); err != nil {
-		return nil, fmt.Errorf("--listen %q: %v", o.listen, err)
+	if err := checkAddr("--listen", o.listen); err != nil {
+		return nil, err
+	}
+	if o.metricsListen != "" {
+		if err := checkAddr("--metrics-listen", o.metricsListen); err != nil {
+			return nil, err
+		}
 	}
 	return o, nil
 }
@@ -136,8 +172,19 @@ func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
 
 // run starts relayd and blocks until ctx is done; ready, if not nil,
 // receives the listening address.
-func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) int {
-	o, err := parseFlags(args, stderr)
+func checkAddr(name, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: %v", name, addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%s %q: port must be a number from 0 to 65535", name, addr)
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) int {
+	o, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -152,7 +199,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	be, err := backend.Open(backend.Options{
 		Simulation: o.simulation, SimDir: o.simDir, CreateSim: true, SimISVProdID: 1, SimISVSVN: 1,
-		GramineDir: o.gramineDir, PCCS: o.pccs, CollateralDir: o.collateral,
+		GramineDir: o.gramineDir, PCCS: o.pccs, CollateralDir: o.collateral, RootPEM: o.root,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "relayd: attestation backend: %v\n", err)
@@ -212,7 +259,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
 		return 1
 	}
-	srv, err := relay.New(relay.Config{
+	reg := metrics.New("relayd", be.Simulated)
+	var srv *relay.Server
+	relayMetrics := reg.NewRelay(func() (int64, int64) { return srv.Totals() })
+	srv, err = relay.New(relay.Config{
+		Metrics:     relayMetrics,
 		Certificate: cert,
 		Peer:        &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: clients, Timeout: o.attestTimeout},
 		Bindings:    bindings,
@@ -232,6 +283,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
 		return 1
 	}
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			fmt.Fprintf(stderr, "relayd: --metrics-listen: %v\n", err)
+			return 1
+		}
+		msrv := &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+	reg.SetReady(true)
 	log.Info("relayd listening", "addr", ln.Addr().String(), "attestation", be.Description)
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -244,6 +307,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return 1
 	case <-ctx.Done():
 	}
+	reg.SetReady(false)
 	log.Info("shutting down: no new connections; finishing in-flight requests", "timeout", o.shutdownWait.String())
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownWait)
 	defer cancel()

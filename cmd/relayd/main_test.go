@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +45,7 @@ func TestRelaydSimulationEndToEnd(t *testing.T) {
 	var logs syncBuf
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--simulation", "--sim-dir", dir, "--listen", "127.0.0.1:0", "--log-format", "json"}, &logs, ready)
+		done <- run(ctx, []string{"--simulation", "--sim-dir", dir, "--listen", "127.0.0.1:0", "--log-format", "json"}, noEnv, &logs, ready)
 	}()
 	var addr string
 	select {
@@ -101,17 +105,17 @@ func TestRelaydFlagErrors(t *testing.T) {
 		{"stray"},
 	} {
 		var out syncBuf
-		if code := run(context.Background(), args, &out, nil); code != 2 || out.String() == "" {
+		if code := run(context.Background(), args, noEnv, &out, nil); code != 2 || out.String() == "" {
 			t.Errorf("%q: exit %d, %q", args, code, out.String())
 		}
 	}
 	var out syncBuf
-	if code := run(context.Background(), []string{"--help"}, &out, nil); code != 0 || !strings.Contains(out.String(), "-simulation") {
+	if code := run(context.Background(), []string{"--help"}, noEnv, &out, nil); code != 0 || !strings.Contains(out.String(), "-simulation") {
 		t.Errorf("--help: %d", code)
 	}
 	// SGX mode outside an enclave fails with a hint.
 	out = syncBuf{}
-	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, &out, nil); code != 1 || !strings.Contains(out.String(), "--simulation") {
+	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, noEnv, &out, nil); code != 1 || !strings.Contains(out.String(), "--simulation") {
 		t.Errorf("SGX mode outside Gramine: %d %q", code, out.String())
 	}
 }
@@ -124,7 +128,7 @@ func startRun(t *testing.T, args ...string) (string, *syncBuf, func()) {
 	ready := make(chan string, 1)
 	logs := &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, logs, ready) }()
+	go func() { done <- run(ctx, args, noEnv, logs, ready) }()
 	select {
 	case addr := <-ready:
 		return addr, logs, func() {
@@ -182,6 +186,118 @@ func TestRelaydDataDirRestartAndRotate(t *testing.T) {
 		from, data, ok, err := b.Poll()
 		if err != nil || !ok || from != "alice" || string(data) != want {
 			t.Fatalf("after restart and rotation: %q %q %v %v", from, data, ok, err)
+		}
+	}
+}
+
+func noEnv(string) string { return "" }
+
+func TestRelaydConfigFile(t *testing.T) {
+	tmp := t.TempDir()
+	n := 0
+	write := func(body string) string {
+		n++
+		p := filepath.Join(tmp, fmt.Sprintf("relayd-%d.toml", n))
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"unknown key":      {[]string{"--config", write("listne = \":1\"\n")}, `unknown key "listne"`},
+		"bad port":         {[]string{"--config", write("listen = \":99999\"\n")}, "port must be a number"},
+		"bad port flag":    {[]string{"--listen", "127.0.0.1:http-ish"}, "port must be a number"},
+		"missing config":   {[]string{"--config", filepath.Join(tmp, "none.toml")}, "no such file"},
+		"missing policy":   {[]string{"--simulation", "--policy", filepath.Join(tmp, "none.toml")}, "--policy"},
+		"sim with a root":  {[]string{"--simulation", "--root", "/etc/hostname"}, "conflicting options"},
+		"sim with pccs":    {[]string{"--config", write("simulation = true\npccs = \"https://pccs\"\n")}, "conflicting options"},
+		"sim dir, no sim":  {[]string{"--sim-dir", tmp}, "conflicting options"},
+		"bad metrics addr": {[]string{"--simulation", "--metrics-listen", "nowhere"}, "--metrics-listen"},
+	} {
+		var out syncBuf
+		if code := run(context.Background(), tc.args, noEnv, &out, nil); code != 2 || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%s: exit %d, %q; want 2 and %q", name, code, out.String(), tc.want)
+		}
+	}
+	// Flags override the environment, which overrides the file.
+	sim := filepath.Join(tmp, "sim")
+	cfg := write(fmt.Sprintf("simulation = true\nsim-dir = %q\nlisten = \"127.0.0.1:1\"\nlog-format = \"json\"\n", sim))
+	env := func(k string) string {
+		if k == "RELAYD_LISTEN" {
+			return "127.0.0.1:2"
+		}
+		return ""
+	}
+	o, err := parseFlags([]string{"--config", cfg, "--listen", "127.0.0.1:0"}, env, io.Discard)
+	if err != nil || o.listen != "127.0.0.1:0" || !o.simulation || o.simDir != sim || o.logFormat != "json" {
+		t.Fatalf("flag over file: %+v %v", o, err)
+	}
+	o, err = parseFlags([]string{"--config", cfg}, env, io.Discard)
+	if err != nil || o.listen != "127.0.0.1:2" {
+		t.Fatalf("env over file: %+v %v", o, err)
+	}
+}
+
+// TestMetricsAfterExchange scrapes /metrics after a relay exchange: the
+// counters move, and no label carries a client id or payload.
+func TestMetricsAfterExchange(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "sim")
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := ml.Addr().String()
+	ml.Close()
+	addr, _, stop := startRun(t, "--simulation", "--sim-dir", dir, "--listen", "127.0.0.1:0", "--metrics-listen", maddr)
+	defer stop()
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(context.Background(), addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Register("metrics-client-id-x1")
+	c.Send("metrics-client-id-x1", []byte("metrics-payload-y2"))
+	c.Send("nobody-z3", []byte("x"))
+	c.Send("metrics-client-id-x1", []byte("again"))
+	c.Poll()
+	c.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + maddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz %d", code)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz %d", code)
+	}
+	_, m := get("/metrics")
+	for _, want := range []string{
+		`relay_attestations_total{result="ok"} 1`,
+		`relay_frames_total{type="SEND_DATA"} 3`,
+		`relay_frames_total{type="REGISTER_CLIENT"} 1`,
+		`relay_nacks_total{reason="recipient not found",type="SEND_NACK"} 1`,
+		`relay_delivered_total 1`,
+		`relay_mailbox_messages 1`,
+		`shared_enclave_simulated{service="relayd"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, secret := range []string{"metrics-client-id-x1", "metrics-payload-y2", "nobody-z3"} {
+		if strings.Contains(m, secret) {
+			t.Errorf("/metrics contains %q", secret)
 		}
 	}
 }

@@ -1,0 +1,158 @@
+// Package metrics exposes Prometheus metrics and health endpoints on a
+// listener separate from the service's own. No label ever carries a
+// client id, a key name, a payload or a token: labels are frame types,
+// reasons, operations and statuses from fixed sets.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sharedenclave/sharedenclave/wire"
+)
+
+// Registry holds one process's metrics and its readiness.
+type Registry struct {
+	reg   *prometheus.Registry
+	ready atomic.Bool
+}
+
+// New returns a registry with Go runtime and process collectors and a
+// gauge saying whether attestation is simulated.
+func New(service string, simulated bool) *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sim := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "shared_enclave_simulated", Help: "1 if attestation uses a simulated SGX platform (not a real enclave).",
+		ConstLabels: prometheus.Labels{"service": service},
+	})
+	if simulated {
+		sim.Set(1)
+	}
+	reg.MustRegister(sim)
+	return &Registry{reg: reg}
+}
+
+// SetReady marks the service ready (or not) for /readyz.
+func (r *Registry) SetReady(ok bool) { r.ready.Store(ok) }
+
+// Handler serves /metrics, /healthz (alive) and /readyz (serving).
+func (r *Registry) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !r.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// Relay implements relay.Metrics.
+type Relay struct {
+	conns        prometheus.Gauge
+	connsTotal   prometheus.Counter
+	attestations *prometheus.CounterVec
+	frames       *prometheus.CounterVec
+	nacks        *prometheus.CounterVec
+	delivered    prometheus.Counter
+	depth        prometheus.GaugeFunc
+	bytes        prometheus.GaugeFunc
+}
+
+// Depth reports the total messages and bytes waiting in all mailboxes.
+type Depth func() (messages int64, bytes int64)
+
+// NewRelay registers the relay's metrics.
+func (r *Registry) NewRelay(depth Depth) *Relay {
+	m := &Relay{
+		conns:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "relay_connections", Help: "Open client connections."}),
+		connsTotal:   prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_connections_total", Help: "Accepted client connections."}),
+		attestations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_attestations_total", Help: "Client attestations by result (ok, or the reason it failed)."}, []string{"result"}),
+		frames:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_frames_total", Help: "Frames received by type."}, []string{"type"}),
+		nacks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_nacks_total", Help: "NACKs sent by type and reason."}, []string{"type", "reason"}),
+		delivered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_delivered_total", Help: "Messages delivered by POLL."}),
+	}
+	r.reg.MustRegister(m.conns, m.connsTotal, m.attestations, m.frames, m.nacks, m.delivered)
+	if depth != nil {
+		r.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_mailbox_messages", Help: "Messages waiting in all mailboxes."}, func() float64 { n, _ := depth(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_mailbox_bytes", Help: "Data bytes waiting in all mailboxes."}, func() float64 { _, b := depth(); return float64(b) }),
+		)
+	}
+	return m
+}
+
+// Connection implements relay.Metrics.
+func (m *Relay) Connection(open bool) {
+	if open {
+		m.conns.Inc()
+		m.connsTotal.Inc()
+	} else {
+		m.conns.Dec()
+	}
+}
+
+// Attestation implements relay.Metrics.
+func (m *Relay) Attestation(result string) { m.attestations.WithLabelValues(result).Inc() }
+
+// Frame implements relay.Metrics. Unknown types share one label value.
+func (m *Relay) Frame(t wire.Type) {
+	name := t.String()
+	if !t.Known() {
+		name = "UNKNOWN"
+	}
+	m.frames.WithLabelValues(name).Inc()
+}
+
+// Nack implements relay.Metrics. The reason is one of the relay's fixed
+// reasons; free-form parser messages are folded into "malformed".
+func (m *Relay) Nack(t wire.Type, reason string) {
+	switch reason {
+	case "recipient not found", "mailbox full", "register before sending", "register before polling",
+		"id is in use by another session", "this session is already registered as another id",
+		"attested identity may not register this id", "too many client ids", "could not create mailbox",
+		"message could not be stored", "mailbox could not be read":
+	default:
+		reason = "malformed"
+	}
+	m.nacks.WithLabelValues(t.String(), reason).Inc()
+}
+
+// Delivered implements relay.Metrics.
+func (m *Relay) Delivered() { m.delivered.Inc() }
+
+// KMS implements kms.Metrics.
+type KMS struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewKMS registers the KMS's metrics; keys reports the number of keys.
+func (r *Registry) NewKMS(keys func() int) *KMS {
+	m := &KMS{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kms_requests_total", Help: "Requests by operation and HTTP status."}, []string{"operation", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "kms_request_duration_seconds", Help: "Time to answer a request, by operation.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"operation"}),
+	}
+	r.reg.MustRegister(m.requests, m.latency)
+	if keys != nil {
+		r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "kms_keys", Help: "Keys held."}, func() float64 { return float64(keys()) }))
+	}
+	return m
+}
+
+// Request implements kms.Metrics.
+func (m *KMS) Request(op string, status int, took time.Duration) {
+	m.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(op).Observe(took.Seconds())
+}
