@@ -21,22 +21,26 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/atls"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
 	"github.com/sharedenclave/sharedenclave/kms"
+	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/store"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil))
 }
 
 type options struct {
+	config, root, metricsListen                                  string
 	listen, simDir, dataDir, rootTokenFile, auditLog, sealPolicy string
 	pccs, collateral, gramineDir, logFormat, logLevel            string
 	simulation                                                   bool
@@ -44,7 +48,7 @@ type options struct {
 	shutdownWait                                                 time.Duration
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("kmsd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,11 +58,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 The Shared Enclave KMS: a Vault-transit-compatible HTTPS API whose keys never
 leave the enclave. Without --simulation it must run under gramine-sgx.
 
+Every flag can also be set in the --config TOML file (key = flag name) or in
+the environment (KMSD_ + the flag name in upper case with '_' for '-', e.g.
+KMSD_DATA_DIR). The command line wins over the environment, which wins over
+the file.
+
 Flags:
 `)
 		fs.PrintDefaults()
 	}
+	fs.StringVar(&o.config, "config", "", "TOML configuration file (keys are flag names)")
 	fs.StringVar(&o.listen, "listen", ":8443", "HTTPS address to listen on")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: off), e.g. 127.0.0.1:9413")
+	fs.StringVar(&o.root, "root", "", "trusted root CA (PEM) instead of Intel's SGX Root CA, for key release (SGX mode only)")
 	fs.BoolVar(&o.simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
 	fs.StringVar(&o.simDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the sealed key store (default: memory-only, keys lost on restart)")
@@ -78,6 +90,22 @@ Flags:
 	if fs.NArg() != 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if err := flagconf.Apply(fs, o.config, "KMSD_", getenv); err != nil {
+		return nil, err
+	}
+	if o.simulation && (o.root != "" || o.pccs != "" || o.collateral != "") {
+		return nil, errors.New("conflicting options: --simulation verifies against the simulated platform's own root and collateral; drop --root, --pccs and --collateral")
+	}
+	if !o.simulation && o.simDir != "" {
+		return nil, errors.New("conflicting options: --sim-dir without --simulation")
+	}
+	for flagName, path := range map[string]string{"--root": o.root, "--collateral": o.collateral} {
+		if path != "" {
+			if _, err := os.Stat(path); err != nil {
+				return nil, fmt.Errorf("%s: %v", flagName, err)
+			}
+		}
+	}
 	if o.simulation && o.simDir == "" {
 		o.simDir = ".sim"
 	}
@@ -91,14 +119,30 @@ Flags:
 	case o.shutdownWait <= 0:
 		return nil, errors.New("--shutdown-timeout must be positive")
 	}
-	if _, _, err := net.SplitHostPort(o.listen); err != nil {
-		return nil, fmt.Errorf("--listen %q: %v", o.listen, err)
+	if err := checkAddr("--listen", o.listen); err != nil {
+		return nil, err
+	}
+	if o.metricsListen != "" {
+		if err := checkAddr("--metrics-listen", o.metricsListen); err != nil {
+			return nil, err
+		}
 	}
 	return o, nil
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- string) int {
-	o, err := parseFlags(args, stderr)
+func checkAddr(name, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: %v", name, addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%s %q: port must be a number from 0 to 65535", name, addr)
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) int {
+	o, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -124,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 
 	be, err := backend.Open(backend.Options{
 		Simulation: o.simulation, SimDir: o.simDir, CreateSim: true, SimISVProdID: 3, SimISVSVN: 1,
-		GramineDir: o.gramineDir, PCCS: o.pccs, CollateralDir: o.collateral,
+		GramineDir: o.gramineDir, PCCS: o.pccs, CollateralDir: o.collateral, RootPEM: o.root,
 	})
 	if err != nil {
 		return fail("attestation backend: %v", err)
@@ -169,8 +213,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 			legacyQuote = e.Value
 		}
 	}
-	svc, err := kms.New(kms.Config{
-		Store: st, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
+	reg := metrics.New("kmsd", be.Simulated)
+	var svc *kms.Service
+	kmsMetrics := reg.NewKMS(func() int { return svc.KeyCount() })
+	svc, err = kms.New(kms.Config{
+		Metrics: kmsMetrics,
+		Store:   st, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
 		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
 	})
 	if err != nil {
@@ -210,6 +258,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			return fail("--metrics-listen: %v", err)
+		}
+		msrv := &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+	reg.SetReady(true)
 	log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description)
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -221,6 +280,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		return fail("serve: %v", err)
 	case <-ctx.Done():
 	}
+	reg.SetReady(false)
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,7 +36,7 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("KMSD_TEST_CHILD") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, os.Args[1:], io.Discard, os.Stderr, nil)
+		code := run(ctx, os.Args[1:], os.Getenv, io.Discard, os.Stderr, nil)
 		stop()
 		os.Exit(code)
 	}
@@ -65,7 +66,7 @@ func startKMSD(t *testing.T, args ...string) (string, *syncBuf, *syncBuf, func()
 	ready := make(chan string, 1)
 	logs, audit := &syncBuf{}, &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, audit, logs, ready) }()
+	go func() { done <- run(ctx, args, noEnv, audit, logs, ready) }()
 	select {
 	case addr := <-ready:
 		return addr, logs, audit, func() {
@@ -196,14 +197,19 @@ func TestKMSDStockTLSAndOpenSSL(t *testing.T) {
 }
 
 func TestKMSDFlagErrors(t *testing.T) {
-	for _, args := range [][]string{{"--listen", "x"}, {"--seal-policy", "none"}, {"--max-body", "1"}, {"stray"}} {
+	cfg := filepath.Join(t.TempDir(), "kmsd.toml")
+	os.WriteFile(cfg, []byte("simulation = true\nroot = \"/etc/hostname\"\n"), 0o644)
+	unknown := filepath.Join(t.TempDir(), "kmsd.toml")
+	os.WriteFile(unknown, []byte("lisen = \":1\"\n"), 0o644)
+	for _, args := range [][]string{{"--listen", "x"}, {"--seal-policy", "none"}, {"--max-body", "1"}, {"stray"},
+		{"--config", cfg}, {"--config", unknown}, {"--listen", ":70000"}, {"--simulation", "--collateral", "/nonexistent"}} {
 		var b syncBuf
-		if code := run(context.Background(), args, io.Discard, &b, nil); code != 2 || b.String() == "" {
+		if code := run(context.Background(), args, noEnv, io.Discard, &b, nil); code != 2 || b.String() == "" {
 			t.Errorf("%q: exit %d %q", args, code, b.String())
 		}
 	}
 	var b syncBuf
-	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, io.Discard, &b, nil); code != 1 || !strings.Contains(b.String(), "--simulation") {
+	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, noEnv, io.Discard, &b, nil); code != 1 || !strings.Contains(b.String(), "--simulation") {
 		t.Errorf("SGX mode outside Gramine: %d %q", code, b.String())
 	}
 }
@@ -288,4 +294,37 @@ func TestKMSDCrash(t *testing.T) {
 		t.Fatalf("only %d keys created: the test proves little", len(created))
 	}
 	t.Logf("%d keys created across 4 SIGKILLs; all present", len(created))
+}
+
+func noEnv(string) string { return "" }
+
+func TestKMSDMetrics(t *testing.T) {
+	tmp := t.TempDir()
+	ml, _ := net.Listen("tcp", "127.0.0.1:0")
+	maddr := ml.Addr().String()
+	ml.Close()
+	tok := filepath.Join(tmp, "tok")
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", filepath.Join(tmp, "sim"), "--listen", "127.0.0.1:0", "--metrics-listen", maddr, "--root-token-file", tok)
+	defer stop()
+	be, _ := backend.Open(backend.Options{Simulation: true, SimDir: filepath.Join(tmp, "sim")})
+	c := vaultOverRATLS(t, addr, readToken(t, tok), be, be.DefaultPolicy)
+	c.Logical().Write("transit/keys/secret-key-name-q9", nil)
+	c.Logical().Write("transit/encrypt/secret-key-name-q9", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("metric-plaintext"))})
+	c.Logical().Write("transit/encrypt/missing", map[string]any{"plaintext": "AA=="})
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := string(b)
+	for _, want := range []string{`kms_requests_total{operation="transit/encrypt",status="200"} 1`, `kms_requests_total{operation="transit/encrypt",status="404"} 1`,
+		`kms_keys 1`, `kms_request_duration_seconds_count{operation="transit/keys"} 1`, `shared_enclave_simulated{service="kmsd"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(m, "secret-key-name-q9") || strings.Contains(m, "missing") {
+		t.Error("a key name leaked into a metric label")
+	}
 }
