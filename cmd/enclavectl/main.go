@@ -38,6 +38,9 @@ Usage:
         kms policy write NAME FILE, kms token create --policy NAMES
         the KMS calls over attested TLS (token from --token-file or
         $SHARED_ENCLAVE_TOKEN, never a flag); "enclavectl kms" lists them
+  enclavectl measure BINARY [--sim-dir DIR]
+        print a binary's simulated MRENCLAVE (SHA-256), and with --sim-dir the
+        platform's MRSIGNER, in policy-file form
   enclavectl help
         this text
 
@@ -80,6 +83,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return quoteVerify(ctx, rest[1:], stdout, stderr)
 	case cmd == "relay" && sub != "":
 		return relayCmd(ctx, sub, rest[1:], stdout, stderr)
+	case cmd == "measure":
+		return measure(rest, stdout, stderr)
 	case cmd == "kms":
 		return kmsCmd(ctx, rest, env, stdout, stderr)
 	}
