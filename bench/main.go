@@ -4,6 +4,7 @@
 //	go run ./bench relay [--duration 3s] [--pairs 1,4,16] [--payloads 64,1024]
 //	go run ./bench durable [--duration 3s] [--pairs 1,16,64]
 //	go run ./bench kms [--duration 3s]
+//	go run ./bench compare [--duration 2s] [--reps 3] [--write docs/BENCHMARKS.md] [--png docs/relay-vs-nats.png]
 //
 // relay: builds relayd, runs it as a child process in simulation mode, and
 // measures delivered messages per second and the relay's CPU time per
@@ -15,6 +16,11 @@
 //
 // kms: kmsd as a child; encrypt requests/s at 1 and 16 keep-alive HTTPS
 // connections, batch items/s, and the raw AES-GCM rate in the same run.
+//
+// compare: relay against nats-server (Debian package nats-server; the
+// column is skipped if it is absent), cell by cell, alternating the two
+// systems, with delivered msg/s, server CPU per message and p50/p99
+// latency; optionally written into a markdown file and a PNG chart.
 package main
 
 import (
@@ -32,10 +38,40 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay|durable|kms [flags]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay|durable|kms|compare [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
+	case "compare":
+		fs := flag.NewFlagSet("compare", flag.ExitOnError)
+		o := compareOptions{}
+		fs.DurationVar(&o.duration, "duration", 2e9, "how long each cell runs")
+		fs.IntVar(&o.reps, "reps", 3, "how many times the two systems are alternated per cell")
+		pairs := fs.String("pairs", "1,4,16", "sender/receiver pairs per cell (a 16→1 fan-in cell is always added)")
+		payloads := fs.String("payloads", "64,1024,16384", "payload sizes in bytes")
+		modes := fs.String("modes", "lock-step,pipelined,durable", "modes to run")
+		fs.StringVar(&o.write, "write", "", "markdown file whose bench:relay-vs-nats section to replace (e.g. docs/BENCHMARKS.md)")
+		fs.StringVar(&o.png, "png", "", "write a PNG chart of the relay/NATS ratios here")
+		fs.StringVar(&o.relayd, "relayd", "", "relayd binary (default: go build ./cmd/relayd)")
+		fs.Parse(os.Args[2:])
+		var err error
+		if o.pairs, err = ints(*pairs); err == nil {
+			o.payloads, err = ints(*payloads)
+		}
+		o.modes = strings.Split(*modes, ",")
+		for _, m := range o.modes {
+			if m != modeLockStep && m != modePipelined && m != modeDurable {
+				err = fmt.Errorf("unknown mode %q", m)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+		if err := benchCompare(ctx, o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	case "relay", "durable", "kms":
 		fs := flag.NewFlagSet("relay", flag.ExitOnError)
 		o := relayOptions{}
@@ -65,7 +101,7 @@ func main() {
 			os.Exit(1)
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay, durable or kms)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay, durable, kms or compare)\n", os.Args[1])
 		os.Exit(2)
 	}
 }

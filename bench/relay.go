@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,19 +59,7 @@ func startRelayd(ctx context.Context, bin, simDir string, extra ...string) (*rel
 }
 
 // cpu returns the process's user+system CPU time so far.
-func (p *relayProc) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which is in parentheses).
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck, nil
-}
+func (p *relayProc) cpu() (time.Duration, error) { return procCPU(p.cmd.Process.Pid) }
 
 type cell struct {
 	mode      string
