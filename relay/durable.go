@@ -33,10 +33,11 @@ type DurableMailboxes struct {
 type durableBox struct {
 	mu         sync.Mutex
 	blind      []byte
-	head, tail uint64 // messages are seq head..tail-1
-	count      int
+	head, tail uint64 // sequence numbers head..tail-1 are assigned
+	count      int    // messages stored or being stored
 	bytes      int64
-	sizes      map[uint64]int // data size per seq, for the byte limit
+	sizes      map[uint64]int      // data size per stored seq
+	inflight   map[uint64]struct{} // seqs whose synced write has not returned
 }
 
 // OpenDurableMailboxes loads every mailbox from st. Records that fail to
@@ -59,7 +60,7 @@ func OpenDurableMailboxes(st *store.Store, l Limits, log *slog.Logger) (*Durable
 			log.Error("refusing a mailbox record whose id does not match its key")
 			return nil
 		}
-		b := &durableBox{blind: append([]byte(nil), k...), sizes: map[uint64]int{}}
+		b := &durableBox{blind: append([]byte(nil), k...), sizes: map[uint64]int{}, inflight: map[uint64]struct{}{}}
 		d.boxes[string(v)] = b
 		byBlind[string(k)] = b
 		return nil
@@ -136,7 +137,7 @@ func (d *DurableMailboxes) Create(id string) error {
 	if err := d.st.Put(kindMailbox, blind, []byte(id), store.Sync); err != nil {
 		return fmt.Errorf("relay: storing mailbox: %w", err)
 	}
-	d.boxes[id] = &durableBox{blind: blind, sizes: map[uint64]int{}}
+	d.boxes[id] = &durableBox{blind: blind, sizes: map[uint64]int{}, inflight: map[uint64]struct{}{}}
 	return nil
 }
 
@@ -147,34 +148,49 @@ func (d *DurableMailboxes) box(id string) *durableBox {
 }
 
 // Push implements Mailboxes; it returns after the message is synced to
-// disk (concurrent pushes share fsyncs through the store's group commit).
+// disk. The mailbox lock is not held during the fsync, so concurrent
+// pushes, to this mailbox or others, share fsyncs (the store's group
+// commit). A sequence number is assigned under the lock, and Pop never
+// passes one whose write has not returned, so each sender's order holds.
 func (d *DurableMailboxes) Push(id string, m Message) error {
 	b := d.box(id)
 	if b == nil {
 		return ErrNoMailbox
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.count >= d.limits.MaxMessages || b.bytes+int64(len(m.Data)) > d.limits.MaxBytes {
+		b.mu.Unlock()
 		return ErrMailboxFull
 	}
 	seq := b.tail
-	if err := d.st.Put(kindMessage, b.key(seq), encodeStored(m.From, m.Data), store.Sync); err != nil {
-		return fmt.Errorf("relay: storing message: %w", err)
-	}
-	if b.count == 0 {
+	if b.count == 0 && len(b.inflight) == 0 {
 		b.head = seq
 	}
-	b.tail = seq + 1
+	b.tail++
 	b.count++
 	b.bytes += int64(len(m.Data))
+	b.inflight[seq] = struct{}{}
+	b.mu.Unlock()
+
+	err := d.st.Put(kindMessage, b.key(seq), encodeStored(m.From, m.Data), store.Sync)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.inflight, seq)
+	if err != nil {
+		// Not stored: leave a gap that Pop skips, and give the space back.
+		b.count--
+		b.bytes -= int64(len(m.Data))
+		return fmt.Errorf("relay: storing message: %w", err)
+	}
 	b.sizes[seq] = len(m.Data)
 	return nil
 }
 
 // Pop implements Mailboxes: the message is deleted on disk (synced)
 // before it is returned, so a message is delivered at most once even
-// across a crash.
+// across a crash. A message whose write is still in flight is not yet
+// available, and neither is anything after it.
 func (d *DurableMailboxes) Pop(id string) (Message, bool, error) {
 	b := d.box(id)
 	if b == nil {
@@ -182,10 +198,13 @@ func (d *DurableMailboxes) Pop(id string) (Message, bool, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.count > 0 {
+	for b.head < b.tail {
 		seq := b.head
+		if _, busy := b.inflight[seq]; busy {
+			return Message{}, false, nil
+		}
 		size, known := b.sizes[seq]
-		if !known { // a gap left by a refused or missing record
+		if !known { // a gap: a refused, missing or failed record
 			b.head++
 			continue
 		}
