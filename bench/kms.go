@@ -5,6 +5,9 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -115,6 +118,19 @@ func benchKMS(ctx context.Context, o relayOptions, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "| encrypt, %d connection(s) | %.0f requests/s |\n", conns, rate)
 	}
+	if _, err := call(newClient(), "transit/keys/bench-sign", map[string]any{"type": "ecdsa-p256"}); err != nil {
+		return err
+	}
+	for _, conns := range []int{1, 16} {
+		rate, err := loop(o.duration, conns, func(c *http.Client) error {
+			_, err := call(c, "transit/sign/bench-sign", map[string]any{"input": pt})
+			return err
+		}, newClient)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "| sign (ECDSA P-256, SHA-256), %d connection(s) | %.0f requests/s |\n", conns, rate)
+	}
 	const batch = 1000
 	items := make([]map[string]any, batch)
 	for i := range items {
@@ -130,6 +146,7 @@ func benchKMS(ctx context.Context, o relayOptions, out io.Writer) error {
 	batchRate := rate * batch
 	fmt.Fprintf(out, "| batch encrypt (1000 items/request, 2 connections) | %.0f items/s |\n", batchRate)
 
+	fmt.Fprintf(out, "| raw ECDSA P-256 sign, %d goroutines (same machine, same run) | %.0f ops/s |\n", runtime.NumCPU(), rawECDSA(o.duration))
 	raw := rawAESGCM(o.duration)
 	fmt.Fprintf(out, "| raw AES-256-GCM seal, 128 B, %d goroutines (same machine, same run) | %.0f ops/s |\n", runtime.NumCPU(), raw)
 	fmt.Fprintf(out, "\nbatched KMS encryption is %.1f× below the raw AES-GCM rate\n", raw/batchRate)
@@ -206,6 +223,31 @@ func rawAESGCM(d time.Duration) float64 {
 					dst = gcm.Seal(dst[:0], nonce, msg, nil)
 				}
 				n.Add(1000)
+			}
+		}()
+	}
+	time.Sleep(d)
+	count := n.Load()
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	return float64(count) / elapsed.Seconds()
+}
+
+func rawECDSA(d time.Duration) float64 {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	digest := sha256.Sum256([]byte("bench"))
+	var n atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < runtime.NumCPU(); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				ecdsa.SignASN1(rand.Reader, key, digest[:])
+				n.Add(1)
 			}
 		}()
 	}

@@ -4,6 +4,7 @@
 //	go run ./bench relay [--duration 3s] [--pairs 1,4,16] [--payloads 64,1024]
 //	go run ./bench durable [--duration 3s] [--pairs 1,16,64]
 //	go run ./bench kms [--duration 3s]
+//	go run ./bench attest [--duration 3s]
 //	go run ./bench compare [--duration 2s] [--reps 3] [--write docs/BENCHMARKS.md] [--png docs/relay-vs-nats.png]
 //
 // relay: builds relayd, runs it as a child process in simulation mode, and
@@ -38,7 +39,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay|durable|kms|compare [flags]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay|durable|kms|attest|compare [flags]")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -72,6 +73,14 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
+	case "attest":
+		fs := flag.NewFlagSet("attest", flag.ExitOnError)
+		d := fs.Duration("duration", 3e9, "how long each measurement runs")
+		fs.Parse(os.Args[2:])
+		if err := benchAttest(ctx, *d, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	case "relay", "durable", "kms":
 		fs := flag.NewFlagSet("relay", flag.ExitOnError)
 		o := relayOptions{}
@@ -101,7 +110,7 @@ func main() {
 			os.Exit(1)
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay, durable, kms or compare)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay, durable, kms, attest or compare)\n", os.Args[1])
 		os.Exit(2)
 	}
 }
