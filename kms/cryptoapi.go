@@ -128,7 +128,10 @@ func runBatch(items []batchItem, batch bool, fn func(it batchItem) (itemResult, 
 	return r, nil
 }
 
-func (s *Service) encrypt(req *request, name string) (response, error) {
+// aeadOp runs an encrypt-family operation (encrypt, decrypt, rewrap) on
+// every item, with the item's context and associated data decoded (the
+// request's top-level associated_data applies to items without one).
+func (s *Service) aeadOp(req *request, name string, fn func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error)) (response, error) {
 	k, err := s.key(name)
 	if err != nil {
 		return response{}, err
@@ -142,62 +145,50 @@ func (s *Service) encrypt(req *request, name string) (response, error) {
 		return response{}, err
 	}
 	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
+		ctx, err := optB64(it.Context, "context")
+		if err != nil {
+			return itemResult{}, err
+		}
+		ad, err := optB64(it.AssociatedData, "associated_data")
+		if err != nil {
+			return itemResult{}, err
+		}
+		if ad == nil {
+			ad = topAD
+		}
+		return fn(k, it, ctx, ad)
+	})
+}
+
+// encryptItem encrypts pt under the item's key_version (0: latest).
+func encryptItem(k *Key, it batchItem, pt, ctx, ad []byte) (itemResult, error) {
+	asked, err := itemVersion(it.KeyVersion)
+	if err != nil {
+		return itemResult{}, err
+	}
+	n, v, err := k.versionFor(asked)
+	if err != nil {
+		return itemResult{}, err
+	}
+	c, err := k.encrypt(n, v, pt, ctx, ad)
+	if err != nil {
+		return itemResult{}, err
+	}
+	return itemResult{Ciphertext: c, KeyVersion: n}, nil
+}
+
+func (s *Service) encrypt(req *request, name string) (response, error) {
+	return s.aeadOp(req, name, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
 		pt, err := decodeB64(it.Plaintext, "plaintext")
 		if err != nil {
 			return itemResult{}, err
 		}
-		ctx, err := optB64(it.Context, "context")
-		if err != nil {
-			return itemResult{}, err
-		}
-		ad, err := optB64(it.AssociatedData, "associated_data")
-		if err != nil {
-			return itemResult{}, err
-		}
-		if ad == nil {
-			ad = topAD
-		}
-		asked, err := itemVersion(it.KeyVersion)
-		if err != nil {
-			return itemResult{}, err
-		}
-		n, v, err := k.versionFor(asked)
-		if err != nil {
-			return itemResult{}, err
-		}
-		c, err := k.encrypt(n, v, pt, ctx, ad)
-		if err != nil {
-			return itemResult{}, err
-		}
-		return itemResult{Ciphertext: c, KeyVersion: n}, nil
+		return encryptItem(k, it, pt, ctx, ad)
 	})
 }
 
 func (s *Service) decrypt(req *request, name string) (response, error) {
-	k, err := s.key(name)
-	if err != nil {
-		return response{}, err
-	}
-	items, batch, err := req.items()
-	if err != nil {
-		return response{}, err
-	}
-	topAD, err := req.b64("associated_data")
-	if err != nil {
-		return response{}, err
-	}
-	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
-		ctx, err := optB64(it.Context, "context")
-		if err != nil {
-			return itemResult{}, err
-		}
-		ad, err := optB64(it.AssociatedData, "associated_data")
-		if err != nil {
-			return itemResult{}, err
-		}
-		if ad == nil {
-			ad = topAD
-		}
+	return s.aeadOp(req, name, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
 		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
 		if err != nil {
 			return itemResult{}, err
@@ -208,47 +199,12 @@ func (s *Service) decrypt(req *request, name string) (response, error) {
 }
 
 func (s *Service) rewrap(req *request, name string) (response, error) {
-	k, err := s.key(name)
-	if err != nil {
-		return response{}, err
-	}
-	items, batch, err := req.items()
-	if err != nil {
-		return response{}, err
-	}
-	topAD, err := req.b64("associated_data")
-	if err != nil {
-		return response{}, err
-	}
-	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
-		ctx, err := optB64(it.Context, "context")
-		if err != nil {
-			return itemResult{}, err
-		}
-		ad, err := optB64(it.AssociatedData, "associated_data")
-		if err != nil {
-			return itemResult{}, err
-		}
-		if ad == nil {
-			ad = topAD
-		}
+	return s.aeadOp(req, name, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
 		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
 		if err != nil {
 			return itemResult{}, err
 		}
-		asked, err := itemVersion(it.KeyVersion)
-		if err != nil {
-			return itemResult{}, err
-		}
-		n, v, err := k.versionFor(asked)
-		if err != nil {
-			return itemResult{}, err
-		}
-		c, err := k.encrypt(n, v, pt, ctx, ad)
-		if err != nil {
-			return itemResult{}, err
-		}
-		return itemResult{Ciphertext: c, KeyVersion: n}, nil
+		return encryptItem(k, it, pt, ctx, ad)
 	})
 }
 

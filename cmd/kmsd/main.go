@@ -21,13 +21,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/atls"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/kms"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/store"
@@ -93,18 +93,11 @@ Flags:
 	if err := flagconf.Apply(fs, o.config, "KMSD_", getenv); err != nil {
 		return nil, err
 	}
-	if o.simulation && (o.root != "" || o.pccs != "" || o.collateral != "") {
-		return nil, errors.New("conflicting options: --simulation verifies against the simulated platform's own root and collateral; drop --root, --pccs and --collateral")
+	if err := startup.CheckMode(o.simulation, o.simDir, o.root, o.pccs, o.collateral); err != nil {
+		return nil, err
 	}
-	if !o.simulation && o.simDir != "" {
-		return nil, errors.New("conflicting options: --sim-dir without --simulation")
-	}
-	for flagName, path := range map[string]string{"--root": o.root, "--collateral": o.collateral} {
-		if path != "" {
-			if _, err := os.Stat(path); err != nil {
-				return nil, fmt.Errorf("%s: %v", flagName, err)
-			}
-		}
+	if err := startup.CheckFiles(map[string]string{"--root": o.root, "--collateral": o.collateral}); err != nil {
+		return nil, err
 	}
 	if o.simulation && o.simDir == "" {
 		o.simDir = ".sim"
@@ -114,31 +107,18 @@ Flags:
 		return nil, errors.New("--seal-policy must be mrenclave or mrsigner")
 	case o.maxBody < 1024:
 		return nil, errors.New("--max-body must be at least 1024")
-	case o.logFormat != "text" && o.logFormat != "json":
-		return nil, errors.New("--log-format must be text or json")
 	case o.shutdownWait <= 0:
 		return nil, errors.New("--shutdown-timeout must be positive")
 	}
-	if err := checkAddr("--listen", o.listen); err != nil {
+	if err := startup.CheckAddr("--listen", o.listen); err != nil {
 		return nil, err
 	}
 	if o.metricsListen != "" {
-		if err := checkAddr("--metrics-listen", o.metricsListen); err != nil {
+		if err := startup.CheckAddr("--metrics-listen", o.metricsListen); err != nil {
 			return nil, err
 		}
 	}
 	return o, nil
-}
-
-func checkAddr(name, addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%s %q: %v", name, addr, err)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%s %q: port must be a number from 0 to 65535", name, addr)
-	}
-	return nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) int {
@@ -150,16 +130,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "kmsd: %v\n", err)
 		return 2
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		fmt.Fprintf(stderr, "kmsd: --log-level: %v\n", err)
+	log, err := startup.Logger(o.logFormat, o.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "kmsd: %v\n", err)
 		return 2
-	}
-	var log *slog.Logger
-	if o.logFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	} else {
-		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	}
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "kmsd: "+format+"\n", args...)
@@ -259,14 +233,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	if o.metricsListen != "" {
-		mln, err := net.Listen("tcp", o.metricsListen)
+		stopMetrics, err := startup.ServeMetrics(o.metricsListen, reg.Handler(), log)
 		if err != nil {
-			return fail("--metrics-listen: %v", err)
+			return fail("%v", err)
 		}
-		msrv := &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go msrv.Serve(mln)
-		defer msrv.Close()
-		log.Info("metrics listening", "addr", mln.Addr().String())
+		defer stopMetrics()
 	}
 	reg.SetReady(true)
 	log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description)

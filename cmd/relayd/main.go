@@ -16,10 +16,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -28,6 +26,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/relay"
 	"github.com/sharedenclave/sharedenclave/store"
@@ -115,18 +114,11 @@ Flags:
 	if err := flagconf.Apply(fs, o.config, "RELAYD_", getenv); err != nil {
 		return nil, err
 	}
-	if o.simulation && (o.root != "" || o.pccs != "" || o.collateral != "") {
-		return nil, errors.New("conflicting options: --simulation verifies against the simulated platform's own root and collateral; drop --root, --pccs and --collateral")
+	if err := startup.CheckMode(o.simulation, o.simDir, o.root, o.pccs, o.collateral); err != nil {
+		return nil, err
 	}
-	if !o.simulation && o.simDir != "" {
-		return nil, errors.New("conflicting options: --sim-dir without --simulation")
-	}
-	for flagName, path := range map[string]string{"--policy": o.policy, "--root": o.root, "--collateral": o.collateral} {
-		if path != "" {
-			if _, err := os.Stat(path); err != nil {
-				return nil, fmt.Errorf("%s: %v", flagName, err)
-			}
-		}
+	if err := startup.CheckFiles(map[string]string{"--policy": o.policy, "--root": o.root, "--collateral": o.collateral}); err != nil {
+		return nil, err
 	}
 	if o.simulation && o.simDir == "" {
 		o.simDir = ".sim"
@@ -144,45 +136,20 @@ Flags:
 		return nil, errors.New("--max-conns must be positive")
 	case o.idleTimeout <= 0 || o.attestTimeout <= 0 || o.shutdownWait <= 0:
 		return nil, errors.New("timeouts must be positive")
-	case o.logFormat != "text" && o.logFormat != "json":
-		return nil, errors.New("--log-format must be text or json")
 	}
-	if err := checkAddr("--listen", o.listen); err != nil {
+	if err := startup.CheckAddr("--listen", o.listen); err != nil {
 		return nil, err
 	}
 	if o.metricsListen != "" {
-		if err := checkAddr("--metrics-listen", o.metricsListen); err != nil {
+		if err := startup.CheckAddr("--metrics-listen", o.metricsListen); err != nil {
 			return nil, err
 		}
 	}
 	return o, nil
 }
 
-func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %v", err)
-	}
-	ho := &slog.HandlerOptions{Level: level}
-	if o.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, ho)), nil
-}
-
 // run starts relayd and blocks until ctx is done; ready, if not nil,
 // receives the listening address.
-func checkAddr(name, addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%s %q: %v", name, addr, err)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%s %q: port must be a number from 0 to 65535", name, addr)
-	}
-	return nil
-}
-
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) int {
 	o, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -192,7 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
 		return 2
 	}
-	log, err := newLogger(o, stderr)
+	log, err := startup.Logger(o.logFormat, o.logLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
 		return 2
@@ -284,15 +251,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 1
 	}
 	if o.metricsListen != "" {
-		mln, err := net.Listen("tcp", o.metricsListen)
+		stopMetrics, err := startup.ServeMetrics(o.metricsListen, reg.Handler(), log)
 		if err != nil {
-			fmt.Fprintf(stderr, "relayd: --metrics-listen: %v\n", err)
+			fmt.Fprintf(stderr, "relayd: %v\n", err)
 			return 1
 		}
-		msrv := &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go msrv.Serve(mln)
-		defer msrv.Close()
-		log.Info("metrics listening", "addr", mln.Addr().String())
+		defer stopMetrics()
 	}
 	reg.SetReady(true)
 	log.Info("relayd listening", "addr", ln.Addr().String(), "attestation", be.Description)
