@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -295,14 +294,9 @@ func benchCompare(ctx context.Context, o compareOptions, out io.Writer) error {
 	} else {
 		defer ns.cmd.Process.Kill()
 	}
-	bin := o.relayd
-	if bin == "" {
-		bin = filepath.Join(tmp, "relayd")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/relayd")
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			return err
-		}
+	bin, err := buildBinary(ctx, o.relayd, tmp, "relayd")
+	if err != nil {
+		return err
 	}
 	simDir := filepath.Join(tmp, "sim")
 	mem, err := startRelayd(ctx, bin, simDir)

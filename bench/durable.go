@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -26,14 +25,9 @@ func benchDurable(ctx context.Context, o relayOptions, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := o.relayd
-	if bin == "" {
-		bin = filepath.Join(tmp, "relayd")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/relayd")
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("building relayd: %w", err)
-		}
+	bin, err := buildBinary(ctx, o.relayd, tmp, "relayd")
+	if err != nil {
+		return err
 	}
 	simDir := filepath.Join(tmp, "sim")
 	mem, err := startRelayd(ctx, bin, simDir)

@@ -37,11 +37,9 @@ func benchKMS(ctx context.Context, o relayOptions, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "kmsd")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/kmsd")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building kmsd: %w", err)
+	bin, err := buildBinary(ctx, "", tmp, "kmsd")
+	if err != nil {
+		return err
 	}
 	simDir, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "root.token")
 	cmd := exec.CommandContext(ctx, bin, "--simulation", "--sim-dir", simDir, "--listen", "127.0.0.1:0",

@@ -76,14 +76,9 @@ func benchRelay(ctx context.Context, o relayOptions, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := o.relayd
-	if bin == "" {
-		bin = filepath.Join(tmp, "relayd")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/relayd")
-		build.Stderr = os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("building relayd: %w", err)
-		}
+	bin, err := buildBinary(ctx, o.relayd, tmp, "relayd")
+	if err != nil {
+		return err
 	}
 	simDir := filepath.Join(tmp, "sim")
 	p, err := startRelayd(ctx, bin, simDir)

@@ -76,25 +76,28 @@ type TCBComponent struct {
 
 // QEIdentity is Intel's enclave identity of the quoting enclave, version 2.
 type QEIdentity struct {
-	ID                      string    `json:"id"`
-	Version                 int       `json:"version"`
-	IssueDate               time.Time `json:"issueDate"`
-	NextUpdate              time.Time `json:"nextUpdate"`
-	TCBEvaluationDataNumber int       `json:"tcbEvaluationDataNumber"`
-	MiscSelect              string    `json:"miscselect"`
-	MiscSelectMask          string    `json:"miscselectMask"`
-	Attributes              string    `json:"attributes"`
-	AttributesMask          string    `json:"attributesMask"`
-	MRSigner                string    `json:"mrsigner"`
-	ISVProdID               int       `json:"isvprodid"`
-	TCBLevels               []struct {
-		TCB struct {
-			ISVSVN int `json:"isvsvn"`
-		} `json:"tcb"`
-		TCBDate     string   `json:"tcbDate"`
-		TCBStatus   string   `json:"tcbStatus"`
-		AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
-	} `json:"tcbLevels"`
+	ID                      string       `json:"id"`
+	Version                 int          `json:"version"`
+	IssueDate               time.Time    `json:"issueDate"`
+	NextUpdate              time.Time    `json:"nextUpdate"`
+	TCBEvaluationDataNumber int          `json:"tcbEvaluationDataNumber"`
+	MiscSelect              string       `json:"miscselect"`
+	MiscSelectMask          string       `json:"miscselectMask"`
+	Attributes              string       `json:"attributes"`
+	AttributesMask          string       `json:"attributesMask"`
+	MRSigner                string       `json:"mrsigner"`
+	ISVProdID               int          `json:"isvprodid"`
+	TCBLevels               []QETCBLevel `json:"tcbLevels"`
+}
+
+// QETCBLevel is one entry of QEIdentity.TCBLevels.
+type QETCBLevel struct {
+	TCB struct {
+		ISVSVN int `json:"isvsvn"`
+	} `json:"tcb"`
+	TCBDate     string   `json:"tcbDate"`
+	TCBStatus   string   `json:"tcbStatus"`
+	AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
 }
 
 // signedBody splits a PCS JSON body into the exact bytes of the signed

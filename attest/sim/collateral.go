@@ -43,36 +43,18 @@ func (p *Platform) tcbInfoBody(issued, next time.Time) ([]byte, error) {
 }
 
 func (p *Platform) qeIdentityBody(issued, next time.Time) ([]byte, error) {
-	type level struct {
-		TCB struct {
-			ISVSVN int `json:"isvsvn"`
-		} `json:"tcb"`
-		TCBDate     string   `json:"tcbDate"`
-		TCBStatus   string   `json:"tcbStatus"`
-		AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
+	level := func(isvsvn int, status string, advisories []string) dcap.QETCBLevel {
+		var l dcap.QETCBLevel
+		l.TCB.ISVSVN = isvsvn
+		l.TCBDate, l.TCBStatus, l.AdvisoryIDs = issued.Format(time.RFC3339), status, advisories
+		return l
 	}
-	up := level{TCBDate: issued.Format(time.RFC3339), TCBStatus: "UpToDate"}
-	up.TCB.ISVSVN = qeISVSVN
-	old := level{TCBDate: issued.Format(time.RFC3339), TCBStatus: "OutOfDate", AdvisoryIDs: []string{OutOfDateAdvisory}}
-	qi := struct {
-		ID                      string    `json:"id"`
-		Version                 int       `json:"version"`
-		IssueDate               time.Time `json:"issueDate"`
-		NextUpdate              time.Time `json:"nextUpdate"`
-		TCBEvaluationDataNumber int       `json:"tcbEvaluationDataNumber"`
-		MiscSelect              string    `json:"miscselect"`
-		MiscSelectMask          string    `json:"miscselectMask"`
-		Attributes              string    `json:"attributes"`
-		AttributesMask          string    `json:"attributesMask"`
-		MRSigner                string    `json:"mrsigner"`
-		ISVProdID               int       `json:"isvprodid"`
-		TCBLevels               []level   `json:"tcbLevels"`
-	}{
+	qi := dcap.QEIdentity{
 		ID: "QE", Version: 2, IssueDate: issued, NextUpdate: next, TCBEvaluationDataNumber: 1,
 		MiscSelect: "00000000", MiscSelectMask: "FFFFFFFF",
 		Attributes: "11000000000000000000000000000000", AttributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
 		MRSigner: strings.ToUpper(hex.EncodeToString(qeMRSigner[:])), ISVProdID: qeISVProdID,
-		TCBLevels: []level{up, old},
+		TCBLevels: []dcap.QETCBLevel{level(qeISVSVN, "UpToDate", nil), level(0, "OutOfDate", []string{OutOfDateAdvisory})},
 	}
 	signed, err := json.Marshal(qi)
 	if err != nil {
