@@ -62,6 +62,7 @@ type Conn struct {
 	timeout time.Duration
 	server  *attest.Report
 	buf     []byte
+	reads   int
 }
 
 // Dial connects to a relay at addr, runs the TLS handshake and the mutual
@@ -114,7 +115,11 @@ func (c *Conn) flush() error {
 }
 
 func (c *Conn) read() (wire.Frame, error) {
-	c.conn.SetReadDeadline(time.Now().Add(c.timeout))
+	// Renew the deadline when the read may block, and every 128 frames
+	// in any case, so that a long buffered run never leaves a stale one.
+	if c.reads++; c.r.Buffered() == 0 || c.reads%128 == 0 {
+		c.conn.SetReadDeadline(time.Now().Add(c.timeout))
+	}
 	f, err := c.r.ReadFrame()
 	if err != nil {
 		return f, fmt.Errorf("client: %w", err)

@@ -146,9 +146,14 @@ func noEOF(err error) error {
 
 // AppendFrame appends the encoding of a frame to dst.
 func AppendFrame(dst []byte, t Type, payload []byte) []byte {
+	return append(AppendFrameHeader(dst, t, len(payload)), payload...)
+}
+
+// AppendFrameHeader appends the 5-byte header of a frame whose payload
+// is n bytes long; the caller writes the payload after it.
+func AppendFrameHeader(dst []byte, t Type, n int) []byte {
 	dst = append(dst, byte(t))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
-	return append(dst, payload...)
+	return binary.BigEndian.AppendUint32(dst, uint32(n))
 }
 
 // WriteFrame writes one frame to w in a single Write.
