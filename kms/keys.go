@@ -78,21 +78,12 @@ type version struct {
 	}
 }
 
-func (v *version) prepare(t KeyType) {
-	v.cache.once.Do(func() {
-		switch {
-		case t.symmetric():
-			v.cache.aead, v.cache.err = newAEAD(t, v.Secret)
-		case t.signing():
-			var k any
-			if k, v.cache.err = x509.ParsePKCS8PrivateKey(v.Secret); v.cache.err == nil {
-				var ok bool
-				if v.cache.signer, ok = k.(crypto.Signer); !ok {
-					v.cache.err = errors.New("kms: key is not a signer")
-				}
-			}
-		}
-	})
+// aeadOnce builds a symmetric version's AEAD once. (A version is either
+// symmetric or asymmetric, so cache.once serves one of aeadOnce and
+// signer, never both.)
+func (v *version) aeadOnce(t KeyType) (cipher.AEAD, error) {
+	v.cache.once.Do(func() { v.cache.aead, v.cache.err = newAEAD(t, v.Secret) })
+	return v.cache.aead, v.cache.err
 }
 
 func newAEAD(t KeyType, key []byte) (cipher.AEAD, error) {
@@ -204,8 +195,7 @@ func (v *version) aead(t KeyType, context []byte, derived bool) (cipher.AEAD, er
 		if len(context) != 0 {
 			return nil, badRequest("'context' was given but the key is not derived")
 		}
-		v.prepare(t)
-		return v.cache.aead, v.cache.err
+		return v.aeadOnce(t)
 	}
 	key := v.Secret
 	{
