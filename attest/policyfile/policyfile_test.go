@@ -72,3 +72,20 @@ func TestLoadNamesTheFile(t *testing.T) {
 		t.Fatal("missing file accepted")
 	}
 }
+
+// FuzzParse: no input panics, and whatever parses yields a policy that
+// names an identity (so it cannot accept everything).
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("[peers]\nmrenclave = [\"" + h1 + "\"]\n"))
+	f.Add([]byte("[peers]\nmrsigner = [\"" + h2 + "\"]\n[[bindings]]\nid = \"a\"\nmrenclave = [\"" + h1 + "\"]\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pf, err := Parse(b)
+		if err != nil {
+			return
+		}
+		p, err := pf.Peers.Policy()
+		if err != nil || len(p.MREnclave)+len(p.MRSigner) == 0 {
+			t.Fatalf("parsed policy accepts nothing or everything: %v", err)
+		}
+	})
+}
