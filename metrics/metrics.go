@@ -118,7 +118,7 @@ func (m *Relay) Frame(t wire.Type) {
 // reasons; free-form parser messages are folded into "malformed".
 func (m *Relay) Nack(t wire.Type, reason string) {
 	switch reason {
-	case "recipient not found", "mailbox full", "register before sending", "register before polling",
+	case "recipient not found", "mailbox full", "relay full", "register before sending", "register before polling",
 		"id is in use by another session", "this session is already registered as another id",
 		"attested identity may not register this id", "too many client ids", "could not create mailbox",
 		"message could not be stored", "mailbox could not be read":

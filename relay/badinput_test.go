@@ -409,3 +409,18 @@ func TestNewValidates(t *testing.T) {
 		t.Fatal("empty config accepted")
 	}
 }
+
+func TestRelayFull(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.Limits = Limits{MaxBytes: 1 << 20, MaxTotalBytes: 100} })
+	c := dialRaw(t, s.addr)
+	c.send(wire.RegisterClient, []byte("a"))
+	c.expect(wire.RegisterAck, "")
+	c.send(wire.SendData, wire.AppendAddressed(nil, "a", make([]byte, 60)))
+	c.expect(wire.SendAck, "")
+	c.send(wire.SendData, wire.AppendAddressed(nil, "a", make([]byte, 60)))
+	c.expect(wire.SendNack, "relay full")
+	c.send(wire.PollData, nil)
+	c.expect(wire.DataAvailable, "")
+	c.send(wire.SendData, wire.AppendAddressed(nil, "a", make([]byte, 60)))
+	c.expect(wire.SendAck, "") // polled bytes are given back
+}

@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // Message is one piece of data waiting in a mailbox.
@@ -16,6 +17,8 @@ var (
 	ErrMailboxFull = errors.New("relay: mailbox full")
 	ErrNoMailbox   = errors.New("relay: recipient not found")
 	ErrTooMany     = errors.New("relay: too many mailboxes")
+	// ErrRelayFull: all mailboxes together hold Limits.MaxTotalBytes.
+	ErrRelayFull = errors.New("relay: relay full")
 )
 
 // Mailboxes stores messages per client id. A mailbox is created when its
@@ -36,6 +39,10 @@ type Limits struct {
 	MaxMessages  int   // per mailbox; default 1024
 	MaxBytes     int64 // per mailbox, data bytes; default 16 MiB
 	MaxMailboxes int   // default 100000
+	// MaxTotalBytes bounds the data held by all in-memory mailboxes
+	// together, so that many ids cannot add up to more memory than the
+	// enclave has; default 1 GiB.
+	MaxTotalBytes int64
 }
 
 func (l *Limits) defaults() {
@@ -48,12 +55,16 @@ func (l *Limits) defaults() {
 	if l.MaxMailboxes <= 0 {
 		l.MaxMailboxes = 100000
 	}
+	if l.MaxTotalBytes <= 0 {
+		l.MaxTotalBytes = 1 << 30
+	}
 }
 
 // MemoryMailboxes keeps mailboxes in enclave memory: nothing survives a
 // restart.
 type MemoryMailboxes struct {
 	limits Limits
+	total  atomic.Int64 // data bytes in all mailboxes
 	mu     sync.RWMutex
 	boxes  map[string]*memBox
 }
@@ -102,6 +113,10 @@ func (mm *MemoryMailboxes) Push(id string, m Message) error {
 	if len(b.queue)-b.head >= mm.limits.MaxMessages || b.bytes+int64(len(m.Data)) > mm.limits.MaxBytes {
 		return ErrMailboxFull
 	}
+	if mm.total.Add(int64(len(m.Data))) > mm.limits.MaxTotalBytes {
+		mm.total.Add(-int64(len(m.Data)))
+		return ErrRelayFull
+	}
 	m.Data = append([]byte(nil), m.Data...)
 	b.queue = append(b.queue, m)
 	b.bytes += int64(len(m.Data))
@@ -123,6 +138,7 @@ func (mm *MemoryMailboxes) Pop(id string) (Message, bool, error) {
 	b.queue[b.head] = Message{}
 	b.head++
 	b.bytes -= int64(len(m.Data))
+	mm.total.Add(-int64(len(m.Data)))
 	if b.head == len(b.queue) {
 		b.queue, b.head = b.queue[:0], 0
 	} else if b.head > 64 && b.head*2 > len(b.queue) {

@@ -139,6 +139,8 @@ func (s *session) handle(f wire.Frame) {
 			s.nack(wire.SendNack, "recipient not found")
 		case errors.Is(err, ErrMailboxFull):
 			s.nack(wire.SendNack, "mailbox full")
+		case errors.Is(err, ErrRelayFull):
+			s.nack(wire.SendNack, "relay full")
 		default:
 			s.log.Error("storing message failed", "err", err)
 			s.nack(wire.SendNack, "message could not be stored")

@@ -79,6 +79,9 @@ func (e *SizeError) Error() string {
 // Unwrap returns ErrTooLarge.
 func (e *SizeError) Unwrap() error { return ErrTooLarge }
 
+// retainMax is the largest payload buffer a Reader keeps between frames.
+const retainMax = 64 << 10
+
 // Frame is one decoded frame. Payload aliases the Reader's buffer and is
 // valid only until the next ReadFrame.
 type Frame struct {
@@ -127,10 +130,17 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	if uint64(n) > uint64(r.max) {
 		return Frame{}, &SizeError{What: "payload", Len: uint64(n), Limit: r.max}
 	}
-	if cap(r.buf) < int(n) {
-		r.buf = make([]byte, n)
+	var p []byte
+	if n > retainMax {
+		// A large payload gets its own buffer, not kept: one big frame does
+		// not pin its size in memory for the life of the connection.
+		p = make([]byte, n)
+	} else {
+		if cap(r.buf) < int(n) {
+			r.buf = make([]byte, n, retainMax)
+		}
+		p = r.buf[:n]
 	}
-	p := r.buf[:n]
 	if _, err := io.ReadFull(r.r, p); err != nil {
 		return Frame{}, noEOF(err)
 	}

@@ -179,3 +179,19 @@ func TestTypes(t *testing.T) {
 		t.Error("names")
 	}
 }
+
+func TestLargeFrameBufferNotRetained(t *testing.T) {
+	var b bytes.Buffer
+	WriteFrame(&b, SendData, make([]byte, retainMax+1))
+	WriteFrame(&b, PollData, nil)
+	r := NewReader(&b, 0)
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if cap(r.buf) > retainMax {
+		t.Fatalf("a %d-byte buffer is kept after a large frame", cap(r.buf))
+	}
+	if f, err := r.ReadFrame(); err != nil || f.Type != PollData {
+		t.Fatal(err)
+	}
+}

@@ -56,6 +56,7 @@ type options struct {
 	maxPayload    int
 	mailboxMsgs   int
 	mailboxBytes  int64
+	totalBytes    int64
 	maxConns      int
 	idleTimeout   time.Duration
 	attestTimeout time.Duration
@@ -99,6 +100,7 @@ Flags:
 	fs.IntVar(&o.maxPayload, "max-payload", wire.DefaultMaxPayload, "largest frame payload accepted, in bytes")
 	fs.IntVar(&o.mailboxMsgs, "mailbox-messages", 1024, "messages a mailbox holds before SEND_NACK \"mailbox full\"")
 	fs.Int64Var(&o.mailboxBytes, "mailbox-bytes", 16<<20, "data bytes a mailbox holds before SEND_NACK \"mailbox full\"")
+	fs.Int64Var(&o.totalBytes, "mailbox-total-bytes", 1<<30, "data bytes all in-memory mailboxes together hold before SEND_NACK \"relay full\"")
 	fs.IntVar(&o.maxConns, "max-conns", 10000, "concurrent connections accepted")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "close a session that sends nothing for this long")
 	fs.DurationVar(&o.attestTimeout, "attest-timeout", 15*time.Second, "deadline for the TLS handshake and attestation")
@@ -130,8 +132,8 @@ Flags:
 		return nil, errors.New("--seal-policy must be mrenclave or mrsigner")
 	case o.maxPayload < 1 || o.maxPayload > 64<<20:
 		return nil, errors.New("--max-payload must be between 1 and 67108864")
-	case o.mailboxMsgs < 1 || o.mailboxBytes < 1:
-		return nil, errors.New("--mailbox-messages and --mailbox-bytes must be positive")
+	case o.mailboxMsgs < 1 || o.mailboxBytes < 1 || o.totalBytes < 1:
+		return nil, errors.New("--mailbox-messages, --mailbox-bytes and --mailbox-total-bytes must be positive")
 	case o.maxConns < 1:
 		return nil, errors.New("--max-conns must be positive")
 	case o.idleTimeout <= 0 || o.attestTimeout <= 0 || o.shutdownWait <= 0:
@@ -235,7 +237,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Peer:        &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: clients, Timeout: o.attestTimeout},
 		Bindings:    bindings,
 		Mailboxes:   boxes,
-		Limits:      relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes},
+		Limits:      relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes, MaxTotalBytes: o.totalBytes},
 		MaxPayload:  o.maxPayload,
 		MaxConns:    o.maxConns,
 		IdleTimeout: o.idleTimeout,
