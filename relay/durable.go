@@ -17,10 +17,14 @@ const (
 	kindMessage = "relay/msg"     // blind(id) ‖ seq u64 → from-length u16 ‖ from ‖ data
 )
 
-// DurableMailboxes keeps mailboxes in a sealed store: a SEND is
-// acknowledged only after its message is on disk, and a POLL removes it on
-// disk before answering. Client ids never appear on disk in the clear:
-// storage keys use seal.Sealer.Blind.
+// DurableMailboxes keeps mailboxes in a sealed store. Push and Pop write
+// to the store's log without waiting for the disk; Sync waits for
+// everything written so far. The relay calls Sync before it sends any
+// answer that depends on those writes, so a SEND is acknowledged only
+// after its message is on disk and a POLL's message is removed on disk
+// before it is delivered — with one fsync per batch of answers instead of
+// one per frame. Client ids never appear on disk in the clear: storage
+// keys use seal.Sealer.Blind.
 type DurableMailboxes struct {
 	st     *store.Store
 	limits Limits
@@ -34,10 +38,9 @@ type durableBox struct {
 	mu         sync.Mutex
 	blind      []byte
 	head, tail uint64 // sequence numbers head..tail-1 are assigned
-	count      int    // messages stored or being stored
+	count      int
 	bytes      int64
-	sizes      map[uint64]int      // data size per stored seq
-	inflight   map[uint64]struct{} // seqs whose synced write has not returned
+	sizes      map[uint64]int // data size per stored seq
 }
 
 // OpenDurableMailboxes loads every mailbox from st. Records that fail to
@@ -60,7 +63,7 @@ func OpenDurableMailboxes(st *store.Store, l Limits, log *slog.Logger) (*Durable
 			log.Error("refusing a mailbox record whose id does not match its key")
 			return nil
 		}
-		b := &durableBox{blind: append([]byte(nil), k...), sizes: map[uint64]int{}, inflight: map[uint64]struct{}{}}
+		b := &durableBox{blind: append([]byte(nil), k...), sizes: map[uint64]int{}}
 		d.boxes[string(v)] = b
 		byBlind[string(k)] = b
 		return nil
@@ -137,7 +140,7 @@ func (d *DurableMailboxes) Create(id string) error {
 	if err := d.st.Put(kindMailbox, blind, []byte(id), store.Sync); err != nil {
 		return fmt.Errorf("relay: storing mailbox: %w", err)
 	}
-	d.boxes[id] = &durableBox{blind: blind, sizes: map[uint64]int{}, inflight: map[uint64]struct{}{}}
+	d.boxes[id] = &durableBox{blind: blind, sizes: map[uint64]int{}}
 	return nil
 }
 
@@ -147,50 +150,38 @@ func (d *DurableMailboxes) box(id string) *durableBox {
 	return d.boxes[id]
 }
 
-// Push implements Mailboxes; it returns after the message is synced to
-// disk. The mailbox lock is not held during the fsync, so concurrent
-// pushes, to this mailbox or others, share fsyncs (the store's group
-// commit). A sequence number is assigned under the lock, and Pop never
-// passes one whose write has not returned, so each sender's order holds.
+// Push implements Mailboxes. The message is durable once Sync returns.
 func (d *DurableMailboxes) Push(id string, m Message) error {
 	b := d.box(id)
 	if b == nil {
 		return ErrNoMailbox
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.count >= d.limits.MaxMessages || b.bytes+int64(len(m.Data)) > d.limits.MaxBytes {
-		b.mu.Unlock()
 		return ErrMailboxFull
 	}
 	seq := b.tail
-	if b.count == 0 && len(b.inflight) == 0 {
+	if err := d.st.Put(kindMessage, b.key(seq), encodeStored(m.From, m.Data), store.NoSync); err != nil {
+		return fmt.Errorf("relay: storing message: %w", err)
+	}
+	if b.count == 0 {
 		b.head = seq
 	}
 	b.tail++
 	b.count++
 	b.bytes += int64(len(m.Data))
-	b.inflight[seq] = struct{}{}
-	b.mu.Unlock()
-
-	err := d.st.Put(kindMessage, b.key(seq), encodeStored(m.From, m.Data), store.Sync)
-
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.inflight, seq)
-	if err != nil {
-		// Not stored: leave a gap that Pop skips, and give the space back.
-		b.count--
-		b.bytes -= int64(len(m.Data))
-		return fmt.Errorf("relay: storing message: %w", err)
-	}
 	b.sizes[seq] = len(m.Data)
 	return nil
 }
 
-// Pop implements Mailboxes: the message is deleted on disk (synced)
-// before it is returned, so a message is delivered at most once even
-// across a crash. A message whose write is still in flight is not yet
-// available, and neither is anything after it.
+// Sync implements the relay's optional Syncer: every Push and Pop made so
+// far is on disk when it returns. Concurrent calls share one fsync.
+func (d *DurableMailboxes) Sync() error { return d.st.Sync() }
+
+// Pop implements Mailboxes: the message's record is deleted; once Sync
+// returns the deletion is on disk, so a message delivered after Sync is
+// delivered at most once even across a crash.
 func (d *DurableMailboxes) Pop(id string) (Message, bool, error) {
 	b := d.box(id)
 	if b == nil {
@@ -200,9 +191,6 @@ func (d *DurableMailboxes) Pop(id string) (Message, bool, error) {
 	defer b.mu.Unlock()
 	for b.head < b.tail {
 		seq := b.head
-		if _, busy := b.inflight[seq]; busy {
-			return Message{}, false, nil
-		}
 		size, known := b.sizes[seq]
 		if !known { // a gap: a refused, missing or failed record
 			b.head++
@@ -216,7 +204,7 @@ func (d *DurableMailboxes) Pop(id string) (Message, bool, error) {
 		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt) && !errors.Is(err, wire.ErrMalformed) {
 			return Message{}, false, err
 		}
-		if err := d.st.Delete(kindMessage, b.key(seq), store.Sync); err != nil {
+		if err := d.st.Delete(kindMessage, b.key(seq), store.NoSync); err != nil {
 			return Message{}, false, err
 		}
 		delete(b.sizes, seq)

@@ -23,8 +23,9 @@ var (
 
 // Mailboxes stores messages per client id. A mailbox is created when its
 // id first registers and outlives the session. Implementations are safe
-// for concurrent use; Push returns only once the message is kept (for a
-// durable store: on disk), so an ACK after Push is a promise.
+// for concurrent use. Push returns once the message is kept — for a store
+// that also implements Syncer, once Sync has returned after it — so an
+// ACK sent after that is a promise.
 type Mailboxes interface {
 	// Create makes the mailbox for id if it does not exist.
 	Create(id string) error
@@ -32,6 +33,13 @@ type Mailboxes interface {
 	Push(id string, m Message) error
 	// Pop removes and returns the oldest message, or ok=false.
 	Pop(id string) (m Message, ok bool, err error)
+}
+
+// Syncer is implemented by Mailboxes whose Push and Pop become durable
+// only when Sync returns (DurableMailboxes). The relay calls Sync before
+// sending the answers that depend on them.
+type Syncer interface {
+	Sync() error
 }
 
 // Limits bound each mailbox and the number of mailboxes.

@@ -25,6 +25,7 @@ type session struct {
 	stopped atomic.Bool
 	out     *bufio.Writer
 	scratch []byte
+	dirty   bool // a mailbox was written since the last flush
 }
 
 // stop asks the session to finish its current request and close: a read
@@ -84,6 +85,17 @@ func (s *session) flush() bool {
 	if s.out.Buffered() == 0 {
 		return true
 	}
+	// Answers that promise durability (SEND_ACK, a POLL's removal) go out
+	// only after the writes behind them are on disk: one fsync per batch.
+	if s.dirty {
+		if sy, ok := s.srv.boxes.(Syncer); ok {
+			if err := sy.Sync(); err != nil {
+				s.log.Error("storage sync failed; closing without answering", "err", err)
+				return false
+			}
+		}
+		s.dirty = false
+	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
 	if err := s.out.Flush(); err != nil {
 		s.log.Info("write failed; closing", "err", err)
@@ -134,6 +146,7 @@ func (s *session) handle(f wire.Frame) {
 		}
 		switch err := srv.boxes.Push(string(to), Message{From: s.id, Data: data}); {
 		case err == nil:
+			s.dirty = true
 			s.reply(wire.SendAck, "")
 		case errors.Is(err, ErrNoMailbox):
 			s.nack(wire.SendNack, "recipient not found")
@@ -152,6 +165,9 @@ func (s *session) handle(f wire.Frame) {
 			return
 		}
 		m, ok, err := srv.boxes.Pop(s.id)
+		if ok {
+			s.dirty = true
+		}
 		switch {
 		case err != nil:
 			s.log.Error("reading mailbox failed", "err", err)

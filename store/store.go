@@ -224,6 +224,13 @@ func (s *Store) open(kind string, k, v []byte) ([]byte, error) {
 	return p, nil
 }
 
+// Sync makes every write made so far durable: one fsync of the log,
+// shared with concurrent callers (group commit). Writes made with NoSync
+// followed by Sync are as durable as writes made with Sync.
+func (s *Store) Sync() error {
+	return s.db.LogData(nil, pebble.Sync)
+}
+
 // Delete removes kind/key.
 func (s *Store) Delete(kind string, key []byte, d Durability) error {
 	return s.db.Delete(dbKey(kind, key), writeOpts(d))
