@@ -26,7 +26,6 @@ import (
 
 	"github.com/sharedenclave/sharedenclave/atls"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
-	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/kms"
 	"github.com/sharedenclave/sharedenclave/metrics"
@@ -40,12 +39,9 @@ func main() {
 }
 
 type options struct {
-	config, root, metricsListen                                  string
-	listen, simDir, dataDir, rootTokenFile, auditLog, sealPolicy string
-	pccs, collateral, gramineDir, logFormat, logLevel            string
-	simulation                                                   bool
-	maxBody                                                      int64
-	shutdownWait                                                 time.Duration
+	startup.Server
+	rootTokenFile, auditLog string
+	maxBody                 int64
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -67,56 +63,19 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.config, "config", "", "TOML configuration file (keys are flag names)")
-	fs.StringVar(&o.listen, "listen", ":8443", "HTTPS address to listen on")
-	fs.StringVar(&o.metricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: off), e.g. 127.0.0.1:9413")
-	fs.StringVar(&o.root, "root", "", "trusted root CA (PEM) instead of Intel's SGX Root CA, for key release (SGX mode only)")
-	fs.BoolVar(&o.simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
-	fs.StringVar(&o.simDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
-	fs.StringVar(&o.dataDir, "data-dir", "", "directory for the sealed key store (default: memory-only, keys lost on restart)")
-	fs.StringVar(&o.sealPolicy, "seal-policy", "mrenclave", "who can unseal the data dir: mrenclave or mrsigner")
+	o.Register(fs, ":8443", "127.0.0.1:9413", "directory for the sealed key store (default: memory-only, keys lost on restart)")
 	fs.StringVar(&o.rootTokenFile, "root-token-file", "", "on first start, write the root token to this new file (mode 0600) instead of printing it")
 	fs.StringVar(&o.auditLog, "audit-log", "-", "audit log file, one JSON line per request ('-' for standard output); requests fail if it cannot be written")
 	fs.Int64Var(&o.maxBody, "max-body", 1<<20, "largest request body accepted, in bytes")
-	fs.StringVar(&o.pccs, "pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
-	fs.StringVar(&o.collateral, "collateral", "", "collateral directory instead of a PCCS (SGX)")
-	fs.StringVar(&o.gramineDir, "gramine-dir", "/dev/attestation", "Gramine attestation directory (SGX)")
-	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to let requests finish")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() != 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err := flagconf.Apply(fs, o.config, "KMSD_", getenv); err != nil {
+	if err := o.Finish(fs, "KMSD_", getenv, nil); err != nil {
 		return nil, err
-	}
-	if err := startup.CheckMode(o.simulation, o.simDir, o.root, o.pccs, o.collateral); err != nil {
-		return nil, err
-	}
-	if err := startup.CheckFiles(map[string]string{"--root": o.root, "--collateral": o.collateral}); err != nil {
-		return nil, err
-	}
-	if o.simulation && o.simDir == "" {
-		o.simDir = ".sim"
 	}
 	switch {
-	case o.sealPolicy != backend.SealMREnclave && o.sealPolicy != backend.SealMRSigner:
-		return nil, errors.New("--seal-policy must be mrenclave or mrsigner")
 	case o.maxBody < 1024:
 		return nil, errors.New("--max-body must be at least 1024")
-	case o.shutdownWait <= 0:
-		return nil, errors.New("--shutdown-timeout must be positive")
-	}
-	if err := startup.CheckAddr("--listen", o.listen); err != nil {
-		return nil, err
-	}
-	if o.metricsListen != "" {
-		if err := startup.CheckAddr("--metrics-listen", o.metricsListen); err != nil {
-			return nil, err
-		}
 	}
 	return o, nil
 }
@@ -130,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "kmsd: %v\n", err)
 		return 2
 	}
-	log, err := startup.Logger(o.logFormat, o.logLevel, stderr)
+	log, err := startup.Logger(o.LogFormat, o.LogLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "kmsd: %v\n", err)
 		return 2
@@ -141,28 +100,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	be, err := backend.Open(backend.Options{
-		Simulation: o.simulation, SimDir: o.simDir, CreateSim: true, SimISVProdID: 3, SimISVSVN: 1,
-		GramineDir: o.gramineDir, PCCS: o.pccs, CollateralDir: o.collateral, RootPEM: o.root,
+		Simulation: o.Simulation, SimDir: o.SimDir, CreateSim: true, SimISVProdID: 3, SimISVSVN: 1,
+		GramineDir: o.GramineDir, PCCS: o.PCCS, CollateralDir: o.Collateral, RootPEM: o.Root,
 	})
 	if err != nil {
 		return fail("attestation backend: %v", err)
 	}
 	if be.Simulated {
 		log.Warn("SIMULATION MODE: attestation uses a simulated SGX platform; this is not a real enclave",
-			"sim_dir", o.simDir, "mrenclave", be.Self.MREnclave.String())
+			"sim_dir", o.SimDir, "mrenclave", be.Self.MREnclave.String())
 	}
 
 	var st *store.Store
-	if o.dataDir != "" {
-		root, err := be.SealRoot(o.sealPolicy)
+	if o.DataDir != "" {
+		root, err := be.SealRoot(o.SealPolicy)
 		if err != nil {
 			return fail("seal key: %v", err)
 		}
-		if st, err = store.Open(store.Options{Dir: o.dataDir, Root: root, Purpose: "kms", Logger: log}); err != nil {
+		if st, err = store.Open(store.Options{Dir: o.DataDir, Root: root, Purpose: "kms", Logger: log}); err != nil {
 			return fail("%v", err)
 		}
 		defer st.Close()
-		log.Info("keys are durable and sealed", "data_dir", o.dataDir, "seal_policy", o.sealPolicy)
+		log.Info("keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
 	} else {
 		log.Warn("keys are memory-only: a restart loses every key (use --data-dir)")
 	}
@@ -221,7 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	ln, err := net.Listen("tcp", o.listen)
+	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -232,8 +191,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	if o.metricsListen != "" {
-		stopMetrics, err := startup.ServeMetrics(o.metricsListen, reg.Handler(), log)
+	if o.MetricsListen != "" {
+		stopMetrics, err := startup.ServeMetrics(o.MetricsListen, reg.Handler(), log)
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -252,7 +211,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case <-ctx.Done():
 	}
 	reg.SetReady(false)
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownWait)
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown timed out", "err", err)

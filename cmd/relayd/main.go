@@ -25,7 +25,6 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
-	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/relay"
@@ -40,14 +39,7 @@ func main() {
 }
 
 type options struct {
-	config        string
-	root          string
-	metricsListen string
-	listen        string
-	simulation    bool
-	simDir        string
-	dataDir       string
-	sealPolicy    string
+	startup.Server
 	rotateSeal    bool
 	policy        string
 	pccs          string
@@ -84,19 +76,9 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.config, "config", "", "TOML configuration file (keys are flag names)")
-	fs.StringVar(&o.listen, "listen", ":12345", "TCP address to listen on")
-	fs.StringVar(&o.metricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: off), e.g. 127.0.0.1:9412")
-	fs.StringVar(&o.root, "root", "", "trusted root CA (PEM) instead of Intel's SGX Root CA (SGX mode only)")
-	fs.BoolVar(&o.simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
-	fs.StringVar(&o.simDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
-	fs.StringVar(&o.dataDir, "data-dir", "", "directory for durable, sealed mailboxes (default: memory-only, lost on restart)")
+	o.Register(fs, ":12345", "127.0.0.1:9412", "directory for durable, sealed mailboxes (default: memory-only, lost on restart)")
 	fs.BoolVar(&o.rotateSeal, "rotate-seal-key", false, "at start, move the data dir to a new seal key generation and re-seal every record")
-	fs.StringVar(&o.sealPolicy, "seal-policy", "mrenclave", "who can unseal the data dir: mrenclave (this build only) or mrsigner (any build of the same signer)")
 	fs.StringVar(&o.policy, "policy", "", "TOML policy: which client enclaves may connect, optional id bindings (required under SGX)")
-	fs.StringVar(&o.pccs, "pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
-	fs.StringVar(&o.collateral, "collateral", "", "collateral directory instead of a PCCS (SGX)")
-	fs.StringVar(&o.gramineDir, "gramine-dir", "/dev/attestation", "Gramine attestation directory (SGX)")
 	fs.IntVar(&o.maxPayload, "max-payload", wire.DefaultMaxPayload, "largest frame payload accepted, in bytes")
 	fs.IntVar(&o.mailboxMsgs, "mailbox-messages", 1024, "messages a mailbox holds before SEND_NACK \"mailbox full\"")
 	fs.Int64Var(&o.mailboxBytes, "mailbox-bytes", 16<<20, "data bytes a mailbox holds before SEND_NACK \"mailbox full\"")
@@ -104,48 +86,23 @@ Flags:
 	fs.IntVar(&o.maxConns, "max-conns", 10000, "concurrent connections accepted")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "close a session that sends nothing for this long")
 	fs.DurationVar(&o.attestTimeout, "attest-timeout", 15*time.Second, "deadline for the TLS handshake and attestation")
-	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to let sessions finish")
-	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() != 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err := flagconf.Apply(fs, o.config, "RELAYD_", getenv); err != nil {
+	if err := o.Finish(fs, "RELAYD_", getenv, map[string]string{"--policy": o.policy}); err != nil {
 		return nil, err
-	}
-	if err := startup.CheckMode(o.simulation, o.simDir, o.root, o.pccs, o.collateral); err != nil {
-		return nil, err
-	}
-	if err := startup.CheckFiles(map[string]string{"--policy": o.policy, "--root": o.root, "--collateral": o.collateral}); err != nil {
-		return nil, err
-	}
-	if o.simulation && o.simDir == "" {
-		o.simDir = ".sim"
 	}
 	switch {
-	case o.rotateSeal && o.dataDir == "":
+	case o.rotateSeal && o.DataDir == "":
 		return nil, errors.New("--rotate-seal-key needs --data-dir")
-	case o.sealPolicy != backend.SealMREnclave && o.sealPolicy != backend.SealMRSigner:
-		return nil, errors.New("--seal-policy must be mrenclave or mrsigner")
 	case o.maxPayload < 1 || o.maxPayload > 64<<20:
 		return nil, errors.New("--max-payload must be between 1 and 67108864")
 	case o.mailboxMsgs < 1 || o.mailboxBytes < 1 || o.totalBytes < 1:
 		return nil, errors.New("--mailbox-messages, --mailbox-bytes and --mailbox-total-bytes must be positive")
 	case o.maxConns < 1:
 		return nil, errors.New("--max-conns must be positive")
-	case o.idleTimeout <= 0 || o.attestTimeout <= 0 || o.shutdownWait <= 0:
+	case o.idleTimeout <= 0 || o.attestTimeout <= 0:
 		return nil, errors.New("timeouts must be positive")
-	}
-	if err := startup.CheckAddr("--listen", o.listen); err != nil {
-		return nil, err
-	}
-	if o.metricsListen != "" {
-		if err := startup.CheckAddr("--metrics-listen", o.metricsListen); err != nil {
-			return nil, err
-		}
 	}
 	return o, nil
 }
@@ -161,14 +118,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
 		return 2
 	}
-	log, err := startup.Logger(o.logFormat, o.logLevel, stderr)
+	log, err := startup.Logger(o.LogFormat, o.LogLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
 		return 2
 	}
 	be, err := backend.Open(backend.Options{
-		Simulation: o.simulation, SimDir: o.simDir, CreateSim: true, SimISVProdID: 1, SimISVSVN: 1,
-		GramineDir: o.gramineDir, PCCS: o.pccs, CollateralDir: o.collateral, RootPEM: o.root,
+		Simulation: o.Simulation, SimDir: o.SimDir, CreateSim: true, SimISVProdID: 1, SimISVSVN: 1,
+		GramineDir: o.GramineDir, PCCS: o.PCCS, CollateralDir: o.Collateral, RootPEM: o.Root,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "relayd: attestation backend: %v\n", err)
@@ -194,10 +151,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	if be.Simulated {
 		log.Warn("SIMULATION MODE: attestation uses a simulated SGX platform; this is not a real enclave",
-			"sim_dir", o.simDir, "mrenclave", be.Self.MREnclave.String(), "mrsigner", be.Platform.MRSigner().String())
+			"sim_dir", o.SimDir, "mrenclave", be.Self.MREnclave.String(), "mrsigner", be.Platform.MRSigner().String())
 	}
 	var boxes relay.Mailboxes
-	if o.dataDir == "" {
+	if o.DataDir == "" {
 		log.Warn("mailboxes are memory-only: a restart loses every queued message (use --data-dir for durable, sealed mailboxes)")
 	} else {
 		st, err := openStore(be, o, log)
@@ -220,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return 1
 		}
 		boxes = dm
-		log.Info("mailboxes are durable and sealed", "data_dir", o.dataDir, "seal_policy", o.sealPolicy)
+		log.Info("mailboxes are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
 	}
 
 	cert, err := atls.NewKeyCertificate(atls.CertOptions{CommonName: "Shared Enclave relay"})
@@ -247,13 +204,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
 		return 1
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
 		return 1
 	}
-	if o.metricsListen != "" {
-		stopMetrics, err := startup.ServeMetrics(o.metricsListen, reg.Handler(), log)
+	if o.MetricsListen != "" {
+		stopMetrics, err := startup.ServeMetrics(o.MetricsListen, reg.Handler(), log)
 		if err != nil {
 			fmt.Fprintf(stderr, "relayd: %v\n", err)
 			return 1
@@ -274,8 +231,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	case <-ctx.Done():
 	}
 	reg.SetReady(false)
-	log.Info("shutting down: no new connections; finishing in-flight requests", "timeout", o.shutdownWait.String())
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownWait)
+	log.Info("shutting down: no new connections; finishing in-flight requests", "timeout", o.ShutdownWait.String())
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown timed out; remaining connections closed", "err", err)
@@ -285,9 +242,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 func openStore(be *backend.Backend, o *options, log *slog.Logger) (*store.Store, error) {
-	root, err := be.SealRoot(o.sealPolicy)
+	root, err := be.SealRoot(o.SealPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	return store.Open(store.Options{Dir: o.dataDir, Root: root, Purpose: "relay", Logger: log})
+	return store.Open(store.Options{Dir: o.DataDir, Root: root, Purpose: "relay", Logger: log})
 }

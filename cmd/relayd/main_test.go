@@ -230,11 +230,11 @@ func TestRelaydConfigFile(t *testing.T) {
 		return ""
 	}
 	o, err := parseFlags([]string{"--config", cfg, "--listen", "127.0.0.1:0"}, env, io.Discard)
-	if err != nil || o.listen != "127.0.0.1:0" || !o.simulation || o.simDir != sim || o.logFormat != "json" {
+	if err != nil || o.Listen != "127.0.0.1:0" || !o.Simulation || o.SimDir != sim || o.LogFormat != "json" {
 		t.Fatalf("flag over file: %+v %v", o, err)
 	}
 	o, err = parseFlags([]string{"--config", cfg}, env, io.Discard)
-	if err != nil || o.listen != "127.0.0.1:2" {
+	if err != nil || o.Listen != "127.0.0.1:2" {
 		t.Fatalf("env over file: %+v %v", o, err)
 	}
 }

@@ -6,6 +6,7 @@ package startup
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,11 +16,14 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
 )
 
-// CheckMode refuses combinations that would mix simulation and SGX trust
+// checkMode refuses combinations that would mix simulation and SGX trust
 // roots.
-func CheckMode(simulation bool, simDir, root, pccs, collateral string) error {
+func checkMode(simulation bool, simDir, root, pccs, collateral string) error {
 	if simulation && (root != "" || pccs != "" || collateral != "") {
 		return errors.New("conflicting options: --simulation verifies against the simulated platform's own root and collateral; drop --root, --pccs and --collateral")
 	}
@@ -29,9 +33,9 @@ func CheckMode(simulation bool, simDir, root, pccs, collateral string) error {
 	return nil
 }
 
-// CheckFiles requires every non-empty path to exist; files maps a flag
+// checkFiles requires every non-empty path to exist; files maps a flag
 // name (for the message) to its path.
-func CheckFiles(files map[string]string) error {
+func checkFiles(files map[string]string) error {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
@@ -47,8 +51,8 @@ func CheckFiles(files map[string]string) error {
 	return nil
 }
 
-// CheckAddr validates a HOST:PORT listen address.
-func CheckAddr(flagName, addr string) error {
+// checkAddr validates a HOST:PORT listen address.
+func checkAddr(flagName, addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%s %q: %v", flagName, addr, err)
@@ -86,4 +90,70 @@ func ServeMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), e
 	go srv.Serve(ln)
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
+}
+
+// Server holds the options relayd and kmsd share, one flag each.
+type Server struct {
+	Config, Listen, MetricsListen, Root                       string
+	Simulation                                                bool
+	SimDir, DataDir, SealPolicy, PCCS, Collateral, GramineDir string
+	LogFormat, LogLevel                                       string
+	ShutdownWait                                              time.Duration
+}
+
+// Register defines the shared flags on fs; listen is the default listen
+// address and dataDirUse says what the data directory holds.
+func (s *Server) Register(fs *flag.FlagSet, listen, metricsExample, dataDirUse string) {
+	fs.StringVar(&s.Config, "config", "", "TOML configuration file (keys are flag names)")
+	fs.StringVar(&s.Listen, "listen", listen, "address to listen on")
+	fs.StringVar(&s.MetricsListen, "metrics-listen", "", "address for /metrics, /healthz and /readyz (default: off), e.g. "+metricsExample)
+	fs.BoolVar(&s.Simulation, "simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
+	fs.StringVar(&s.SimDir, "sim-dir", "", "simulated platform directory, created if missing (default .sim, with --simulation)")
+	fs.StringVar(&s.DataDir, "data-dir", "", dataDirUse)
+	fs.StringVar(&s.SealPolicy, "seal-policy", backend.SealMREnclave, "who can unseal the data dir: mrenclave (this build only) or mrsigner (any build of the same signer)")
+	fs.StringVar(&s.Root, "root", "", "trusted root CA (PEM) instead of Intel's SGX Root CA (SGX mode only)")
+	fs.StringVar(&s.PCCS, "pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
+	fs.StringVar(&s.Collateral, "collateral", "", "collateral directory instead of a PCCS (SGX)")
+	fs.StringVar(&s.GramineDir, "gramine-dir", "/dev/attestation", "Gramine attestation directory (SGX)")
+	fs.DurationVar(&s.ShutdownWait, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to let work in flight finish")
+	fs.StringVar(&s.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&s.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// Finish fills unset flags from the config file and the environment
+// (flagconf), then validates the shared options and requires the extra
+// files (flag name → path) to exist.
+func (s *Server) Finish(fs *flag.FlagSet, envPrefix string, getenv func(string) string, extraFiles map[string]string) error {
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := flagconf.Apply(fs, s.Config, envPrefix, getenv); err != nil {
+		return err
+	}
+	if err := checkMode(s.Simulation, s.SimDir, s.Root, s.PCCS, s.Collateral); err != nil {
+		return err
+	}
+	files := map[string]string{"--root": s.Root, "--collateral": s.Collateral}
+	for k, v := range extraFiles {
+		files[k] = v
+	}
+	if err := checkFiles(files); err != nil {
+		return err
+	}
+	if s.Simulation && s.SimDir == "" {
+		s.SimDir = ".sim"
+	}
+	if s.SealPolicy != backend.SealMREnclave && s.SealPolicy != backend.SealMRSigner {
+		return errors.New("--seal-policy must be mrenclave or mrsigner")
+	}
+	if s.ShutdownWait <= 0 {
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	if err := checkAddr("--listen", s.Listen); err != nil {
+		return err
+	}
+	if s.MetricsListen != "" {
+		return checkAddr("--metrics-listen", s.MetricsListen)
+	}
+	return nil
 }
