@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -299,5 +301,68 @@ func TestMetricsAfterExchange(t *testing.T) {
 		if strings.Contains(m, secret) {
 			t.Errorf("/metrics contains %q", secret)
 		}
+	}
+}
+
+// TestNodeClientFromProtocolDoc runs a relay client written from
+// docs/PROTOCOL.md alone in JavaScript, on Node's TLS stack, against
+// relayd: attestation in both directions, then the frames and their
+// answers. It skips where node is not installed.
+func TestNodeClientFromProtocolDoc(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not installed")
+	}
+	tmp := t.TempDir()
+	enclavectl := filepath.Join(tmp, "enclavectl")
+	build := exec.Command("go", "build", "-o", enclavectl, "../enclavectl")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building enclavectl: %v\n%s", err, b)
+	}
+	sim := filepath.Join(tmp, "sim")
+	addr, _, stop := startRun(t, "--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0")
+	defer stop()
+	host, port, _ := net.SplitHostPort(addr)
+	out, err := exec.Command(node, "../../testdata/interop/relay-client.js", host, port, sim, enclavectl).Output()
+	if err != nil {
+		t.Fatalf("node client: %v", err)
+	}
+	var res struct {
+		Error           string `json:"error"`
+		TLSVersion      string `json:"tls_version"`
+		ServerGenuine   bool   `json:"server_genuine"`
+		ServerBindingOK bool   `json:"server_binding_ok"`
+		PolledFrom      string `json:"polled_from"`
+		PolledData      string `json:"polled_data"`
+		Steps           []struct {
+			Name    string `json:"name"`
+			Type    int    `json:"type"`
+			Payload string `json:"payload"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("node output %q: %v", out, err)
+	}
+	if res.Error != "" {
+		t.Fatalf("node client failed: %s", res.Error)
+	}
+	if res.TLSVersion != "TLSv1.3" || !res.ServerGenuine || !res.ServerBindingOK {
+		t.Fatalf("attestation from node: %+v", res)
+	}
+	want := []struct {
+		typ    int
+		reason string
+	}{{0x81, ""}, {0x82, ""}, {0x83, ""}, {0xA3, ""}, {0xE2, "recipient not found"}, {0xFF, "unknown frame type 0x04"}, {0xE1, "empty client id"}}
+	if len(res.Steps) != len(want) {
+		t.Fatalf("steps %+v", res.Steps)
+	}
+	for i, w := range want {
+		s := res.Steps[i]
+		if s.Type != w.typ || (w.reason != "" && s.Payload != w.reason) {
+			t.Errorf("%s: answer 0x%02X %q, want 0x%02X %q", s.Name, s.Type, s.Payload, w.typ, w.reason)
+		}
+	}
+	if res.PolledFrom != "node-client" || res.PolledData != "hello from node" {
+		t.Errorf("polled %q from %q", res.PolledData, res.PolledFrom)
 	}
 }
