@@ -1,0 +1,12 @@
+// Package kms is the key management service behind kmsd: named keys with
+// versions, used only inside the enclave, behind an HTTP API that follows
+// HashiCorp Vault's transit engine so that Vault's clients work unchanged
+// (docs/KMS-API.md lists every endpoint).
+//
+// [New] loads keys, token hashes and policies from a sealed store (or
+// keeps them in memory); [Service.Bootstrap] makes the root token once;
+// [Service.Handler] is the API. Every request is authorized by a token's
+// policies (Vault's path language) and written to the audit log, which
+// fails closed. Keys marked with a release policy can be released, wrapped
+// to a key that an attested enclave's quote binds ([OpenRelease] unwraps).
+package kms
