@@ -55,7 +55,7 @@ func (c *Client) GetCollateral(ctx context.Context, fmspc [6]byte, ca dcap.CA) (
 	}
 	var col dcap.Collateral
 	var err error
-	if col.TCBInfo, col.TCBInfoIssuerChain, err = c.get(ctx, "tcb?fmspc="+hex.EncodeToString(fmspc[:]), HeaderTCBInfoIssuerChain); err != nil {
+	if col.TCBInfo, col.TCBInfoIssuerChain, err = c.get(ctx, "tcb?fmspc="+strings.ToUpper(hex.EncodeToString(fmspc[:])), HeaderTCBInfoIssuerChain); err != nil {
 		return nil, err
 	}
 	if col.QEIdentity, col.QEIdentityIssuerChain, err = c.get(ctx, "qe/identity", HeaderQEIdentityIssuerChain); err != nil {
