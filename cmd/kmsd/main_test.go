@@ -328,3 +328,25 @@ func TestKMSDMetrics(t *testing.T) {
 		t.Error("a key name leaked into a metric label")
 	}
 }
+
+// kmsd speaks HTTP/2 to clients that offer it, over the same RA-TLS
+// handshake.
+func TestKMSDHTTP2(t *testing.T) {
+	tmp := t.TempDir()
+	sim := filepath.Join(tmp, "sim")
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0")
+	defer stop()
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: atls.RATLSClientConfig(be.Verifier, be.DefaultPolicy), ForceAttemptHTTP2: true}
+	resp, err := (&http.Client{Transport: tr}).Get("https://" + addr + "/v1/sys/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("negotiated %s, want HTTP/2", resp.Proto)
+	}
+}
