@@ -53,7 +53,10 @@ func TestOpenSSLAgainstRelay(t *testing.T) {
 			t.Errorf("openssl s_client %s: no %s handshake:\n%s", v, want, out)
 		}
 	}
-	if out := sClient(nil, "-tls1_1"); !strings.Contains(out, "Cipher is (NONE)") {
+	// Refused by the relay ("Cipher is (NONE)", a protocol version alert) or
+	// by this openssl's own policy ("no protocols available"): either way
+	// no TLS 1.1 session.
+	if out := sClient(nil, "-tls1_1"); !strings.Contains(out, "Cipher is (NONE)") && !strings.Contains(out, "no protocols available") && !strings.Contains(out, "protocol version") {
 		t.Errorf("openssl completed a TLS 1.1 handshake:\n%s", out)
 	}
 	cnf := filepath.Join(t.TempDir(), "noems.cnf")
