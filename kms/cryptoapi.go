@@ -58,6 +58,16 @@ func (req *request) items() ([]batchItem, bool, error) {
 	return []batchItem{it}, false, nil
 }
 
+// itemVersion picks the version an item asks for (key_version, 0 or
+// absent: the latest), within min_encryption_version.
+func (k *Key) itemVersion(it batchItem) (int, *version, error) {
+	asked, err := itemVersion(it.KeyVersion)
+	if err != nil {
+		return 0, nil, err
+	}
+	return k.versionFor(asked)
+}
+
 func itemVersion(v any) (int, error) {
 	switch x := v.(type) {
 	case nil:
@@ -162,11 +172,7 @@ func (s *Service) aeadOp(req *request, name string, fn func(k *Key, it batchItem
 
 // encryptItem encrypts pt under the item's key_version (0: latest).
 func encryptItem(k *Key, it batchItem, pt, ctx, ad []byte) (itemResult, error) {
-	asked, err := itemVersion(it.KeyVersion)
-	if err != nil {
-		return itemResult{}, err
-	}
-	n, v, err := k.versionFor(asked)
+	n, v, err := k.itemVersion(it)
 	if err != nil {
 		return itemResult{}, err
 	}
@@ -302,11 +308,7 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 			}
 			return itemResult{Valid: &ok}, nil
 		}
-		asked, err := itemVersion(it.KeyVersion)
-		if err != nil {
-			return itemResult{}, err
-		}
-		n, v, err := k.versionFor(asked)
+		n, v, err := k.itemVersion(it)
 		if err != nil {
 			return itemResult{}, err
 		}
@@ -348,11 +350,7 @@ func (s *Service) hmacOp(req *request, rest []string) (response, error) {
 			}
 			return itemResult{Valid: &ok}, nil
 		}
-		asked, err := itemVersion(it.KeyVersion)
-		if err != nil {
-			return itemResult{}, err
-		}
-		n, v, err := k.versionFor(asked)
+		n, v, err := k.itemVersion(it)
 		if err != nil {
 			return itemResult{}, err
 		}

@@ -104,3 +104,24 @@ func Load(path string) (*File, error) {
 	}
 	return f, nil
 }
+
+// ErrNoPolicy: no policy file was given and there is no default (SGX
+// mode has none: the operator must say which enclaves to trust).
+var ErrNoPolicy = errors.New("policy: --policy is required under SGX: it says which enclaves to trust")
+
+// PeerPolicy returns the [peers] policy of the file at path, or fallback
+// (the simulated platform's default) when path is empty, or ErrNoPolicy
+// when both are missing.
+func PeerPolicy(path string, fallback *attest.Policy) (*attest.Policy, error) {
+	if path == "" {
+		if fallback == nil {
+			return nil, ErrNoPolicy
+		}
+		return fallback, nil
+	}
+	f, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return f.Peers.Policy()
+}

@@ -1,6 +1,7 @@
 package policyfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,4 +89,19 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed policy accepts nothing or everything: %v", err)
 		}
 	})
+}
+
+func TestPeerPolicy(t *testing.T) {
+	def := &attest.Policy{MRSigner: []attest.Hash32{{1}}}
+	if p, err := PeerPolicy("", def); err != nil || p != def {
+		t.Fatal("fallback not used")
+	}
+	if _, err := PeerPolicy("", nil); !errors.Is(err, ErrNoPolicy) {
+		t.Fatalf("no file, no default: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "p.toml")
+	os.WriteFile(path, []byte("[peers]\nmrenclave = [\""+h1+"\"]\n"), 0o644)
+	if p, err := PeerPolicy(path, def); err != nil || p.MREnclave[0].String() != h1 {
+		t.Fatalf("file: %v", err)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,16 +53,9 @@ func (f kmsFlags) client(env func(string) string) (*vault.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	policy := be.DefaultPolicy
-	if *f.policy != "" {
-		pf, err := policyfile.Load(*f.policy)
-		if err != nil {
-			return nil, err
-		}
-		policy, _ = pf.Peers.Policy()
-	}
-	if policy == nil {
-		return nil, errors.New("--policy is required under SGX: it says which kmsd enclaves to trust")
+	policy, err := policyfile.PeerPolicy(*f.policy, be.DefaultPolicy)
+	if err != nil {
+		return nil, err
 	}
 	tok := env("SHARED_ENCLAVE_TOKEN")
 	if *f.tokenFile != "" {

@@ -50,16 +50,9 @@ func (f relayFlags) connect(ctx context.Context) (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	policy := be.DefaultPolicy
-	if *f.policy != "" {
-		pf, err := policyfile.Load(*f.policy)
-		if err != nil {
-			return nil, err
-		}
-		policy, _ = pf.Peers.Policy()
-	}
-	if policy == nil {
-		return nil, errors.New("--policy is required under SGX: it says which relay enclaves to trust")
+	policy, err := policyfile.PeerPolicy(*f.policy, be.DefaultPolicy)
+	if err != nil {
+		return nil, err
 	}
 	c, err := client.Dial(ctx, *f.addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: policy, Timeout: *f.timeout})
 	if err != nil {

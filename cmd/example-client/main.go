@@ -82,18 +82,13 @@ Flags:
 		fmt.Fprintf(stderr, "example-client: %v\n", err)
 		return 1
 	}
-	policy := be.DefaultPolicy
-	if *policyPath != "" {
-		f, err := policyfile.Load(*policyPath)
-		if err != nil {
-			fmt.Fprintf(stderr, "example-client: %v\n", err)
-			return 1
+	policy, err := policyfile.PeerPolicy(*policyPath, be.DefaultPolicy)
+	if err != nil {
+		fmt.Fprintf(stderr, "example-client: %v\n", err)
+		if errors.Is(err, policyfile.ErrNoPolicy) {
+			return 2
 		}
-		policy, _ = f.Peers.Policy()
-	}
-	if policy == nil {
-		fmt.Fprintln(stderr, "example-client: --policy is required under SGX: it says which relay enclaves to trust")
-		return 2
+		return 1
 	}
 	if be.Simulated {
 		fmt.Fprintln(stderr, "example-client: SIMULATION MODE: attestation uses a simulated platform, not a real enclave")
