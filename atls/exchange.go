@@ -114,11 +114,19 @@ func (p *Peer) deadline(ctx context.Context) time.Time {
 	return d
 }
 
-func (p *Peer) check() error {
+// begin is what both sides do first: check the Peer, set the exchange's
+// deadline, complete the TLS handshake and derive the session digest.
+func (p *Peer) begin(ctx context.Context, conn *tls.Conn) (tls.ConnectionState, [32]byte, error) {
 	if p.Attester == nil || p.Verifier == nil || p.Policy == nil {
-		return errors.New("atls: Peer needs an Attester, a Verifier and a Policy")
+		return tls.ConnectionState{}, [32]byte{}, errors.New("atls: Peer needs an Attester, a Verifier and a Policy")
 	}
-	return nil
+	conn.SetDeadline(p.deadline(ctx))
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return tls.ConnectionState{}, [32]byte{}, fmt.Errorf("atls: TLS handshake: %w", err)
+	}
+	cs := conn.ConnectionState()
+	digest, err := SessionDigest(&cs)
+	return cs, digest, err
 }
 
 // Client runs the client side over conn, a TLS client connection, after
@@ -133,15 +141,7 @@ func (p *Peer) check() error {
 // It returns the server's verified report. On error the caller must close
 // conn. Deadlines set on conn are cleared on success.
 func (p *Peer) Client(ctx context.Context, conn *tls.Conn) (*attest.Report, error) {
-	if err := p.check(); err != nil {
-		return nil, err
-	}
-	conn.SetDeadline(p.deadline(ctx))
-	if err := conn.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("atls: TLS handshake: %w", err)
-	}
-	cs := conn.ConnectionState()
-	digest, err := SessionDigest(&cs)
+	cs, digest, err := p.begin(ctx, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -213,17 +213,11 @@ func readServerAnswer(r io.Reader) ([]byte, error) {
 // It returns the client's verified report. On error the caller must close
 // conn. Deadlines set on conn are cleared on success.
 func (p *Peer) Server(ctx context.Context, conn *tls.Conn, leafDER []byte) (*attest.Report, error) {
-	if err := p.check(); err != nil {
-		return nil, err
-	}
-	conn.SetDeadline(p.deadline(ctx))
-	if err := conn.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("atls: TLS handshake: %w", err)
-	}
-	cs := conn.ConnectionState()
-	digest, err := SessionDigest(&cs)
+	_, digest, err := p.begin(ctx, conn)
 	if err != nil {
-		refuse(conn, "TLS session has no exporter: use TLS 1.3, or TLS 1.2 with extended master secret")
+		if errors.Is(err, ErrNoExporter) {
+			refuse(conn, "TLS session has no exporter: use TLS 1.3, or TLS 1.2 with extended master secret")
+		}
 		return nil, err
 	}
 	quote, err := wire.ReadQuote(conn)
