@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -307,26 +306,12 @@ func benchCompare(ctx context.Context, o compareOptions, out io.Writer) error {
 	} else {
 		defer ns.cmd.Process.Kill()
 	}
-	bin, err := buildBinary(ctx, o.relayd, tmp, "relayd")
+	relays, stop, err := startSimRelays(ctx, o.relayd, tmp, true)
+	defer stop()
 	if err != nil {
 		return err
 	}
-	simDir := filepath.Join(tmp, "sim")
-	mem, err := startRelayd(ctx, bin, simDir)
-	if err != nil {
-		return err
-	}
-	defer mem.cmd.Process.Kill()
-	dur, err := startRelayd(ctx, bin, simDir, "--data-dir", filepath.Join(tmp, "relay-data"))
-	if err != nil {
-		return err
-	}
-	defer dur.cmd.Process.Kill()
-	be, err := backend.Open(backend.Options{Simulation: true, SimDir: simDir})
-	if err != nil {
-		return err
-	}
-	systems := []system{&relaySystem{mem: mem, dur: dur, be: be}}
+	systems := []system{&relaySystem{mem: relays.mem, dur: relays.dur, be: relays.be}}
 	if ns != nil {
 		systems = append(systems, &natsSystem{s: ns})
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -25,25 +24,12 @@ func benchDurable(ctx context.Context, o relayOptions, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := buildBinary(ctx, o.relayd, tmp, "relayd")
+	relays, stop, err := startSimRelays(ctx, o.relayd, tmp, true)
+	defer stop()
 	if err != nil {
 		return err
 	}
-	simDir := filepath.Join(tmp, "sim")
-	mem, err := startRelayd(ctx, bin, simDir)
-	if err != nil {
-		return err
-	}
-	defer mem.cmd.Process.Kill()
-	dur, err := startRelayd(ctx, bin, simDir, "--data-dir", filepath.Join(tmp, "data"))
-	if err != nil {
-		return err
-	}
-	defer dur.cmd.Process.Kill()
-	be, err := backend.Open(backend.Options{Simulation: true, SimDir: simDir})
-	if err != nil {
-		return err
-	}
+	mem, dur, be := relays.mem, relays.dur, relays.be
 	fmt.Fprintf(out, "durable SEND benchmark: %d CPUs, %s, %s per cell, 64-byte messages, lock-step senders, TLS 1.3 over loopback\n\n", runtime.NumCPU(), runtime.Version(), o.duration)
 	fmt.Fprintln(out, "| senders | memory-only SEND/s | durable SEND/s | durable / memory | relay CPU per durable SEND |")
 	fmt.Fprintln(out, "|---|---|---|---|---|")

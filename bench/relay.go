@@ -76,20 +76,12 @@ func benchRelay(ctx context.Context, o relayOptions, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := buildBinary(ctx, o.relayd, tmp, "relayd")
+	relays, stop, err := startSimRelays(ctx, o.relayd, tmp, false)
+	defer stop()
 	if err != nil {
 		return err
 	}
-	simDir := filepath.Join(tmp, "sim")
-	p, err := startRelayd(ctx, bin, simDir)
-	if err != nil {
-		return err
-	}
-	defer p.cmd.Process.Kill()
-	be, err := backend.Open(backend.Options{Simulation: true, SimDir: simDir})
-	if err != nil {
-		return err
-	}
+	p, be := relays.mem, relays.be
 	dial := func() (*client.Conn, error) {
 		return client.Dial(ctx, p.addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy})
 	}
@@ -213,4 +205,40 @@ func relayCell(ctx context.Context, dial func() (*client.Conn, error), p *relayP
 	default:
 	}
 	return cell{mode: mode, payload: size, pairs: pairs, delivered: n, elapsed: elapsed, cpu: cpu1 - cpu0}, nil
+}
+
+// simRelays builds relayd (unless given), starts a memory-only relayd
+// and, with durable, a second one with --data-dir, both on one simulated
+// platform in tmp, and opens that platform for the clients. stop kills
+// whatever was started.
+type simRelays struct {
+	mem, dur *relayProc
+	be       *backend.Backend
+}
+
+func startSimRelays(ctx context.Context, given, tmp string, durable bool) (*simRelays, func(), error) {
+	var procs []*relayProc
+	stop := func() {
+		for _, p := range procs {
+			p.cmd.Process.Kill()
+		}
+	}
+	bin, err := buildBinary(ctx, given, tmp, "relayd")
+	if err != nil {
+		return nil, stop, err
+	}
+	simDir := filepath.Join(tmp, "sim")
+	r := &simRelays{}
+	if r.mem, err = startRelayd(ctx, bin, simDir); err != nil {
+		return nil, stop, err
+	}
+	procs = append(procs, r.mem)
+	if durable {
+		if r.dur, err = startRelayd(ctx, bin, simDir, "--data-dir", filepath.Join(tmp, "relay-data")); err != nil {
+			return nil, stop, err
+		}
+		procs = append(procs, r.dur)
+	}
+	r.be, err = backend.Open(backend.Options{Simulation: true, SimDir: simDir})
+	return r, stop, err
 }
