@@ -100,16 +100,9 @@ func (v *Verifier) Verify(ctx context.Context, quote []byte) (*attest.Report, er
 	if q.CertDataType != sgxquote.CertDataPCKChain {
 		return nil, fail(StepPCKChain, "certification data type %d, want %d (PEM PCK chain)", q.CertDataType, sgxquote.CertDataPCKChain)
 	}
-	certs, err := memoized(&v.memo, memoKey("pem", q.CertData), func() ([]*x509.Certificate, error) { return ParsePEMChain(q.CertData) })
-	if err != nil {
-		return nil, fail(StepPCKChain, "certification data: %v", err)
-	}
-	chain, err := v.verifyChain(certs, now)
+	chain, err := v.verifyExactChain("PCK chain", q.CertData, pckRoles, true, now)
 	if err != nil {
 		return nil, &Error{Step: StepPCKChain, Err: err}
-	}
-	if len(chain) != 3 {
-		return nil, fail(StepPCKChain, "chain of %d certificates, want PCK leaf, PCK CA, root", len(chain))
 	}
 	leaf, pckCA, root := chain[0], chain[1], chain[2]
 	leafKey, ok := leaf.PublicKey.(*ecdsa.PublicKey)
@@ -230,48 +223,6 @@ func (v *Verifier) Verify(ctx context.Context, quote []byte) (*attest.Report, er
 	}, nil
 }
 
-// verifyChain verifies certs[0] up to a trusted root, using the other
-// certificates as intermediates, at time now. A root included in certs is
-// not trusted for being there: only Options.Roots are.
-func (v *Verifier) verifyChain(certs []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
-	raws := make([][]byte, len(certs))
-	for i, c := range certs {
-		raws[i] = c.Raw
-	}
-	key := memoKey("chain", raws...)
-	if chain, ok := v.memo.get(key, now); ok {
-		return chain.([]*x509.Certificate), nil
-	}
-	chain, err := v.buildChain(certs, now)
-	if err != nil {
-		return nil, err
-	}
-	nb, na := chainWindow(chain)
-	v.memo.put(key, chain, nb, na)
-	return chain, nil
-}
-
-func (v *Verifier) buildChain(certs []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	chains, err := certs[0].Verify(x509.VerifyOptions{
-		Roots:         v.pool,
-		Intermediates: inter,
-		CurrentTime:   now,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-	})
-	if err != nil {
-		var inv x509.CertificateInvalidError
-		if errors.As(err, &inv) && inv.Reason == x509.Expired {
-			return nil, fmt.Errorf("%w: %v", ErrExpired, err)
-		}
-		return nil, err
-	}
-	return chains[0], nil
-}
-
 func (v *Verifier) checkCRLs(col *Collateral, root, pckCA, leaf *x509.Certificate, now time.Time) error {
 	if v.opts.RequireCRLs && (col.RootCACRL == nil || col.PCKCRL == nil) {
 		return errors.New("CRLs are required and the collateral lacks the root CA CRL or the PCK CRL")
@@ -284,6 +235,22 @@ func (v *Verifier) checkCRLs(col *Collateral, root, pckCA, leaf *x509.Certificat
 	if col.PCKCRL != nil {
 		if err := v.checkCRL("PCK CRL", col.PCKCRL, pckCA, leaf, now); err != nil {
 			return err
+		}
+	}
+	// PCS sends the PCK CRL's issuer chain beside it. The CRL is checked
+	// against the quote's own PCK CA above; a chain that names another CA
+	// or root is refused rather than ignored.
+	if col.PCKCRLIssuerChain != nil {
+		const name = "PCK CRL issuer chain"
+		chain, err := v.verifyExactChain(name, col.PCKCRLIssuerChain, crlRoles, false, now)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(chain[0].Raw, pckCA.Raw) {
+			return &ChainError{Chain: name, Index: 1, Role: crlRoles[0], Err: fmt.Errorf("%w: %q is not the PCK CA of the quote's chain", ErrChainShape, chain[0].Subject.CommonName)}
+		}
+		if !bytes.Equal(chain[1].Raw, root.Raw) {
+			return &ChainError{Chain: name, Index: 2, Role: crlRoles[1], Err: fmt.Errorf("%w: not the root of the quote's PCK chain", ErrUntrustedRoot)}
 		}
 	}
 	return nil
@@ -318,26 +285,19 @@ func (v *Verifier) checkCRL(name string, der []byte, issuer, subject *x509.Certi
 	return nil
 }
 
-// verifySigner verifies a PCS issuer chain: its first certificate must
-// chain to the same root as the quote, be valid now, not be a CA, and not
-// be on the root CA CRL when one is given.
-func (v *Verifier) verifySigner(chainPEM []byte, root *x509.Certificate, col *Collateral, now time.Time) (*ecdsa.PublicKey, error) {
-	certs, err := memoized(&v.memo, memoKey("pem", chainPEM), func() ([]*x509.Certificate, error) { return ParsePEMChain(chainPEM) })
+// verifySigner verifies a PCS issuer chain: exactly [signing certificate,
+// root], the root the same as the quote's, the signer valid now, not a
+// CA, and not on the root CA CRL when one is given.
+func (v *Verifier) verifySigner(name string, chainPEM []byte, root *x509.Certificate, col *Collateral, now time.Time) (*ecdsa.PublicKey, error) {
+	chain, err := v.verifyExactChain(name, chainPEM, signerRoles, false, now)
 	if err != nil {
-		return nil, fmt.Errorf("issuer chain: %v", err)
-	}
-	chain, err := v.verifyChain(certs, now)
-	if err != nil {
-		return nil, fmt.Errorf("issuer chain: %w", err)
+		return nil, err
 	}
 	signer := chain[0]
-	if !chain[len(chain)-1].Equal(root) {
-		return nil, errors.New("issuer chain ends at another root than the quote's")
+	if !bytes.Equal(chain[1].Raw, root.Raw) {
+		return nil, &ChainError{Chain: name, Index: 2, Role: "root", Err: fmt.Errorf("%w: %q is trusted, but it is not the root of the quote's PCK chain", ErrUntrustedRoot, chain[1].Subject.CommonName)}
 	}
-	if signer.IsCA {
-		return nil, fmt.Errorf("issuer chain starts with CA certificate %q, not a signing certificate", signer.Subject.CommonName)
-	}
-	if col.RootCACRL != nil && len(chain) == 2 {
+	if col.RootCACRL != nil {
 		if err := v.checkCRL("root CA CRL", col.RootCACRL, root, signer, now); err != nil {
 			return nil, err
 		}
@@ -386,7 +346,7 @@ func (v *Verifier) verifyTCBInfo(col *Collateral, root *x509.Certificate, now ti
 		return nil, err
 	}
 	ti, signed, sig := pd.doc, pd.signed, pd.sig
-	key, err := v.verifySigner(col.TCBInfoIssuerChain, root, col, now)
+	key, err := v.verifySigner("TCB info issuer chain", col.TCBInfoIssuerChain, root, col, now)
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +371,7 @@ func (v *Verifier) verifyQEIdentity(col *Collateral, root *x509.Certificate, now
 		return nil, err
 	}
 	qi, signed, sig := pd.doc, pd.signed, pd.sig
-	key, err := v.verifySigner(col.QEIdentityIssuerChain, root, col, now)
+	key, err := v.verifySigner("QE identity issuer chain", col.QEIdentityIssuerChain, root, col, now)
 	if err != nil {
 		return nil, err
 	}

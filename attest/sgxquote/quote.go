@@ -36,8 +36,22 @@ const (
 // ErrFormat is wrapped by every error Parse returns.
 var ErrFormat = errors.New("sgxquote: malformed quote")
 
+// ErrTrailingBytes is wrapped (with ErrFormat) when a length field
+// declares less than what follows it: bytes that no field accounts for.
+// Verifiers that read only the declared lengths accept such quotes; this
+// package does not, so that a quote has one encoding.
+var ErrTrailingBytes = errors.New("sgxquote: bytes after the declared length")
+
 func formatErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrFormat}, args...)...)
+}
+
+// lengthErr reports a length field that disagrees with the bytes left.
+func lengthErr(field string, declared uint64, left int) error {
+	if declared < uint64(left) {
+		return fmt.Errorf("%w: %w: %s %d, but %d bytes follow", ErrFormat, ErrTrailingBytes, field, declared, left)
+	}
+	return formatErr("%s %d, but %d bytes follow", field, declared, left)
 }
 
 // Header is the 48-byte quote header.
@@ -133,7 +147,7 @@ func Parse(b []byte) (*Quote, error) {
 	sigLen := binary.LittleEndian.Uint32(b[SignedSize:])
 	rest := b[SignedSize+4:]
 	if uint64(sigLen) != uint64(len(rest)) {
-		return nil, formatErr("signature data length %d, but %d bytes follow", sigLen, len(rest))
+		return nil, lengthErr("signature data length", uint64(sigLen), len(rest))
 	}
 	copy(q.ISVSignature[:], rest[0:64])
 	copy(q.AttestationKey[:], rest[64:128])
@@ -155,7 +169,7 @@ func Parse(b []byte) (*Quote, error) {
 	certLen := binary.LittleEndian.Uint32(rest[2:])
 	rest = rest[6:]
 	if uint64(certLen) != uint64(len(rest)) {
-		return nil, formatErr("certification data length %d, but %d bytes follow", certLen, len(rest))
+		return nil, lengthErr("certification data length", uint64(certLen), len(rest))
 	}
 	q.CertData = append([]byte(nil), rest...)
 	return q, nil
