@@ -1,6 +1,7 @@
 package atls
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -73,9 +74,9 @@ func (o *CertOptions) defaults() {
 	}
 }
 
-// selfSigned makes a self-signed ECDSA P-256 certificate for a key
-// generated here (inside the enclave), with extra extensions.
-func selfSigned(opts CertOptions, key *ecdsa.PrivateKey, exts []pkix.Extension) (tls.Certificate, error) {
+// selfSigned makes a self-signed certificate for a key generated inside
+// the enclave, with extra extensions.
+func selfSigned(opts CertOptions, key crypto.Signer, exts []pkix.Extension) (tls.Certificate, error) {
 	serial := make([]byte, 16)
 	if _, err := io.ReadFull(opts.Rand, serial); err != nil {
 		return tls.Certificate{}, err
@@ -91,7 +92,7 @@ func selfSigned(opts CertOptions, key *ecdsa.PrivateKey, exts []pkix.Extension) 
 		DNSNames:              []string{"localhost"},
 		ExtraExtensions:       exts,
 	}
-	der, err := x509.CreateCertificate(opts.Rand, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(opts.Rand, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("atls: creating certificate: %w", err)
 	}

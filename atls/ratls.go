@@ -2,8 +2,11 @@ package atls
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -46,10 +49,31 @@ func (f Format) String() string {
 
 // Extension OIDs.
 var (
-	OIDGramineQuote   = asn1.ObjectIdentifier{1, 2, 840, 113741, 1337, 6}
+	// OIDGramineQuote is the legacy Gramine extension's OID exactly as
+	// every Gramine release writes it, and as NewCertificate writes it.
+	// Gramine's constant for 1.2.840.113741.1337.6 already holds the DER
+	// tag and length (06 09 2A 86 48 86 F8 4D 8A 39 06), and Mbed TLS
+	// wraps it once more, so the certificate carries
+	//
+	//	06 0B 06 09 2A 86 48 86 F8 4D 8A 39 06
+	//
+	// which decodes as 0.6.9.42.840.113741.1337.6.
+	OIDGramineQuote = asn1.ObjectIdentifier{0, 6, 9, 42, 840, 113741, 1337, 6}
+	// OIDGramineQuoteClean is the OID Gramine meant,
+	// 1.2.840.113741.1337.6 (06 09 2A 86 48 86 F8 4D 8A 39 06). Some
+	// other implementations write it (and this package did before); it is
+	// read, never written.
+	OIDGramineQuoteClean = asn1.ObjectIdentifier{1, 2, 840, 113741, 1337, 6}
+	// OIDTaggedEvidence is TCG DICE tagged evidence (2.23.133.5.4.9),
+	// Gramine's standard format since 1.8.
 	OIDTaggedEvidence = asn1.ObjectIdentifier{2, 23, 133, 5, 4, 9}
-	OIDEGoReport      = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 105, 1}
+	// OIDEGoReport is EGo's report extension.
+	OIDEGoReport = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 105, 1}
 )
+
+// writeOrder is the order NewCertificate writes the extensions in:
+// Gramine's (legacy, then standard), then EGo's.
+var writeOrder = []Format{GramineLegacy, GramineStandard, EGo}
 
 const (
 	// taggedEvidenceTag is the CBOR tag Gramine uses for an SGX quote as
@@ -95,26 +119,64 @@ func claims(spki []byte) ([]byte, error) {
 	return cborEnc.Marshal(map[string][]byte{claimPubKeyHash: entry})
 }
 
-// NewCertificate generates a key pair inside the enclave and a self-signed
-// certificate carrying quotes from att that bind the public key, in each
-// of the formats asked for (default: both Gramine formats, as Gramine
-// itself issues). Each format's binding:
+// NewCertificate generates an ECDSA P-384 key pair inside the enclave
+// (the curve Gramine uses, and the only one Gramine 1.4–1.7 verifiers
+// accept) and returns NewCertificateForKey for it.
+func NewCertificate(ctx context.Context, att attest.Attester, opts CertOptions, formats ...Format) (tls.Certificate, error) {
+	opts.defaults()
+	key, err := ecdsa.GenerateKey(elliptic.P384(), opts.Rand)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return NewCertificateForKey(ctx, att, key, opts, formats...)
+}
+
+// NewCertificateForKey returns a self-signed certificate for key carrying
+// quotes from att that bind its public key, in each of the formats asked
+// for (default: both Gramine formats, as Gramine ≥ 1.8 issues). The
+// quotes prove only that the enclave asked for a certificate for this
+// key: the key must have been generated inside the enclave and never
+// leave it, or whoever else holds it can pose as the enclave.
+//
+// The key must be ECDSA on P-256 or P-384, the curves Gramine's verifier
+// accepts (P-384 alone before Gramine 1.8). Each format's binding:
 //
 //   - GramineLegacy and EGo: report data = SHA-256(SubjectPublicKeyInfo) ‖ zeros;
 //   - GramineStandard: report data = SHA-256(claims) ‖ zeros, where claims
 //     is the CBOR map {"pubkey-hash": bstr(CBOR [1, SHA-256(SPKI)])}.
-func NewCertificate(ctx context.Context, att attest.Attester, opts CertOptions, formats ...Format) (tls.Certificate, error) {
+//
+// The extensions are written in Gramine's order whatever the order of
+// formats: the legacy extension (under OIDGramineQuote, byte for byte as
+// Gramine writes it), then the standard one, then EGo's.
+func NewCertificateForKey(ctx context.Context, att attest.Attester, key crypto.Signer, opts CertOptions, formats ...Format) (tls.Certificate, error) {
 	opts.defaults()
 	if len(formats) == 0 {
-		formats = []Format{GramineStandard, GramineLegacy}
+		formats = []Format{GramineLegacy, GramineStandard}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), opts.Rand)
+	want := map[Format]bool{}
+	for _, f := range formats {
+		if f != GramineStandard && f != GramineLegacy && f != EGo {
+			return tls.Certificate{}, fmt.Errorf("atls: unknown certificate format %d", int(f))
+		}
+		if want[f] {
+			return tls.Certificate{}, fmt.Errorf("atls: certificate format %v asked for twice", f)
+		}
+		want[f] = true
+	}
+	pub, ok := key.Public().(*ecdsa.PublicKey)
+	if !ok || (pub.Curve != elliptic.P256() && pub.Curve != elliptic.P384()) {
+		return tls.Certificate{}, fmt.Errorf("atls: RA-TLS key is %s; want ECDSA P-256 or P-384 (Gramine's verifier accepts only these)", KeyDescription(key.Public()))
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return tls.Certificate{}, err
+	quote := func(rd [64]byte) ([]byte, error) {
+		q, err := att.Quote(ctx, rd)
+		if err != nil {
+			return nil, fmt.Errorf("atls: quoting: %w", err)
+		}
+		return q, nil
 	}
 	var keyQuote []byte // report data SHA-256(SPKI), shared by legacy and EGo
 	quoteKey := func() ([]byte, error) {
@@ -122,16 +184,19 @@ func NewCertificate(ctx context.Context, att attest.Attester, opts CertOptions, 
 			var rd [64]byte
 			h := sha256.Sum256(spki)
 			copy(rd[:], h[:])
-			q, err := att.Quote(ctx, rd)
+			q, err := quote(rd)
 			if err != nil {
-				return nil, fmt.Errorf("atls: quoting: %w", err)
+				return nil, err
 			}
 			keyQuote = q
 		}
 		return keyQuote, nil
 	}
 	var exts []pkix.Extension
-	for _, f := range formats {
+	for _, f := range writeOrder {
+		if !want[f] {
+			continue
+		}
 		var ext pkix.Extension
 		switch f {
 		case GramineLegacy:
@@ -154,70 +219,127 @@ func NewCertificate(ctx context.Context, att attest.Attester, opts CertOptions, 
 			var rd [64]byte
 			h := sha256.Sum256(c)
 			copy(rd[:], h[:])
-			q, err := att.Quote(ctx, rd)
+			q, err := quote(rd)
 			if err != nil {
-				return tls.Certificate{}, fmt.Errorf("atls: quoting: %w", err)
+				return tls.Certificate{}, err
 			}
 			ev, err := cborEnc.Marshal(cbor.Tag{Number: taggedEvidenceTag, Content: [][]byte{q, c}})
 			if err != nil {
 				return tls.Certificate{}, err
 			}
 			ext = pkix.Extension{Id: OIDTaggedEvidence, Value: ev}
-		default:
-			return tls.Certificate{}, fmt.Errorf("atls: unknown certificate format %d", int(f))
 		}
 		exts = append(exts, ext)
 	}
 	return selfSigned(opts, key, exts)
 }
 
-func findExt(cert *x509.Certificate, oid asn1.ObjectIdentifier) ([]byte, bool, error) {
-	var found []byte
-	ok := false
+// KeyDescription names a public key's algorithm and size for messages,
+// e.g. "ECDSA P-384".
+func KeyDescription(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA-%d", k.N.BitLen())
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return fmt.Sprintf("%T", pub)
+}
+
+// Found is one RA-TLS extension of a certificate, as Extract reads it.
+type Found struct {
+	Format Format
+	// OID is the extension's OID as the certificate spells it: for
+	// GramineLegacy, OIDGramineQuote (Gramine's encoding) or
+	// OIDGramineQuoteClean.
+	OID asn1.ObjectIdentifier
+	// Quote is the SGX quote, EGo's 16-byte header removed. Not checked.
+	Quote []byte
+	// ReportData is what the quote's report data must be for the quote to
+	// bind the certificate's public key.
+	ReportData [64]byte
+	// Err says why this extension cannot be used: it is malformed,
+	// appears twice, or (standard format) its claims name another key.
+	// Quote and ReportData are then unset.
+	Err error
+}
+
+// Extract returns every RA-TLS extension of cert, in the order a verifier
+// prefers them: GramineStandard, GramineLegacy, EGo. It reads the legacy
+// extension under both of its encodings (OIDGramineQuote and
+// OIDGramineQuoteClean); a certificate carrying both has an ambiguous
+// legacy extension, reported as an Err. Extract checks the structure and,
+// for the standard format, that the claims name the certificate's key; it
+// checks no quote (see VerifyCertificate).
+func Extract(cert *x509.Certificate) []Found {
+	keyHash := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	var keyRD [64]byte
+	copy(keyRD[:], keyHash[:])
+	var out []Found
+
+	if v, oid, n := findExt(cert, OIDTaggedEvidence); n > 0 {
+		f := Found{Format: GramineStandard, OID: oid}
+		if n > 1 {
+			f.Err = fmt.Errorf("atls: extension %s appears %d times", oid, n)
+		} else if q, c, err := parseTaggedEvidence(v); err != nil {
+			f.Err = err
+		} else if err := checkClaims(c, keyHash); err != nil {
+			f.Err = err
+		} else {
+			h := sha256.Sum256(c)
+			copy(f.ReportData[:], h[:])
+			f.Quote = q
+		}
+		out = append(out, f)
+	}
+	if v, oid, n := findExt(cert, OIDGramineQuote, OIDGramineQuoteClean); n > 0 {
+		f := Found{Format: GramineLegacy, OID: oid}
+		if n > 1 {
+			f.Err = fmt.Errorf("atls: the legacy Gramine extension appears %d times (%s, %s)", n, OIDGramineQuote, OIDGramineQuoteClean)
+		} else {
+			f.Quote, f.ReportData = v, keyRD
+		}
+		out = append(out, f)
+	}
+	if v, oid, n := findExt(cert, OIDEGoReport); n > 0 {
+		f := Found{Format: EGo, OID: oid}
+		if n > 1 {
+			f.Err = fmt.Errorf("atls: extension %s appears %d times", oid, n)
+		} else if q, err := sgxquote.StripEGoHeader(v); err != nil {
+			f.Err = err
+		} else {
+			f.Quote, f.ReportData = q, keyRD
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// findExt returns the value and OID of the last extension of cert whose
+// OID is one of oids, and how many there are.
+func findExt(cert *x509.Certificate, oids ...asn1.ObjectIdentifier) (value []byte, oid asn1.ObjectIdentifier, n int) {
 	for _, e := range cert.Extensions {
-		if e.Id.Equal(oid) {
-			if ok {
-				return nil, false, fmt.Errorf("atls: extension %s appears twice", oid)
+		for _, o := range oids {
+			if e.Id.Equal(o) {
+				value, oid, n = e.Value, e.Id, n+1
 			}
-			found, ok = e.Value, true
 		}
 	}
-	return found, ok, nil
+	return value, oid, n
 }
 
 // Evidence extracts the quote and the report data it must carry from an
-// RA-TLS certificate, in the preferred format present.
+// RA-TLS certificate, in the preferred format present (see Extract). As in
+// Gramine's verifier, a preferred extension that is present but unusable
+// is an error: there is no falling back to another format.
 func Evidence(cert *x509.Certificate) (quote []byte, reportData [64]byte, f Format, err error) {
-	spki := cert.RawSubjectPublicKeyInfo
-	keyHash := sha256.Sum256(spki)
-	if v, ok, err := findExt(cert, OIDTaggedEvidence); err != nil {
-		return nil, reportData, 0, err
-	} else if ok {
-		q, c, err := parseTaggedEvidence(v)
-		if err != nil {
-			return nil, reportData, 0, err
+	for _, fd := range Extract(cert) {
+		if fd.Err != nil {
+			return nil, reportData, 0, fd.Err
 		}
-		if err := checkClaims(c, keyHash); err != nil {
-			return nil, reportData, 0, err
-		}
-		h := sha256.Sum256(c)
-		copy(reportData[:], h[:])
-		return q, reportData, GramineStandard, nil
-	}
-	copy(reportData[:], keyHash[:])
-	if v, ok, err := findExt(cert, OIDGramineQuote); err != nil {
-		return nil, reportData, 0, err
-	} else if ok {
-		return v, reportData, GramineLegacy, nil
-	}
-	if v, ok, err := findExt(cert, OIDEGoReport); err != nil {
-		return nil, reportData, 0, err
-	} else if ok {
-		q, err := sgxquote.StripEGoHeader(v)
-		if err != nil {
-			return nil, reportData, 0, err
-		}
-		return q, reportData, EGo, nil
+		return fd.Quote, fd.ReportData, fd.Format, nil
 	}
 	return nil, reportData, 0, ErrNoEvidence
 }

@@ -63,3 +63,26 @@ func fail(stderr io.Writer, cmd string, err error, hint string) int {
 	}
 	return 1
 }
+
+// newFlagsHelpOut is newFlags for commands whose --help goes to stdout
+// (exit 0), while usage errors still go to stderr (exit 2).
+func newFlagsHelpOut(name, synopsis string, args []string, stdout, stderr io.Writer) *flag.FlagSet {
+	fs := newFlags(name, synopsis, stderr)
+	out := stderr
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--h" || a == "--help" {
+			out = stdout
+			break
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: enclavectl %s\n\nFlags:\n", synopsis)
+		fs.SetOutput(out)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+	return fs
+}

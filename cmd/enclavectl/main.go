@@ -38,6 +38,12 @@ Usage:
         kms policy write NAME FILE, kms token create --policy NAMES
         the KMS calls over attested TLS (token from --token-file or
         $SHARED_ENCLAVE_TOKEN, never a flag); "enclavectl kms" lists them
+  enclavectl ratls cert --out CERT.pem (--key KEY.pem | --key-out KEY.pem)
+        [--format gramine|gramine-legacy|ego] [--simulation --sim-dir DIR]
+        make an RA-TLS certificate for a key, as Gramine or EGo lay them out
+  enclavectl ratls inspect CERT [--collateral DIR | --pccs URL] [--root PEM]
+        the RA-TLS formats a certificate carries, its quotes' identity, the
+        key binding and, with collateral, whether the quotes are genuine
   enclavectl measure BINARY [--sim-dir DIR]
         print a binary's simulated MRENCLAVE (SHA-256), and with --sim-dir the
         platform's MRSIGNER, in policy-file form
@@ -83,6 +89,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return quoteVerify(ctx, rest[1:], stdout, stderr)
 	case cmd == "relay" && sub != "":
 		return relayCmd(ctx, sub, rest[1:], stdout, stderr)
+	case cmd == "ratls":
+		return ratlsCmd(ctx, sub, restAfter(rest), stdout, stderr)
 	case cmd == "measure":
 		return measure(rest, stdout, stderr)
 	case cmd == "kms":
@@ -90,6 +98,14 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 	}
 	fmt.Fprintf(stderr, "enclavectl: unknown command %q\n\n%s", joinArgs(args), usage)
 	return 2
+}
+
+// restAfter drops the subcommand from rest.
+func restAfter(rest []string) []string {
+	if len(rest) == 0 {
+		return nil
+	}
+	return rest[1:]
 }
 
 func joinArgs(args []string) string {

@@ -3,17 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
-	"time"
 
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/dcap"
-	"github.com/sharedenclave/sharedenclave/attest/pcs"
 	"github.com/sharedenclave/sharedenclave/attest/sgxquote"
 )
 
@@ -28,11 +25,7 @@ type verifyOutput struct {
 func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("quote verify", "quote verify --quote FILE [--collateral DIR | --pccs URL] [flags]", stderr)
 	quotePath := fs.String("quote", "", "quote file, binary or hex ('-' for standard input)")
-	colDir := fs.String("collateral", "", "collateral directory (tcb_info.json, qe_identity.json, issuer chains, CRLs)")
-	pccs := fs.String("pccs", "", "PCCS or PCS v4 base URL, e.g. https://pccs.example:8081/sgx/certification/v4/")
-	rootPath := fs.String("root", "", "trusted root CA, PEM (default: Intel SGX Root CA, pinned)")
-	at := fs.String("at", "", "verification time, RFC 3339 (default: now)")
-	requireCRLs := fs.Bool("require-crls", false, "fail when the collateral lacks the root CA CRL or the PCK CRL")
+	vf := addVerifyFlags(fs)
 	ego := fs.Bool("ego", false, "the quote carries EGo's 16-byte report header")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -44,32 +37,15 @@ func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *quotePath == "" {
 		return usageErr(stderr, fs, "--quote is required")
 	}
-	if (*colDir == "") == (*pccs == "") {
+	if !vf.given() {
 		return usageErr(stderr, fs, "give exactly one of --collateral and --pccs")
 	}
-	now := time.Now
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return usageErr(stderr, fs, "--at: %v", err)
-		}
-		now = func() time.Time { return t }
+	if msg := vf.usage(); msg != "" {
+		return usageErr(stderr, fs, "%s", msg)
 	}
-	root := dcap.IntelRoot()
-	if *rootPath != "" {
-		b, err := os.ReadFile(*rootPath)
-		if err != nil {
-			return fail(stderr, "quote verify", err, "")
-		}
-		certs, err := dcap.ParsePEMChain(b)
-		if err != nil || len(certs) != 1 {
-			return fail(stderr, "quote verify", errors.New("--root must hold exactly one PEM certificate"), "")
-		}
-		root = certs[0]
-	}
-	var getter dcap.Getter = pcs.Dir(*colDir)
-	if *pccs != "" {
-		getter = &pcs.Client{BaseURL: *pccs, RootCACRL: true}
+	v, err := vf.verifier()
+	if err != nil {
+		return fail(stderr, "quote verify", err, "")
 	}
 	q, err := readQuote(*quotePath)
 	if err != nil {
@@ -79,10 +55,6 @@ func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if q, err = sgxquote.StripEGoHeader(q); err != nil {
 			return fail(stderr, "quote verify", err, "")
 		}
-	}
-	v, err := dcap.New(dcap.Options{Roots: []*x509.Certificate{root}, Collateral: getter, Now: now, RequireCRLs: *requireCRLs})
-	if err != nil {
-		return fail(stderr, "quote verify", err, "")
 	}
 	out := verifyOutput{}
 	r, err := v.Verify(ctx, q)
