@@ -173,21 +173,34 @@ func (req *request) str(name string) (string, error) {
 }
 
 func (req *request) integer(name string) (int, bool, error) {
-	raw, ok := req.body[name]
-	if !ok || string(raw) == "null" {
+	return parseInt(req.body[name], name)
+}
+
+// parseInt is the one parser for an integer field, in a request body or a
+// batch item: a JSON number or a string holding one, in decimal, as
+// Vault's parseutil.ParseInt reads them ("7", 7). Anything else is
+// refused: "1abc", "1.5", 1.5, "0x10", " 1", true. An absent field, null
+// and "" are "not given" (Vault reads "" as 0, which every caller here
+// treats as its default).
+func parseInt(raw json.RawMessage, name string) (int, bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
 		return 0, false, nil
 	}
-	var n int
-	if err := json.Unmarshal(raw, &n); err == nil {
-		return n, true, nil
-	}
-	var str string
-	if err := json.Unmarshal(raw, &str); err == nil {
-		if n, err := strconv.Atoi(str); err == nil {
-			return n, true, nil
+	bad := badRequest(fmt.Sprintf("field %q must be an integer (a JSON number or a string of decimal digits)", name))
+	digits := string(raw)
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &digits); err != nil {
+			return 0, false, bad
+		}
+		if digits == "" {
+			return 0, false, nil
 		}
 	}
-	return 0, false, badRequest(fmt.Sprintf("field %q must be an integer", name))
+	n, err := strconv.ParseInt(digits, 10, 0)
+	if err != nil {
+		return 0, false, bad
+	}
+	return int(n), true, nil
 }
 
 func (req *request) boolean(name string) (bool, bool, error) {
