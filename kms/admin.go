@@ -12,6 +12,11 @@ import (
 	"slices"
 )
 
+// seedRoute routes the seed endpoints.
+func (s *Service) seedRoute(req *request, urlPath string) (func() (response, error), error) {
+	return func() (response, error) { return s.seed(req.method, urlPath) }, nil
+}
+
 // seed serves the endpoints of the original tutorial, fixed: fresh random
 // keys that the server does not keep, over attested TLS, as valid JSON.
 func (s *Service) seed(method, path string) (response, error) {

@@ -281,17 +281,22 @@ func TestAuditLines(t *testing.T) {
 	mustWrite(t, c, "transit/encrypt/aud", map[string]any{"plaintext": b64("top secret plaintext")})
 	k.raw(t, "POST", "/v1/transit/encrypt/aud", "", `{}`)
 	lines := strings.Split(strings.TrimSpace(k.audit.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("%d audit lines for 3 requests", len(lines))
+	if len(lines) != 6 {
+		t.Fatalf("%d audit lines for 3 requests, want a request and a response entry for each", len(lines))
 	}
-	var l auditLine
-	json.Unmarshal([]byte(lines[1]), &l)
-	if l.Path != "/v1/transit/encrypt/aud" || l.Status != 200 || l.Accessor == "" || l.Method != "PUT" {
-		t.Errorf("audit line %+v", l)
+	var req, resp auditLine
+	json.Unmarshal([]byte(lines[2]), &req)
+	json.Unmarshal([]byte(lines[3]), &resp)
+	if req.Type != "request" || req.Path != "/v1/transit/encrypt/aud" || req.Status != 0 || req.Accessor == "" || req.Method != "PUT" {
+		t.Errorf("request entry %+v", req)
 	}
-	json.Unmarshal([]byte(lines[2]), &l)
-	if l.Status != 403 || l.Error == "" {
-		t.Errorf("denied request audited as %+v", l)
+	if resp.Type != "response" || resp.RequestID != req.RequestID || resp.Status != 200 || resp.Accessor != req.Accessor {
+		t.Errorf("response entry %+v", resp)
+	}
+	resp = auditLine{}
+	json.Unmarshal([]byte(lines[5]), &resp)
+	if resp.Type != "response" || resp.Status != 403 || resp.Error == "" || resp.Accessor != "" {
+		t.Errorf("denied request audited as %+v", resp)
 	}
 	all := k.audit.String()
 	for _, secret := range []string{"top secret", b64("top secret plaintext"), k.root} {

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -348,5 +349,45 @@ func TestKMSDHTTP2(t *testing.T) {
 	resp.Body.Close()
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("negotiated %s, want HTTP/2", resp.Proto)
+	}
+}
+
+// TestKMSDAuditDevFull is the issue's reproduction: with --audit-log
+// /dev/full, creating a key answers 500, and after a restart with a
+// working log the key does not exist.
+func TestKMSDAuditDevFull(t *testing.T) {
+	if f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0); err != nil {
+		t.Skip("no /dev/full on this system")
+	} else {
+		f.Close()
+	}
+	tmp := t.TempDir()
+	sim, data, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "data"), filepath.Join(tmp, "root.token")
+	args := []string{"--simulation", "--sim-dir", sim, "--data-dir", data, "--root-token-file", tokFile, "--listen", "127.0.0.1:0"}
+	_, _, _, stop := startKMSD(t, args...)
+	stop()
+	tok := readToken(t, tokFile)
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	addr, _, _, stop := startKMSD(t, append(args, "--audit-log", "/dev/full")...)
+	c := vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
+	_, err = c.Logical().Write("transit/keys/unaudited", nil)
+	var re *vault.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 500 {
+		t.Fatalf("creating a key with --audit-log /dev/full: %v, want a 500", err)
+	}
+	stop()
+
+	addr, _, audit, stop := startKMSD(t, args...)
+	defer stop()
+	c = vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
+	if s, err := c.Logical().Read("transit/keys/unaudited"); err != nil || s != nil {
+		t.Fatalf("after a restart the unaudited key exists: %v %v", s, err)
+	}
+	if !strings.Contains(audit.String(), `"path":"/v1/transit/keys/unaudited"`) {
+		t.Error("the read after the restart was not audited")
 	}
 }
