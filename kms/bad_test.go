@@ -111,12 +111,12 @@ func TestBadInput(t *testing.T) {
 
 func TestSeedEndpoints(t *testing.T) {
 	k := startKMS(t, t.TempDir(), nil)
-	status, out := k.raw(t, "GET", "/generate-aes-key", "", "")
+	status, out := k.raw(t, "GET", "/generate-aes-key", k.root, "")
 	key, _ := base64.StdEncoding.DecodeString(fmt.Sprint(out["aes_key"]))
 	if status != 200 || len(key) != 32 || out["encoding"] != "base64" {
 		t.Fatalf("aes: %d %v", status, out)
 	}
-	status, out = k.raw(t, "GET", "/generate-rsa-key-pair", "", "")
+	status, out = k.raw(t, "GET", "/generate-rsa-key-pair", k.root, "")
 	block, _ := pem.Decode([]byte(fmt.Sprint(out["private_key"])))
 	if status != 200 || block == nil || out["encoding"] != "plaintext" {
 		t.Fatalf("rsa: %d %v", status, out)

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sort"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/store"
@@ -39,6 +42,14 @@ type Config struct {
 	Attestation *AttestationInfo
 	// Metrics, when set, is told about every request.
 	Metrics Metrics
+	// SeedOpen serves the seed endpoints (/generate-aes-key,
+	// /generate-rsa-key-pair) to callers without a token. By default they
+	// need a token whose policy grants read on SeedAESPath or SeedRSAPath.
+	SeedOpen bool
+	// SeedRSARate bounds RSA key pairs generated for callers without a
+	// token when SeedOpen, per second, in bursts of up to the same number
+	// (at least 1); default 1.
+	SeedRSARate float64
 	// MaxBody caps request bodies; default 1 MiB.
 	MaxBody int64
 	Logger  *slog.Logger
@@ -75,6 +86,8 @@ type Service struct {
 
 	auditMu     sync.Mutex
 	auditBroken bool
+
+	seedRSA *rate.Limiter
 }
 
 // token is an API token. Only its SHA-256 is kept.
@@ -102,7 +115,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, keys: map[string]*Key{}, tokens: map[[32]byte]*token{}, policies: map[string]*aclPolicy{}}
+	if cfg.SeedRSARate <= 0 {
+		cfg.SeedRSARate = 1
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, keys: map[string]*Key{}, tokens: map[[32]byte]*token{}, policies: map[string]*aclPolicy{},
+		seedRSA: rate.NewLimiter(rate.Limit(cfg.SeedRSARate), max(1, int(math.Ceil(cfg.SeedRSARate))))}
 	if cfg.Store == nil {
 		return s, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -42,6 +43,8 @@ type options struct {
 	startup.Server
 	rootTokenFile, auditLog string
 	maxBody                 int64
+	openSeed                bool
+	seedRSARate             float64
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -67,6 +70,8 @@ Flags:
 	fs.StringVar(&o.rootTokenFile, "root-token-file", "", "on first start, write the root token to this new file (mode 0600) instead of printing it")
 	fs.StringVar(&o.auditLog, "audit-log", "-", "audit log file, one JSON line per request ('-' for standard output); requests fail if it cannot be written")
 	fs.Int64Var(&o.maxBody, "max-body", 1<<20, "largest request body accepted, in bytes")
+	fs.BoolVar(&o.openSeed, "open-seed-endpoints", false, "serve /generate-aes-key and /generate-rsa-key-pair to callers without a token\n(default: a token whose policy grants read on seed/generate-aes-key or seed/generate-rsa-key-pair)")
+	fs.Float64Var(&o.seedRSARate, "seed-rsa-rate", 1, "with --open-seed-endpoints, RSA key pairs per second for callers without a token (bursts of up to the same number, at least 1); more are answered 429")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -76,6 +81,8 @@ Flags:
 	switch {
 	case o.maxBody < 1024:
 		return nil, errors.New("--max-body must be at least 1024")
+	case !(o.seedRSARate > 0) || math.IsInf(o.seedRSARate, 0):
+		return nil, errors.New("--seed-rsa-rate must be a positive number of RSA key pairs per second")
 	}
 	return o, nil
 }
@@ -152,6 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	svc, err = kms.New(kms.Config{
 		Metrics: kmsMetrics,
 		Store:   st, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
+		SeedOpen: o.openSeed, SeedRSARate: o.seedRSARate,
 		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
 	})
 	if err != nil {
@@ -197,6 +205,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fail("%v", err)
 		}
 		defer stopMetrics()
+	}
+	if o.openSeed {
+		log.Warn("the seed endpoints are open to callers without a token (--open-seed-endpoints)", "seed_rsa_rate", o.seedRSARate)
 	}
 	reg.SetReady(true)
 	log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description)

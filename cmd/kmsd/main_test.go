@@ -63,11 +63,16 @@ func (s *syncBuf) String() string {
 
 func startKMSD(t *testing.T, args ...string) (string, *syncBuf, *syncBuf, func()) {
 	t.Helper()
+	return startKMSDEnv(t, noEnv, args...)
+}
+
+func startKMSDEnv(t *testing.T, getenv func(string) string, args ...string) (string, *syncBuf, *syncBuf, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	logs, audit := &syncBuf{}, &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, noEnv, audit, logs, ready) }()
+	go func() { done <- run(ctx, args, getenv, audit, logs, ready) }()
 	select {
 	case addr := <-ready:
 		return addr, logs, audit, func() {
@@ -389,5 +394,63 @@ func TestKMSDAuditDevFull(t *testing.T) {
 	}
 	if !strings.Contains(audit.String(), `"path":"/v1/transit/keys/unaudited"`) {
 		t.Error("the read after the restart was not audited")
+	}
+}
+
+// TestKMSDSeedEndpoints: the seed endpoints need a token by default;
+// --open-seed-endpoints (here from the environment, as every flag can be)
+// opens them, with RSA generation rate-limited.
+func TestKMSDSeedEndpoints(t *testing.T) {
+	tmp := t.TempDir()
+	sim, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "root.token")
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim, CreateSim: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: atls.RATLSClientConfig(be.Verifier, be.DefaultPolicy)}, Timeout: 10 * time.Second}
+	get := func(addr, path, token string) int {
+		req, _ := http.NewRequest("GET", "https://"+addr+path, nil)
+		if token != "" {
+			req.Header.Set("X-Vault-Token", token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--root-token-file", tokFile)
+	if code := get(addr, "/generate-rsa-key-pair", ""); code != 403 {
+		t.Errorf("default, no token: %d, want 403", code)
+	}
+	if code := get(addr, "/generate-rsa-key-pair", readToken(t, tokFile)); code != 200 {
+		t.Errorf("default, root token: %d, want 200", code)
+	}
+	stop()
+
+	env := map[string]string{"KMSD_OPEN_SEED_ENDPOINTS": "true", "KMSD_SEED_RSA_RATE": "0.001"}
+	addr, logs, _, stop := startKMSDEnv(t, func(k string) string { return env[k] },
+		"--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--root-token-file", filepath.Join(tmp, "root2.token"))
+	defer stop()
+	if code := get(addr, "/generate-aes-key", ""); code != 200 {
+		t.Errorf("open, aes without a token: %d, want 200", code)
+	}
+	if code := get(addr, "/generate-rsa-key-pair", ""); code != 200 {
+		t.Errorf("open, first rsa without a token: %d, want 200", code)
+	}
+	if code := get(addr, "/generate-rsa-key-pair", ""); code != 429 {
+		t.Errorf("open, second rsa without a token at 0.001/s: %d, want 429", code)
+	}
+	if !strings.Contains(logs.String(), "open-seed-endpoints") {
+		t.Error("no warning that the seed endpoints are open")
+	}
+
+	for _, bad := range []string{"0", "-1", "NaN", "+Inf"} {
+		var b syncBuf
+		if code := run(context.Background(), []string{"--seed-rsa-rate", bad}, noEnv, io.Discard, &b, nil); code != 2 || !strings.Contains(b.String(), "--seed-rsa-rate") {
+			t.Errorf("--seed-rsa-rate %s: exit %d %q", bad, code, b.String())
+		}
 	}
 }
