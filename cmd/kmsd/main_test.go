@@ -37,7 +37,7 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("KMSD_TEST_CHILD") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, os.Args[1:], os.Getenv, io.Discard, os.Stderr, nil)
+		code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, io.Discard, os.Stderr, nil)
 		stop()
 		os.Exit(code)
 	}
@@ -72,7 +72,7 @@ func startKMSDEnv(t *testing.T, getenv func(string) string, args ...string) (str
 	ready := make(chan string, 1)
 	logs, audit := &syncBuf{}, &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, getenv, audit, logs, ready) }()
+	go func() { done <- run(ctx, args, getenv, strings.NewReader(""), audit, logs, ready) }()
 	select {
 	case addr := <-ready:
 		return addr, logs, audit, func() {
@@ -184,7 +184,7 @@ func TestKMSDEndToEnd(t *testing.T) {
 // to them.
 func TestKMSDStockTLSAndOpenSSL(t *testing.T) {
 	tmp := t.TempDir()
-	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", filepath.Join(tmp, "sim"), "--listen", "127.0.0.1:0")
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", filepath.Join(tmp, "sim"), "--listen", "127.0.0.1:0", "--print-root-token")
 	defer stop()
 	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}).Get("https://" + addr + "/v1/sys/health")
 	if err != nil || resp.StatusCode != 200 {
@@ -210,12 +210,12 @@ func TestKMSDFlagErrors(t *testing.T) {
 	for _, args := range [][]string{{"--listen", "x"}, {"--seal-policy", "none"}, {"--max-body", "1"}, {"stray"},
 		{"--config", cfg}, {"--config", unknown}, {"--listen", ":70000"}, {"--simulation", "--collateral", "/nonexistent"}} {
 		var b syncBuf
-		if code := run(context.Background(), args, noEnv, io.Discard, &b, nil); code != 2 || b.String() == "" {
+		if code := run(context.Background(), args, noEnv, strings.NewReader(""), io.Discard, &b, nil); code != 2 || b.String() == "" {
 			t.Errorf("%q: exit %d %q", args, code, b.String())
 		}
 	}
 	var b syncBuf
-	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, noEnv, io.Discard, &b, nil); code != 1 || !strings.Contains(b.String(), "--simulation") {
+	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, noEnv, strings.NewReader(""), io.Discard, &b, nil); code != 1 || !strings.Contains(b.String(), "--simulation") {
 		t.Errorf("SGX mode outside Gramine: %d %q", code, b.String())
 	}
 }
@@ -340,7 +340,7 @@ func TestKMSDMetrics(t *testing.T) {
 func TestKMSDHTTP2(t *testing.T) {
 	tmp := t.TempDir()
 	sim := filepath.Join(tmp, "sim")
-	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0")
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--print-root-token")
 	defer stop()
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
 	if err != nil {
@@ -449,7 +449,7 @@ func TestKMSDSeedEndpoints(t *testing.T) {
 
 	for _, bad := range []string{"0", "-1", "NaN", "+Inf"} {
 		var b syncBuf
-		if code := run(context.Background(), []string{"--seed-rsa-rate", bad}, noEnv, io.Discard, &b, nil); code != 2 || !strings.Contains(b.String(), "--seed-rsa-rate") {
+		if code := run(context.Background(), []string{"--seed-rsa-rate", bad}, noEnv, strings.NewReader(""), io.Discard, &b, nil); code != 2 || !strings.Contains(b.String(), "--seed-rsa-rate") {
 			t.Errorf("--seed-rsa-rate %s: exit %d %q", bad, code, b.String())
 		}
 	}
