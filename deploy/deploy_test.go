@@ -43,11 +43,11 @@ type manifest struct {
 		Entrypoint string `toml:"entrypoint"`
 	} `toml:"libos"`
 	Loader struct {
-		Argv         []string          `toml:"argv"`
-		ArgvSrcFile  string            `toml:"argv_src_file"`
-		InsecureArgv bool              `toml:"insecure__use_cmdline_argv"`
-		Env          map[string]string `toml:"env"`
-		LogLevel     string            `toml:"log_level"`
+		Argv         []string       `toml:"argv"`
+		ArgvSrcFile  string         `toml:"argv_src_file"`
+		InsecureArgv bool           `toml:"insecure__use_cmdline_argv"`
+		Env          map[string]any `toml:"env"`
+		LogLevel     string         `toml:"log_level"`
 	} `toml:"loader"`
 	FS struct {
 		Mounts []struct {
@@ -106,6 +106,13 @@ func TestGramineManifests(t *testing.T) {
 			}
 			if m.Loader.Env["GOMAXPROCS"] != "8" {
 				t.Errorf("GOMAXPROCS %q", m.Loader.Env["GOMAXPROCS"])
+			}
+			// The host passes no environment, except kmsd's recovery switch
+			// (useless without the recovery key).
+			for k, v := range m.Loader.Env {
+				if _, fixed := v.(string); !fixed && !(name == "kmsd" && k == "KMSD_GENERATE_ROOT") {
+					t.Errorf("loader.env.%s = %v is taken from the host", k, v)
+				}
 			}
 			if m.SGX.RemoteAttestation != "dcap" || m.SGX.Debug == nil || *m.SGX.Debug {
 				t.Errorf("remote_attestation %q debug %v: want dcap and debug explicitly false", m.SGX.RemoteAttestation, m.SGX.Debug)

@@ -12,12 +12,38 @@ import (
 	"slices"
 )
 
+// Policy paths of the seed endpoints: a token needs "read" on them.
+const (
+	SeedAESPath = "seed/generate-aes-key"
+	SeedRSAPath = "seed/generate-rsa-key-pair"
+)
+
+// seedRoute authorizes a seed endpoint. By default it needs a token whose
+// policy grants read on its policy path (SeedAESPath, SeedRSAPath). With
+// Config.SeedOpen, callers without such a token are served too, and their
+// RSA key pairs (about a third of a CPU-second each) are rate-limited.
+func (s *Service) seedRoute(req *request, urlPath string) (func() (response, error), error) {
+	if req.method != "GET" {
+		return nil, &Error{http.StatusMethodNotAllowed, "method not allowed: use GET"}
+	}
+	policyPath := "seed" + urlPath
+	perform := func() (response, error) { return s.seed(urlPath) }
+	if tok := s.authenticate(req.r); tok != nil && s.allowed(tok.Policies, policyPath, capRead) {
+		req.tok = tok
+		return perform, nil
+	}
+	if !s.cfg.SeedOpen {
+		return nil, &Error{http.StatusForbidden, fmt.Sprintf("permission denied: %s needs a token whose policy grants read on %q", urlPath, policyPath)}
+	}
+	if policyPath == SeedRSAPath && !s.seedRSA.AllowN(s.cfg.Now(), 1) {
+		return nil, &Error{http.StatusTooManyRequests, fmt.Sprintf("too many requests: RSA key pairs for callers without a token are limited to %g per second; retry later, or use a token whose policy grants read on %q", float64(s.seedRSA.Limit()), SeedRSAPath)}
+	}
+	return perform, nil
+}
+
 // seed serves the endpoints of the original tutorial, fixed: fresh random
 // keys that the server does not keep, over attested TLS, as valid JSON.
-func (s *Service) seed(method, path string) (response, error) {
-	if method != "GET" {
-		return response{}, &Error{http.StatusMethodNotAllowed, "method not allowed: use GET"}
-	}
+func (s *Service) seed(path string) (response, error) {
 	if path == "/generate-aes-key" {
 		k, err := randomBytes(s.cfg.Rand, 32)
 		if err != nil {

@@ -5,17 +5,20 @@ import (
 	"fmt"
 )
 
-// auditLine is one request in the audit log. It names who (the token's
-// accessor, never the token), what (method and path) and the result; it
-// never holds a request or response body.
+// auditLine is one entry in the audit log. Each request has two: a
+// "request" entry written before anything is performed (who: the token's
+// accessor, never the token; what: method and path), and a "response"
+// entry after it (status and error). Neither ever holds a request or
+// response body.
 type auditLine struct {
+	Type      string `json:"type"`
 	Time      string `json:"time"`
 	RequestID string `json:"request_id"`
 	Remote    string `json:"remote"`
 	Accessor  string `json:"accessor,omitempty"`
 	Method    string `json:"method"`
 	Path      string `json:"path"`
-	Status    int    `json:"status"`
+	Status    int    `json:"status,omitempty"`
 	Error     string `json:"error,omitempty"`
 }
 

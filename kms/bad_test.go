@@ -111,12 +111,12 @@ func TestBadInput(t *testing.T) {
 
 func TestSeedEndpoints(t *testing.T) {
 	k := startKMS(t, t.TempDir(), nil)
-	status, out := k.raw(t, "GET", "/generate-aes-key", "", "")
+	status, out := k.raw(t, "GET", "/generate-aes-key", k.root, "")
 	key, _ := base64.StdEncoding.DecodeString(fmt.Sprint(out["aes_key"]))
 	if status != 200 || len(key) != 32 || out["encoding"] != "base64" {
 		t.Fatalf("aes: %d %v", status, out)
 	}
-	status, out = k.raw(t, "GET", "/generate-rsa-key-pair", "", "")
+	status, out = k.raw(t, "GET", "/generate-rsa-key-pair", k.root, "")
 	block, _ := pem.Decode([]byte(fmt.Sprint(out["private_key"])))
 	if status != 200 || block == nil || out["encoding"] != "plaintext" {
 		t.Fatalf("rsa: %d %v", status, out)
@@ -281,17 +281,27 @@ func TestAuditLines(t *testing.T) {
 	mustWrite(t, c, "transit/encrypt/aud", map[string]any{"plaintext": b64("top secret plaintext")})
 	k.raw(t, "POST", "/v1/transit/encrypt/aud", "", `{}`)
 	lines := strings.Split(strings.TrimSpace(k.audit.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("%d audit lines for 3 requests", len(lines))
+	var boot auditLine
+	if json.Unmarshal([]byte(lines[0]), &boot); boot.Type != "event" || boot.Path != "root-token/bootstrap" {
+		t.Errorf("first audit entry %+v, want the bootstrap event", boot)
 	}
-	var l auditLine
-	json.Unmarshal([]byte(lines[1]), &l)
-	if l.Path != "/v1/transit/encrypt/aud" || l.Status != 200 || l.Accessor == "" || l.Method != "PUT" {
-		t.Errorf("audit line %+v", l)
+	lines = lines[1:]
+	if len(lines) != 6 {
+		t.Fatalf("%d audit lines for 3 requests, want a request and a response entry for each", len(lines))
 	}
-	json.Unmarshal([]byte(lines[2]), &l)
-	if l.Status != 403 || l.Error == "" {
-		t.Errorf("denied request audited as %+v", l)
+	var req, resp auditLine
+	json.Unmarshal([]byte(lines[2]), &req)
+	json.Unmarshal([]byte(lines[3]), &resp)
+	if req.Type != "request" || req.Path != "/v1/transit/encrypt/aud" || req.Status != 0 || req.Accessor == "" || req.Method != "PUT" {
+		t.Errorf("request entry %+v", req)
+	}
+	if resp.Type != "response" || resp.RequestID != req.RequestID || resp.Status != 200 || resp.Accessor != req.Accessor {
+		t.Errorf("response entry %+v", resp)
+	}
+	resp = auditLine{}
+	json.Unmarshal([]byte(lines[5]), &resp)
+	if resp.Type != "response" || resp.Status != 403 || resp.Error == "" || resp.Accessor != "" {
+		t.Errorf("denied request audited as %+v", resp)
 	}
 	all := k.audit.String()
 	for _, secret := range []string{"top secret", b64("top secret plaintext"), k.root} {

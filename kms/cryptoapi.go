@@ -16,15 +16,15 @@ func randomBytes(r io.Reader, n int) ([]byte, error) {
 
 // batchItem is one entry of batch_input, with Vault's field names.
 type batchItem struct {
-	Plaintext      string `json:"plaintext"`
-	Ciphertext     string `json:"ciphertext"`
-	Context        string `json:"context"`
-	AssociatedData string `json:"associated_data"`
-	Input          string `json:"input"`
-	Signature      string `json:"signature"`
-	HMAC           string `json:"hmac"`
-	KeyVersion     any    `json:"key_version"`
-	Reference      string `json:"reference"`
+	Plaintext      string          `json:"plaintext"`
+	Ciphertext     string          `json:"ciphertext"`
+	Context        string          `json:"context"`
+	AssociatedData string          `json:"associated_data"`
+	Input          string          `json:"input"`
+	Signature      string          `json:"signature"`
+	HMAC           string          `json:"hmac"`
+	KeyVersion     json.RawMessage `json:"key_version"`
+	Reference      string          `json:"reference"`
 }
 
 // items returns batch_input, or the single request as one item.
@@ -50,43 +50,31 @@ func (req *request) items() ([]batchItem, bool, error) {
 			return nil, false, err
 		}
 	}
-	if n, ok, err := req.integer("key_version"); err != nil {
-		return nil, false, err
-	} else if ok {
-		it.KeyVersion = n
-	}
+	it.KeyVersion = req.body["key_version"]
 	return []batchItem{it}, false, nil
 }
 
 // itemVersion picks the version an item asks for (key_version, 0 or
-// absent: the latest), within min_encryption_version.
+// absent: the latest), within min_encryption_version. A single request
+// and a batch item go through the same parser.
 func (k *Key) itemVersion(it batchItem) (int, *version, error) {
-	asked, err := itemVersion(it.KeyVersion)
+	asked, err := keyVersion(it.KeyVersion)
 	if err != nil {
 		return 0, nil, err
 	}
 	return k.versionFor(asked)
 }
 
-func itemVersion(v any) (int, error) {
-	switch x := v.(type) {
-	case nil:
-		return 0, nil
-	case int:
-		return x, nil
-	case float64:
-		if x != float64(int(x)) {
-			return 0, badRequest("key_version must be an integer")
-		}
-		return int(x), nil
-	case string:
-		var n int
-		if _, err := fmt.Sscan(x, &n); err != nil {
-			return 0, badRequest("key_version must be an integer")
-		}
-		return n, nil
+// keyVersion parses key_version: absent or 0 is the latest version.
+func keyVersion(raw json.RawMessage) (int, error) {
+	n, _, err := parseInt(raw, "key_version")
+	if err != nil {
+		return 0, err
 	}
-	return 0, badRequest("key_version must be an integer")
+	if n < 0 {
+		return 0, badRequest("field \"key_version\" must be 0 (the latest version) or a version number, not negative")
+	}
+	return n, nil
 }
 
 func optB64(s, field string) ([]byte, error) {

@@ -4,7 +4,9 @@
 // (docs/KMS-API.md lists every endpoint).
 //
 // [New] loads keys, token hashes and policies from a sealed store (or
-// keeps them in memory); [Service.Bootstrap] makes the root token once;
+// keeps them in memory); [Service.Bootstrap] makes the root token once,
+// committing it only after it has been handed to the operator, and
+// [Service.GenerateRoot] replaces a lost one given the recovery key;
 // [Service.Handler] is the API. Every request is authorized by a token's
 // policies (Vault's path language) and written to the audit log, which
 // fails closed. Keys marked with a release policy can be released, wrapped

@@ -63,8 +63,8 @@ func startKMS(t testing.TB, dir string, tweak func(*Config)) *testKMS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := svc.Bootstrap()
-	if err != nil {
+	var root string
+	if _, err := svc.Bootstrap(func(tok, _ string) error { root = tok; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewTLSServer(svc.Handler())

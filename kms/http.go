@@ -42,25 +42,30 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		method = "LIST"
 	}
 	path := r.URL.Path
-	var resp response
-	var err error
-	var accessor string
 
 	if s.auditFailed() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []string{"audit log unavailable: requests are refused until it is repaired"}})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []string{"audit log unavailable: requests are refused until it is repaired (fix --audit-log, then restart kmsd)"}})
 		return
 	}
-	switch {
-	case path == "/generate-aes-key" || path == "/generate-rsa-key-pair":
-		resp, err = s.seed(method, path)
-	case strings.HasPrefix(path, "/v1/"):
-		req := &request{method: method, path: strings.TrimPrefix(path, "/v1/"), w: w, r: r}
-		resp, err = s.api(req)
-		if req.tok != nil {
-			accessor = req.tok.Accessor
-		}
-	default:
-		err = notFound("no handler for " + path)
+	// Authentication, authorization and reading the body change nothing;
+	// the request's audit entry names who asked for what, and only once
+	// it is written does perform run (Vault's rule: a request that cannot
+	// be audited is not performed).
+	req := &request{method: method, path: strings.TrimPrefix(path, "/v1/"), w: w, r: r}
+	perform, err := s.route(req, path)
+	line := auditLine{Type: "request", Time: start.UTC().Format(time.RFC3339Nano), RequestID: reqID, Remote: r.RemoteAddr,
+		Method: method, Path: path}
+	if req.tok != nil {
+		line.Accessor = req.tok.Accessor
+	}
+	if aerr := s.audit(line); aerr != nil {
+		s.log.Error("audit log write failed; the request was not performed and later requests are refused", "err", aerr)
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"errors": []string{"audit log write failed: the request was not performed; fix --audit-log and restart kmsd"}})
+		return
+	}
+	var resp response
+	if err == nil {
+		resp, err = perform()
 	}
 	status := http.StatusOK
 	if err != nil {
@@ -68,8 +73,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	} else if resp.status != 0 {
 		status = resp.status
 	}
-	line := auditLine{Time: start.UTC().Format(time.RFC3339Nano), RequestID: reqID, Remote: r.RemoteAddr,
-		Accessor: accessor, Method: method, Path: path, Status: status}
+	line.Type, line.Status = "response", status
 	if err != nil {
 		line.Error = publicMessage(err)
 	}
@@ -77,8 +81,10 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.Request(operation(path), status, s.cfg.Now().Sub(start))
 	}
 	if aerr := s.audit(line); aerr != nil {
-		s.log.Error("audit log write failed; refusing requests", "err", aerr)
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"errors": []string{"audit log write failed"}})
+		// The effect happened and its request entry is in the log; the
+		// answer is withheld and the service stops serving.
+		s.log.Error("audit log write failed after a request was performed; refusing requests", "err", aerr)
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"errors": []string{"audit log write failed; fix --audit-log and restart kmsd"}})
 		return
 	}
 	w.Header().Set("X-Request-Id", reqID)
@@ -173,21 +179,34 @@ func (req *request) str(name string) (string, error) {
 }
 
 func (req *request) integer(name string) (int, bool, error) {
-	raw, ok := req.body[name]
-	if !ok || string(raw) == "null" {
+	return parseInt(req.body[name], name)
+}
+
+// parseInt is the one parser for an integer field, in a request body or a
+// batch item: a JSON number or a string holding one, in decimal, as
+// Vault's parseutil.ParseInt reads them ("7", 7). Anything else is
+// refused: "1abc", "1.5", 1.5, "0x10", " 1", true. An absent field, null
+// and "" are "not given" (Vault reads "" as 0, which every caller here
+// treats as its default).
+func parseInt(raw json.RawMessage, name string) (int, bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
 		return 0, false, nil
 	}
-	var n int
-	if err := json.Unmarshal(raw, &n); err == nil {
-		return n, true, nil
-	}
-	var str string
-	if err := json.Unmarshal(raw, &str); err == nil {
-		if n, err := strconv.Atoi(str); err == nil {
-			return n, true, nil
+	bad := badRequest(fmt.Sprintf("field %q must be an integer (a JSON number or a string of decimal digits)", name))
+	digits := string(raw)
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &digits); err != nil {
+			return 0, false, bad
+		}
+		if digits == "" {
+			return 0, false, nil
 		}
 	}
-	return 0, false, badRequest(fmt.Sprintf("field %q must be an integer", name))
+	n, err := strconv.ParseInt(digits, 10, 0)
+	if err != nil {
+		return 0, false, bad
+	}
+	return int(n), true, nil
 }
 
 func (req *request) boolean(name string) (bool, bool, error) {
@@ -229,22 +248,29 @@ func capability(method string) string {
 	return capUpdate
 }
 
-func (s *Service) api(req *request) (response, error) {
+// route authenticates and authorizes req and reads its body, and returns
+// the function that performs it. route itself changes nothing, so that
+// the request can be audited before its effect.
+func (s *Service) route(req *request, urlPath string) (perform func() (response, error), err error) {
+	switch {
+	case urlPath == "/generate-aes-key" || urlPath == "/generate-rsa-key-pair":
+		return s.seedRoute(req, urlPath)
+	case !strings.HasPrefix(urlPath, "/v1/"):
+		return nil, notFound("no handler for " + urlPath)
+	}
 	// Unauthenticated endpoints.
 	switch req.path {
 	case "sys/health":
-		return response{data: nil, raw: map[string]any{"initialized": true, "sealed": false, "standby": false,
-			"server_time_utc": s.cfg.Now().Unix(), "version": "shared-enclave-kms"}}, nil
+		return func() (response, error) {
+			return response{data: nil, raw: map[string]any{"initialized": true, "sealed": false, "standby": false,
+				"server_time_utc": s.cfg.Now().Unix(), "version": "shared-enclave-kms"}}, nil
+		}, nil
 	case "sys/attestation":
-		return s.attestation()
+		return s.attestation, nil
 	}
-	tok := req.r.Header.Get("X-Vault-Token")
-	if tok == "" {
-		tok, _ = strings.CutPrefix(req.r.Header.Get("Authorization"), "Bearer ")
-	}
-	req.tok = s.lookupToken(tok)
+	req.tok = s.authenticate(req.r)
 	if req.tok == nil {
-		return response{}, forbidden()
+		return nil, forbidden()
 	}
 	need := capability(req.method)
 	ok := s.allowed(req.tok.Policies, req.path, need)
@@ -252,21 +278,31 @@ func (s *Service) api(req *request) (response, error) {
 		ok = s.allowed(req.tok.Policies, req.path, capCreate)
 	}
 	if !ok {
-		return response{}, forbidden()
+		return nil, forbidden()
 	}
 	if err := s.readBody(req); err != nil {
-		return response{}, err
+		return nil, err
 	}
 	seg := strings.Split(req.path, "/")
 	switch {
 	case len(seg) >= 2 && seg[0] == "transit":
-		return s.transit(req, seg[1:])
+		return func() (response, error) { return s.transit(req, seg[1:]) }, nil
 	case req.path == "auth/token/create":
-		return s.tokenCreate(req)
+		return func() (response, error) { return s.tokenCreate(req) }, nil
 	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl":
-		return s.policyAPI(req, seg[3])
+		return func() (response, error) { return s.policyAPI(req, seg[3]) }, nil
 	}
-	return response{}, notFound("unsupported path")
+	return nil, notFound("unsupported path")
+}
+
+// authenticate returns the token the request carries (X-Vault-Token or
+// Authorization: Bearer), or nil.
+func (s *Service) authenticate(r *http.Request) *token {
+	tok := r.Header.Get("X-Vault-Token")
+	if tok == "" {
+		tok, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	return s.lookupToken(tok)
 }
 
 // operation names a request for metrics without any key or policy name:

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sort"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/store"
@@ -19,9 +22,10 @@ import (
 
 // Record kinds in the store.
 const (
-	kindKey    = "kms/key"
-	kindToken  = "kms/token"
-	kindPolicy = "kms/policy"
+	kindKey      = "kms/key"
+	kindToken    = "kms/token"
+	kindPolicy   = "kms/policy"
+	kindRecovery = "kms/recovery"
 )
 
 // Config configures a Service.
@@ -39,6 +43,14 @@ type Config struct {
 	Attestation *AttestationInfo
 	// Metrics, when set, is told about every request.
 	Metrics Metrics
+	// SeedOpen serves the seed endpoints (/generate-aes-key,
+	// /generate-rsa-key-pair) to callers without a token. By default they
+	// need a token whose policy grants read on SeedAESPath or SeedRSAPath.
+	SeedOpen bool
+	// SeedRSARate bounds RSA key pairs generated for callers without a
+	// token when SeedOpen, per second, in bursts of up to the same number
+	// (at least 1); default 1.
+	SeedRSARate float64
 	// MaxBody caps request bodies; default 1 MiB.
 	MaxBody int64
 	Logger  *slog.Logger
@@ -75,6 +87,14 @@ type Service struct {
 
 	auditMu     sync.Mutex
 	auditBroken bool
+
+	seedRSA *rate.Limiter
+
+	// Set by New, under mu: the recovery key's record, and how many
+	// stored records were refused (Bootstrap and GenerateRoot refuse to
+	// judge a store they could not read whole).
+	recovery *recoveryRecord
+	refused  int
 }
 
 // token is an API token. Only its SHA-256 is kept.
@@ -82,6 +102,10 @@ type token struct {
 	Accessor string    `json:"accessor"`
 	Policies []string  `json:"policies"`
 	Created  time.Time `json:"created"`
+	// Recoverable marks a token made while the store had a recovery
+	// key, so that deleting the recovery record cannot make the store
+	// look like one from before recovery keys (see root.go).
+	Recoverable bool `json:"recoverable,omitempty"`
 }
 
 // New loads the service's state from cfg.Store. Records that fail to open
@@ -102,7 +126,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, keys: map[string]*Key{}, tokens: map[[32]byte]*token{}, policies: map[string]*aclPolicy{}}
+	if cfg.SeedRSARate <= 0 {
+		cfg.SeedRSARate = 1
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, keys: map[string]*Key{}, tokens: map[[32]byte]*token{}, policies: map[string]*aclPolicy{},
+		seedRSA: rate.NewLimiter(rate.Limit(cfg.SeedRSARate), max(1, int(math.Ceil(cfg.SeedRSARate))))}
 	if cfg.Store == nil {
 		return s, nil
 	}
@@ -141,6 +169,16 @@ func New(cfg Config) (*Service, error) {
 		})
 	}
 	if err == nil {
+		err = scan(kindRecovery, func(k, v []byte) error {
+			var r recoveryRecord
+			if err := json.Unmarshal(v, &r); err != nil || string(k) != recoveryKeyName || len(r.Hash) != 32 {
+				return errors.New("bad recovery record")
+			}
+			s.recovery = &r
+			return nil
+		})
+	}
+	if err == nil {
 		err = scan(kindPolicy, func(k, v []byte) error {
 			var p aclPolicy
 			if err := json.Unmarshal(v, &p); err != nil {
@@ -162,6 +200,7 @@ func New(cfg Config) (*Service, error) {
 	if refused > 0 {
 		s.log.Error("stored records refused at startup", "count", refused)
 	}
+	s.refused = refused
 	return s, nil
 }
 
@@ -188,36 +227,34 @@ func (s *Service) saveKey(k *Key) error {
 	return s.persist(kindKey, s.blind(k.Name), k)
 }
 
-// Bootstrap creates the root token if no token exists yet, and returns it
-// once; later calls return "". The token itself is never stored: only its
-// SHA-256.
-func (s *Service) Bootstrap() (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.tokens) > 0 {
-		return "", nil
-	}
-	return s.createToken([]string{"root"})
-}
-
-// createToken makes a token with the given policies; s.mu is held.
+// createToken makes a token with the given policies and stores it; s.mu
+// is held.
 func (s *Service) createToken(policies []string) (string, error) {
-	raw := make([]byte, 32)
-	if _, err := io.ReadFull(s.cfg.Rand, raw); err != nil {
+	tok, h, t, err := s.newToken(policies)
+	if err != nil {
 		return "", err
 	}
-	acc := make([]byte, 12)
-	if _, err := io.ReadFull(s.cfg.Rand, acc); err != nil {
-		return "", err
-	}
-	tok := "se." + base64.RawURLEncoding.EncodeToString(raw)
-	h := tokenHash(tok)
-	t := &token{Accessor: base64.RawURLEncoding.EncodeToString(acc), Policies: policies, Created: s.cfg.Now().UTC()}
 	if err := s.persist(kindToken, h[:], t); err != nil {
 		return "", err
 	}
 	s.tokens[h] = t
 	return tok, nil
+}
+
+// newToken makes a token without storing it; s.mu is held.
+func (s *Service) newToken(policies []string) (string, [32]byte, *token, error) {
+	raw := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, raw); err != nil {
+		return "", [32]byte{}, nil, err
+	}
+	acc := make([]byte, 12)
+	if _, err := io.ReadFull(s.cfg.Rand, acc); err != nil {
+		return "", [32]byte{}, nil, err
+	}
+	tok := "se." + base64.RawURLEncoding.EncodeToString(raw)
+	t := &token{Accessor: base64.RawURLEncoding.EncodeToString(acc), Policies: policies, Created: s.cfg.Now().UTC(),
+		Recoverable: s.recovery != nil}
+	return tok, tokenHash(tok), t, nil
 }
 
 func tokenHash(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }

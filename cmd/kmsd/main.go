@@ -6,6 +6,12 @@
 //
 //	kmsd --simulation --data-dir kms-data --root-token-file root.token
 //
+// The first start writes the root token to root.token and a one-time
+// recovery key to root.token.recovery, and commits the token only then. A
+// lost root token is replaced, with kmsd stopped, by
+//
+//	kmsd --simulation --data-dir kms-data --generate-root --root-token-file root2.token < root.token.recovery
+//
 // Run `kmsd --help` for every flag.
 package main
 
@@ -17,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -35,13 +42,17 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil))
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, nil))
 }
 
 type options struct {
 	startup.Server
 	rootTokenFile, auditLog string
 	maxBody                 int64
+	openSeed                bool
+	seedRSARate             float64
+	printRootToken          bool
+	generateRoot            bool
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -54,6 +65,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 The Shared Enclave KMS: a Vault-transit-compatible HTTPS API whose keys never
 leave the enclave. Without --simulation it must run under gramine-sgx.
 
+On first start kmsd makes the root token and writes it to --root-token-file
+(with --data-dir, also a recovery key to FILE.recovery) before committing it;
+if the file cannot be written, nothing is committed. A lost root token is
+replaced, with kmsd stopped, by the same command plus --generate-root and a new
+--root-token-file, the recovery key on standard input.
+
 Every flag can also be set in the --config TOML file (key = flag name) or in
 the environment (KMSD_ + the flag name in upper case with '_' for '-', e.g.
 KMSD_DATA_DIR). The command line wins over the environment, which wins over
@@ -64,9 +81,13 @@ Flags:
 		fs.PrintDefaults()
 	}
 	o.Register(fs, ":8443", "127.0.0.1:9413", "directory for the sealed key store (default: memory-only, keys lost on restart)")
-	fs.StringVar(&o.rootTokenFile, "root-token-file", "", "on first start, write the root token to this new file (mode 0600) instead of printing it")
+	fs.StringVar(&o.rootTokenFile, "root-token-file", "", "on first start (or with --generate-root), write the root token to this new file and, with --data-dir,\nits recovery key to FILE.recovery (both mode 0600, never overwritten); the token is committed only once both are on disk")
+	fs.BoolVar(&o.printRootToken, "print-root-token", false, "on first start (or with --generate-root), print the root token and recovery key on standard error\n(only when asked: a terminal's scrollback and a service's journal keep them)")
+	fs.BoolVar(&o.generateRoot, "generate-root", false, "replace a lost root token, then exit: reads the recovery key on standard input, revokes every root token,\nwrites a new one (and a new recovery key) as on first start; kmsd must be stopped (docs/KMS-API.md)")
 	fs.StringVar(&o.auditLog, "audit-log", "-", "audit log file, one JSON line per request ('-' for standard output); requests fail if it cannot be written")
 	fs.Int64Var(&o.maxBody, "max-body", 1<<20, "largest request body accepted, in bytes")
+	fs.BoolVar(&o.openSeed, "open-seed-endpoints", false, "serve /generate-aes-key and /generate-rsa-key-pair to callers without a token\n(default: a token whose policy grants read on seed/generate-aes-key or seed/generate-rsa-key-pair)")
+	fs.Float64Var(&o.seedRSARate, "seed-rsa-rate", 1, "with --open-seed-endpoints, RSA key pairs per second for callers without a token (bursts of up to the same number, at least 1); more are answered 429")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -76,11 +97,17 @@ Flags:
 	switch {
 	case o.maxBody < 1024:
 		return nil, errors.New("--max-body must be at least 1024")
+	case !(o.seedRSARate > 0) || math.IsInf(o.seedRSARate, 0):
+		return nil, errors.New("--seed-rsa-rate must be a positive number of RSA key pairs per second")
+	case o.generateRoot && o.DataDir == "":
+		return nil, errors.New("--generate-root needs the --data-dir of the store whose root token is lost (a memory-only kmsd makes a new root token at every start)")
+	case o.generateRoot && o.rootTokenFile == "" && !o.printRootToken:
+		return nil, errors.New("--generate-root needs --root-token-file FILE (a new file) or --print-root-token for the new root token")
 	}
 	return o, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) int {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, ready chan<- string) int {
 	o, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -152,32 +179,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	svc, err = kms.New(kms.Config{
 		Metrics: kmsMetrics,
 		Store:   st, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
+		SeedOpen: o.openSeed, SeedRSARate: o.seedRSARate,
 		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
 	})
 	if err != nil {
 		return fail("%v", err)
 	}
-	tok, err := svc.Bootstrap()
+	dest := rootDestination{file: o.rootTokenFile, print: o.printRootToken, stderr: stderr}
+	if o.generateRoot {
+		err := svc.GenerateRoot(func() (string, error) { return readRecoveryKey(stdin) }, dest.deliver)
+		if err != nil {
+			dest.withdraw()
+			return fail("generate-root: %v", err)
+		}
+		log.Info("new root token installed; every previous root token and the old recovery key are revoked", "file", o.rootTokenFile)
+		return 0
+	}
+	created, err := svc.Bootstrap(dest.deliver)
 	if err != nil {
+		dest.withdraw()
 		return fail("root token: %v", err)
 	}
-	if tok != "" {
-		if o.rootTokenFile != "" {
-			f, err := os.OpenFile(o.rootTokenFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if err != nil {
-				return fail("--root-token-file: %v", err)
-			}
-			_, werr := fmt.Fprintln(f, tok)
-			if cerr := f.Close(); werr == nil {
-				werr = cerr
-			}
-			if werr != nil {
-				return fail("--root-token-file: %v", werr)
-			}
-			log.Info("root token created and written", "file", o.rootTokenFile)
-		} else {
-			fmt.Fprintf(stderr, "Root token (shown once; store it safely): %s\n", tok)
-		}
+	if created && o.rootTokenFile != "" {
+		log.Info("root token created and written", "file", o.rootTokenFile)
 	}
 
 	ln, err := net.Listen("tcp", o.Listen)
@@ -197,6 +221,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fail("%v", err)
 		}
 		defer stopMetrics()
+	}
+	if o.openSeed {
+		log.Warn("the seed endpoints are open to callers without a token (--open-seed-endpoints)", "seed_rsa_rate", o.seedRSARate)
 	}
 	reg.SetReady(true)
 	log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description)

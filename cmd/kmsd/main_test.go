@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -36,7 +37,7 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("KMSD_TEST_CHILD") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, os.Args[1:], os.Getenv, io.Discard, os.Stderr, nil)
+		code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, io.Discard, os.Stderr, nil)
 		stop()
 		os.Exit(code)
 	}
@@ -62,11 +63,16 @@ func (s *syncBuf) String() string {
 
 func startKMSD(t *testing.T, args ...string) (string, *syncBuf, *syncBuf, func()) {
 	t.Helper()
+	return startKMSDEnv(t, noEnv, args...)
+}
+
+func startKMSDEnv(t *testing.T, getenv func(string) string, args ...string) (string, *syncBuf, *syncBuf, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	logs, audit := &syncBuf{}, &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, noEnv, audit, logs, ready) }()
+	go func() { done <- run(ctx, args, getenv, strings.NewReader(""), audit, logs, ready) }()
 	select {
 	case addr := <-ready:
 		return addr, logs, audit, func() {
@@ -178,7 +184,7 @@ func TestKMSDEndToEnd(t *testing.T) {
 // to them.
 func TestKMSDStockTLSAndOpenSSL(t *testing.T) {
 	tmp := t.TempDir()
-	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", filepath.Join(tmp, "sim"), "--listen", "127.0.0.1:0")
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", filepath.Join(tmp, "sim"), "--listen", "127.0.0.1:0", "--print-root-token")
 	defer stop()
 	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}).Get("https://" + addr + "/v1/sys/health")
 	if err != nil || resp.StatusCode != 200 {
@@ -204,12 +210,12 @@ func TestKMSDFlagErrors(t *testing.T) {
 	for _, args := range [][]string{{"--listen", "x"}, {"--seal-policy", "none"}, {"--max-body", "1"}, {"stray"},
 		{"--config", cfg}, {"--config", unknown}, {"--listen", ":70000"}, {"--simulation", "--collateral", "/nonexistent"}} {
 		var b syncBuf
-		if code := run(context.Background(), args, noEnv, io.Discard, &b, nil); code != 2 || b.String() == "" {
+		if code := run(context.Background(), args, noEnv, strings.NewReader(""), io.Discard, &b, nil); code != 2 || b.String() == "" {
 			t.Errorf("%q: exit %d %q", args, code, b.String())
 		}
 	}
 	var b syncBuf
-	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, noEnv, io.Discard, &b, nil); code != 1 || !strings.Contains(b.String(), "--simulation") {
+	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, noEnv, strings.NewReader(""), io.Discard, &b, nil); code != 1 || !strings.Contains(b.String(), "--simulation") {
 		t.Errorf("SGX mode outside Gramine: %d %q", code, b.String())
 	}
 }
@@ -334,7 +340,7 @@ func TestKMSDMetrics(t *testing.T) {
 func TestKMSDHTTP2(t *testing.T) {
 	tmp := t.TempDir()
 	sim := filepath.Join(tmp, "sim")
-	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0")
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--print-root-token")
 	defer stop()
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
 	if err != nil {
@@ -348,5 +354,103 @@ func TestKMSDHTTP2(t *testing.T) {
 	resp.Body.Close()
 	if resp.ProtoMajor != 2 {
 		t.Fatalf("negotiated %s, want HTTP/2", resp.Proto)
+	}
+}
+
+// TestKMSDAuditDevFull is the issue's reproduction: with --audit-log
+// /dev/full, creating a key answers 500, and after a restart with a
+// working log the key does not exist.
+func TestKMSDAuditDevFull(t *testing.T) {
+	if f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0); err != nil {
+		t.Skip("no /dev/full on this system")
+	} else {
+		f.Close()
+	}
+	tmp := t.TempDir()
+	sim, data, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "data"), filepath.Join(tmp, "root.token")
+	args := []string{"--simulation", "--sim-dir", sim, "--data-dir", data, "--root-token-file", tokFile, "--listen", "127.0.0.1:0"}
+	_, _, _, stop := startKMSD(t, args...)
+	stop()
+	tok := readToken(t, tokFile)
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	addr, _, _, stop := startKMSD(t, append(args, "--audit-log", "/dev/full")...)
+	c := vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
+	_, err = c.Logical().Write("transit/keys/unaudited", nil)
+	var re *vault.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 500 {
+		t.Fatalf("creating a key with --audit-log /dev/full: %v, want a 500", err)
+	}
+	stop()
+
+	addr, _, audit, stop := startKMSD(t, args...)
+	defer stop()
+	c = vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
+	if s, err := c.Logical().Read("transit/keys/unaudited"); err != nil || s != nil {
+		t.Fatalf("after a restart the unaudited key exists: %v %v", s, err)
+	}
+	if !strings.Contains(audit.String(), `"path":"/v1/transit/keys/unaudited"`) {
+		t.Error("the read after the restart was not audited")
+	}
+}
+
+// TestKMSDSeedEndpoints: the seed endpoints need a token by default;
+// --open-seed-endpoints (here from the environment, as every flag can be)
+// opens them, with RSA generation rate-limited.
+func TestKMSDSeedEndpoints(t *testing.T) {
+	tmp := t.TempDir()
+	sim, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "root.token")
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim, CreateSim: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: atls.RATLSClientConfig(be.Verifier, be.DefaultPolicy)}, Timeout: 10 * time.Second}
+	get := func(addr, path, token string) int {
+		req, _ := http.NewRequest("GET", "https://"+addr+path, nil)
+		if token != "" {
+			req.Header.Set("X-Vault-Token", token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--root-token-file", tokFile)
+	if code := get(addr, "/generate-rsa-key-pair", ""); code != 403 {
+		t.Errorf("default, no token: %d, want 403", code)
+	}
+	if code := get(addr, "/generate-rsa-key-pair", readToken(t, tokFile)); code != 200 {
+		t.Errorf("default, root token: %d, want 200", code)
+	}
+	stop()
+
+	env := map[string]string{"KMSD_OPEN_SEED_ENDPOINTS": "true", "KMSD_SEED_RSA_RATE": "0.001"}
+	addr, logs, _, stop := startKMSDEnv(t, func(k string) string { return env[k] },
+		"--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--root-token-file", filepath.Join(tmp, "root2.token"))
+	defer stop()
+	if code := get(addr, "/generate-aes-key", ""); code != 200 {
+		t.Errorf("open, aes without a token: %d, want 200", code)
+	}
+	if code := get(addr, "/generate-rsa-key-pair", ""); code != 200 {
+		t.Errorf("open, first rsa without a token: %d, want 200", code)
+	}
+	if code := get(addr, "/generate-rsa-key-pair", ""); code != 429 {
+		t.Errorf("open, second rsa without a token at 0.001/s: %d, want 429", code)
+	}
+	if !strings.Contains(logs.String(), "open-seed-endpoints") {
+		t.Error("no warning that the seed endpoints are open")
+	}
+
+	for _, bad := range []string{"0", "-1", "NaN", "+Inf"} {
+		var b syncBuf
+		if code := run(context.Background(), []string{"--seed-rsa-rate", bad}, noEnv, strings.NewReader(""), io.Discard, &b, nil); code != 2 || !strings.Contains(b.String(), "--seed-rsa-rate") {
+			t.Errorf("--seed-rsa-rate %s: exit %d %q", bad, code, b.String())
+		}
 	}
 }

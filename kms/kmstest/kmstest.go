@@ -32,7 +32,7 @@ func StartSim(t testing.TB, dir string) (addr, rootToken string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rootToken, err = svc.Bootstrap(); err != nil {
+	if _, err = svc.Bootstrap(func(tok, _ string) error { rootToken = tok; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", atls.ServerConfig(cert))
