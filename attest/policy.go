@@ -51,6 +51,7 @@ func (p *Policy) Check(r *Report) error {
 		return &PolicyError{Rule: "report", Reason: "no report"}
 	}
 	if r.Simulated && !p.AllowSimulated {
+		// Said first: under an SGX policy, "simulated" is the whole story.
 		return &PolicyError{Rule: "simulated", Reason: "quote comes from a simulated platform and the policy does not allow simulation"}
 	}
 	if len(p.MREnclave) > 0 && !slices.Contains(p.MREnclave, r.MREnclave) {
@@ -65,6 +66,32 @@ func (p *Policy) Check(r *Report) error {
 	if r.ISVSVN < p.MinISVSVN {
 		return &PolicyError{Rule: "isvsvn", Reason: fmt.Sprintf("ISVSVN %d is below the minimum %d", r.ISVSVN, p.MinISVSVN)}
 	}
+	if err := p.CheckPlatform(r); err != nil {
+		return err
+	}
+	if p.ReportData != nil {
+		if len(p.ReportData) != len(r.ReportData) || subtle.ConstantTimeCompare(p.ReportData, r.ReportData) != 1 {
+			return &PolicyError{Rule: "report-data", Reason: "report data does not match the expected binding"}
+		}
+	}
+	return nil
+}
+
+// CheckPlatform applies only the rules about how the enclave runs, not
+// which enclave it is: simulation, DEBUG, and the TCB status (Revoked
+// never passes). It is for tools that judge a quote of any enclave, such
+// as `enclavectl quote verify` without a policy file; services use Check,
+// which also requires a measurement. A nil policy accepts nothing.
+func (p *Policy) CheckPlatform(r *Report) error {
+	if p == nil {
+		return &PolicyError{Rule: "empty", Reason: "no policy"}
+	}
+	if r == nil {
+		return &PolicyError{Rule: "report", Reason: "no report"}
+	}
+	if r.Simulated && !p.AllowSimulated {
+		return &PolicyError{Rule: "simulated", Reason: "quote comes from a simulated platform and the policy does not allow simulation"}
+	}
 	if r.Debug && !p.AllowDebug {
 		return &PolicyError{Rule: "debug", Reason: "enclave runs in DEBUG mode, which its host can inspect"}
 	}
@@ -74,11 +101,6 @@ func (p *Policy) Check(r *Report) error {
 	}
 	if r.TCBStatus == Revoked || !slices.Contains(statuses, r.TCBStatus) {
 		return &PolicyError{Rule: "tcb-status", Reason: fmt.Sprintf("TCB status %s is not accepted (advisories %v)", r.TCBStatus, r.AdvisoryIDs)}
-	}
-	if p.ReportData != nil {
-		if len(p.ReportData) != len(r.ReportData) || subtle.ConstantTimeCompare(p.ReportData, r.ReportData) != 1 {
-			return &PolicyError{Rule: "report-data", Reason: "report data does not match the expected binding"}
-		}
 	}
 	return nil
 }

@@ -81,3 +81,38 @@ func TestSeverityOrder(t *testing.T) {
 		t.Error("an unknown status must rank worse than any known one")
 	}
 }
+
+func TestCheckPlatform(t *testing.T) {
+	good := &Report{TCBStatus: UpToDate}
+	var zero Policy
+	if err := zero.CheckPlatform(good); err != nil {
+		t.Errorf("zero policy, non-debug UpToDate SGX report: %v", err)
+	}
+	if err := zero.Check(good); err == nil {
+		t.Error("Check with a zero policy accepted a report")
+	}
+	var nilPolicy *Policy
+	if err := nilPolicy.CheckPlatform(good); err == nil {
+		t.Error("nil policy accepted a report")
+	}
+	for _, tc := range []struct {
+		p    Policy
+		r    Report
+		rule string
+	}{
+		{Policy{}, Report{TCBStatus: UpToDate, Debug: true}, "debug"},
+		{Policy{}, Report{TCBStatus: UpToDate, Simulated: true}, "simulated"},
+		{Policy{}, Report{TCBStatus: OutOfDate}, "tcb-status"},
+		{Policy{TCBStatuses: []TCBStatus{Revoked}}, Report{TCBStatus: Revoked}, "tcb-status"},
+		{Policy{AllowDebug: true, AllowSimulated: true, TCBStatuses: []TCBStatus{OutOfDate}}, Report{TCBStatus: OutOfDate, Debug: true, Simulated: true}, ""},
+	} {
+		err := tc.p.CheckPlatform(&tc.r)
+		var pe *PolicyError
+		switch {
+		case tc.rule == "" && err != nil:
+			t.Errorf("%+v %+v: %v", tc.p, tc.r, err)
+		case tc.rule != "" && (!errors.As(err, &pe) || pe.Rule != tc.rule):
+			t.Errorf("%+v %+v: %v, want rule %s", tc.p, tc.r, err, tc.rule)
+		}
+	}
+}

@@ -28,8 +28,10 @@ Usage:
         loopback by default), for --pccs
   enclavectl quote verify --quote FILE [--collateral DIR | --pccs URL]
         [--root PEM] [--at RFC3339] [--require-crls] [--ego]
-        verify a quote (binary or hex) and print the report as JSON;
-        exit status 0 only if the quote is genuine
+        [--policy FILE | --allow-debug --accept-status LIST]
+        verify a quote (binary or hex) and print the verdict as JSON;
+        exit status 0 if genuine and acceptable (not DEBUG, TCB status
+        accepted), 1 if not genuine, 3 if genuine but refused by policy
   enclavectl relay register --id ID [--addr HOST:PORT] [--simulation --sim-dir DIR]
   enclavectl relay send --id ID --to ID MESSAGE... [flags]
   enclavectl relay poll --id ID [--all] [flags]

@@ -5,28 +5,40 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/sharedenclave/sharedenclave/attest"
-	"github.com/sharedenclave/sharedenclave/attest/dcap"
+	"github.com/sharedenclave/sharedenclave/attest/policyfile"
 	"github.com/sharedenclave/sharedenclave/attest/sgxquote"
+	"github.com/sharedenclave/sharedenclave/attest/verdict"
 )
 
-// verifyOutput is what `quote verify` prints.
-type verifyOutput struct {
-	Genuine bool   `json:"genuine"`
-	Error   string `json:"error,omitempty"`
-	Step    string `json:"failed_step,omitempty"`
-	*attest.Report
-}
+const quoteVerifySynopsis = `quote verify --quote FILE [--collateral DIR | --pccs URL] [flags]
+
+Verifies a quote (binary or hex) in two steps and prints the verdict as JSON:
+is it genuine (signed by a real SGX platform, or by the simulated platform
+whose --root you give), and is it acceptable. Without --policy, acceptable
+means: not a DEBUG enclave, TCB status UpToDate or SWHardeningNeeded (never
+Revoked), and not simulated unless you gave its root with --root. With
+--policy FILE, the file's [peers] table decides, measurements included.
+
+Exit status:
+  0  genuine and acceptable
+  1  not genuine, or the verification could not finish (the JSON says why)
+  2  usage error
+  3  genuine, but refused by the policy (the JSON says which rule)`
 
 func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("quote verify", "quote verify --quote FILE [--collateral DIR | --pccs URL] [flags]", stderr)
+	fs := newFlags("quote verify", quoteVerifySynopsis, stderr)
 	quotePath := fs.String("quote", "", "quote file, binary or hex ('-' for standard input)")
 	vf := addVerifyFlags(fs)
 	ego := fs.Bool("ego", false, "the quote carries EGo's 16-byte report header")
+	policyPath := fs.String("policy", "", "policy file whose [peers] table decides what is acceptable (measurements too)")
+	allowDebug := fs.Bool("allow-debug", false, "accept a DEBUG enclave (its host can read its memory: development only)")
+	accept := fs.String("accept-status", "", "comma-separated TCB statuses to accept instead of UpToDate,SWHardeningNeeded (Revoked never is)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return flagStatus(err)
@@ -43,6 +55,32 @@ func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if msg := vf.usage(); msg != "" {
 		return usageErr(stderr, fs, "%s", msg)
 	}
+	if *policyPath != "" && (*allowDebug || *accept != "") {
+		return usageErr(stderr, fs, "--policy decides debug and TCB statuses itself: put allow_debug and tcb_statuses in the file instead of --allow-debug and --accept-status")
+	}
+	var check verdict.Check
+	if *policyPath != "" {
+		p, err := policyfile.PeerPolicy(*policyPath, nil)
+		if err != nil {
+			return fail(stderr, "quote verify", err, "a policy file is TOML with a [peers] table naming mrenclave or mrsigner (docs/DEPLOY.md, step 5)")
+		}
+		check = p.Check
+	} else {
+		p := &attest.Policy{AllowDebug: *allowDebug, AllowSimulated: *vf.root != ""}
+		if *accept != "" {
+			for _, s := range strings.Split(*accept, ",") {
+				st := attest.TCBStatus(strings.TrimSpace(s))
+				if !st.Known() {
+					return usageErr(stderr, fs, "--accept-status: unknown TCB status %q", s)
+				}
+				if st == attest.Revoked {
+					return usageErr(stderr, fs, "--accept-status: Revoked is never accepted")
+				}
+				p.TCBStatuses = append(p.TCBStatuses, st)
+			}
+		}
+		check = p.CheckPlatform
+	}
 	v, err := vf.verifier()
 	if err != nil {
 		return fail(stderr, "quote verify", err, "")
@@ -53,29 +91,22 @@ func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if *ego {
 		if q, err = sgxquote.StripEGoHeader(q); err != nil {
-			return fail(stderr, "quote verify", err, "")
+			return fail(stderr, "quote verify", err, "the file does not start with EGo's 16-byte header: leave out --ego for a plain quote")
 		}
 	}
-	out := verifyOutput{}
-	r, err := v.Verify(ctx, q)
-	if err != nil {
-		out.Error = err.Error()
-		var de *dcap.Error
-		if errors.As(err, &de) {
-			out.Step = string(de.Step)
-		}
-	} else {
-		out.Genuine, out.Report = true, r
-	}
+	out := verdict.Judge(ctx, v, check, q)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(out); err != nil {
 		return fail(stderr, "quote verify", err, "")
 	}
-	if !out.Genuine {
-		return 1
+	if out.Error != "" {
+		fmt.Fprintf(stderr, "enclavectl quote verify: %s\n", out.Error)
+		if out.Hint != "" {
+			fmt.Fprintf(stderr, "hint: %s\n", out.Hint)
+		}
 	}
-	return 0
+	return out.ExitCode()
 }
 
 // readQuote reads a quote file, accepting raw bytes or hex text.
