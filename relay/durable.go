@@ -109,7 +109,7 @@ func OpenDurableMailboxes(st *store.Store, l Limits, log *slog.Logger) (*Durable
 	return d, nil
 }
 
-func encodeStored(from string, data []byte) []byte {
+func encodeStored(from string, data []byte) ([]byte, error) {
 	return wire.AppendAddressed(make([]byte, 0, 2+len(from)+len(data)), from, data)
 }
 
@@ -162,7 +162,11 @@ func (d *DurableMailboxes) Push(id string, m Message) error {
 		return ErrMailboxFull
 	}
 	seq := b.tail
-	if err := d.st.Put(kindMessage, b.key(seq), encodeStored(m.From, m.Data), store.NoSync); err != nil {
+	v, err := encodeStored(m.From, m.Data)
+	if err != nil {
+		return fmt.Errorf("relay: storing message: %w", err)
+	}
+	if err := d.st.Put(kindMessage, b.key(seq), v, store.NoSync); err != nil {
 		return fmt.Errorf("relay: storing message: %w", err)
 	}
 	if b.count == 0 {

@@ -178,8 +178,13 @@ func (s *session) handle(f wire.Frame) {
 			srv.cfg.Metrics.Delivered()
 			// Header and sender into scratch, the data straight from the
 			// message: no per-message frame buffer.
-			s.scratch = wire.AppendFrameHeader(s.scratch[:0], wire.DataAvailable, 2+len(m.From)+len(m.Data))
-			s.scratch = wire.AppendAddressed(s.scratch, m.From, nil)
+			hdr := wire.AppendFrameHeader(s.scratch[:0], wire.DataAvailable, 2+len(m.From)+len(m.Data))
+			if s.scratch, err = wire.AppendAddressed(hdr, m.From, nil); err != nil {
+				// Unreachable: senders are checked when they register.
+				s.log.Error("stored sender id is invalid; message refused", "err", err)
+				s.nack(wire.PollNack, "mailbox could not be read")
+				return
+			}
 			s.out.Write(s.scratch)
 			s.out.Write(m.Data)
 		}
