@@ -46,7 +46,7 @@ type Metrics interface {
 	Connection(open bool)
 	Attestation(result string)
 	Frame(t wire.Type)
-	Nack(t wire.Type, reason string)
+	Nack(t wire.Type, r Reason)
 	Delivered()
 }
 
@@ -55,7 +55,7 @@ type noMetrics struct{}
 func (noMetrics) Connection(bool)        {}
 func (noMetrics) Attestation(string)     {}
 func (noMetrics) Frame(wire.Type)        {}
-func (noMetrics) Nack(wire.Type, string) {}
+func (noMetrics) Nack(wire.Type, Reason) {}
 func (noMetrics) Delivered()             {}
 
 // Server is the relay.
