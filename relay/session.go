@@ -132,7 +132,7 @@ func (s *session) handle(f wire.Frame) {
 			s.nack(wire.RegisterNack, refuse(r))
 			return
 		}
-		s.log.Info("registered", "id", id)
+		s.log.Info("registered", "id_tag", srv.idTag(id))
 		s.reply(wire.RegisterAck, "")
 
 	case wire.SendData:
