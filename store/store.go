@@ -9,15 +9,22 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/sharedenclave/sharedenclave/seal"
 )
 
-// Errors.
+// Errors callers branch on.
 var (
 	ErrNotFound = errors.New("store: not found")
-	// ErrCorrupt wraps records that fail to open or storage corruption.
+	// ErrCorrupt: a record was read and does not open (authentication of
+	// the sealed envelope failed, or the envelope is malformed). It will
+	// never open; callers refuse it and may delete it.
 	ErrCorrupt = errors.New("store: record refused")
+	// ErrIO: the storage could not be read (an I/O error, or a damaged
+	// file Pebble detected). The record may be fine; callers must keep it
+	// and report the error, never treat it as ErrCorrupt.
+	ErrIO = errors.New("store: storage could not be read")
 )
 
 // Store is an embedded, durable key-value store (Pebble) that holds only
@@ -40,6 +47,11 @@ type Options struct {
 	Root    *seal.Root
 	Purpose string
 	Logger  *slog.Logger
+	// FS is the filesystem Pebble uses; default the operating system's.
+	// Tests inject failures through it (Pebble's vfs/errorfs).
+	FS vfs.FS
+	// CacheSize is Pebble's block cache in bytes; default 8 MiB.
+	CacheSize int64
 }
 
 // metaGeneration holds the current seal key generation, a big-endian
@@ -63,11 +75,13 @@ func Open(o Options) (*Store, error) {
 	}
 	log := o.Logger
 	db, err := pebble.Open(o.Dir, &pebble.Options{
-		Logger: pebbleLogger{o.Logger},
+		FS:        o.FS,
+		CacheSize: o.CacheSize,
+		Logger:    pebbleLogger{o.Logger},
 		EventListener: &pebble.EventListener{
 			// Pebble's default is to exit the process. The host can corrupt
-			// files at will; we refuse the affected reads (they return an
-			// error wrapping ErrCorrupt) and say so, and keep serving the rest.
+			// files at will; the affected reads fail (an error wrapping
+			// ErrIO: the record is kept) and we say so, and keep serving the rest.
 			DataCorruption: func(info pebble.DataCorruptionInfo) {
 				log.Error("storage corruption detected; affected records are refused", "path", info.Path, "err", info.Details)
 			},
@@ -201,8 +215,9 @@ func (s *Store) Put(kind string, key, value []byte, d Durability) error {
 	return s.db.Set(k, sealed, writeOpts(d))
 }
 
-// Get returns the opened value under kind/key: ErrNotFound, or an error
-// wrapping ErrCorrupt if it does not open.
+// Get returns the opened value under kind/key: ErrNotFound; an error
+// wrapping ErrCorrupt if the record was read and does not open; an error
+// wrapping ErrIO if it could not be read.
 func (s *Store) Get(kind string, key []byte) ([]byte, error) {
 	k := dbKey(kind, key)
 	v, closer, err := s.db.Get(k)
@@ -210,7 +225,7 @@ func (s *Store) Get(kind string, key []byte) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: %s/%x: %w", ErrIO, kind, key, err)
 	}
 	defer closer.Close()
 	return s.open(kind, k, v)
@@ -266,13 +281,15 @@ func (b *Batch) Commit(d Durability) error {
 
 // Scan calls fn for every record of kind whose key starts with prefix, in
 // key order, with the opened value or the error that refused it (wrapping
-// ErrCorrupt). A record that does not open is never given to fn as data.
+// ErrCorrupt if it does not open, ErrIO if its value could not be read).
+// A record that does not open is never given to fn as data. An iteration
+// that cannot go on returns an error wrapping ErrIO.
 // fn's slices are valid only during the call.
 func (s *Store) Scan(kind string, prefix []byte, fn func(key, value []byte, err error) error) error {
 	lower := dbKey(kind, prefix)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
@@ -280,7 +297,7 @@ func (s *Store) Scan(kind string, prefix []byte, fn func(key, value []byte, err 
 		v, verr := it.ValueAndErr()
 		var p []byte
 		if verr != nil {
-			verr = fmt.Errorf("%w: %v", ErrCorrupt, verr)
+			verr = fmt.Errorf("%w: %s/%x: %w", ErrIO, kind, k[len(kind)+1:], verr)
 		} else {
 			p, verr = s.open(kind, k, v)
 		}
@@ -289,7 +306,7 @@ func (s *Store) Scan(kind string, prefix []byte, fn func(key, value []byte, err 
 		}
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }

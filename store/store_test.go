@@ -6,9 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/sharedenclave/sharedenclave/seal"
 )
@@ -266,5 +270,43 @@ func TestRotate(t *testing.T) {
 	rawSet(t, s, "key", []byte("k"), before)
 	if _, err := s.Get("key", []byte("k")); err != nil {
 		t.Fatalf("generation-1 record: %v", err)
+	}
+}
+
+// TestReadErrorIsNotCorruption: a read that fails in the filesystem is
+// ErrIO, never ErrCorrupt (callers delete ErrCorrupt records), and the
+// record reads again once the filesystem does.
+func TestReadErrorIsNotCorruption(t *testing.T) {
+	dir := t.TempDir()
+	var failing atomic.Bool
+	efs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsRead && strings.HasSuffix(op.Path, ".sst") {
+			return errors.New("injected read error")
+		}
+		return nil
+	}))
+	s, err := Open(Options{Dir: dir, Root: root(t, 1), Purpose: "test", FS: efs, CacheSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put("msg", []byte("a"), []byte("value"), Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	_, err = s.Get("msg", []byte("a"))
+	if !errors.Is(err, ErrIO) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get during a read error: %v, want ErrIO and not ErrCorrupt", err)
+	}
+	serr := s.Scan("msg", nil, func(_, _ []byte, err error) error { return err })
+	if !errors.Is(serr, ErrIO) || errors.Is(serr, ErrCorrupt) {
+		t.Fatalf("Scan during a read error: %v, want ErrIO and not ErrCorrupt", serr)
+	}
+	failing.Store(false)
+	if v, err := s.Get("msg", []byte("a")); err != nil || string(v) != "value" {
+		t.Fatalf("after the read error: %q %v", v, err)
 	}
 }
