@@ -104,6 +104,9 @@ func (c *Conn) ServerReport() *attest.Report { return c.server }
 func (c *Conn) Close() error { return c.conn.Close() }
 
 func (c *Conn) write(t wire.Type, payload []byte) error {
+	if err := wire.CheckFrameLen(len(payload)); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
 	c.buf = wire.AppendFrame(c.buf[:0], t, payload)
 	_, err := c.w.Write(c.buf)
 	return err
@@ -152,10 +155,11 @@ func expect(f wire.Frame, ack, nack wire.Type) error {
 
 // Register claims a client id for this connection.
 func (c *Conn) Register(id string) error {
-	if err := wire.CheckID([]byte(id)); err != nil {
-		return err
+	p, err := wire.AppendRegister(nil, id)
+	if err != nil {
+		return fmt.Errorf("client: register: %w", err)
 	}
-	f, err := c.roundTrip(wire.RegisterClient, []byte(id))
+	f, err := c.roundTrip(wire.RegisterClient, p)
 	if err != nil {
 		return err
 	}
@@ -163,9 +167,15 @@ func (c *Conn) Register(id string) error {
 }
 
 // Send delivers data to recipient's mailbox. It returns after the relay
-// acknowledged (SEND_ACK) or refused (*NackError) it.
+// acknowledged (SEND_ACK) or refused (*NackError) it. A recipient the
+// relay would refuse (empty, over 255 bytes, not UTF-8) returns an error
+// wrapping wire.ErrMalformed and nothing is sent.
 func (c *Conn) Send(recipient string, data []byte) error {
-	f, err := c.roundTrip(wire.SendData, wire.AppendAddressed(nil, recipient, data))
+	p, err := wire.AppendAddressed(nil, recipient, data)
+	if err != nil {
+		return fmt.Errorf("client: send: recipient: %w", err)
+	}
+	f, err := c.roundTrip(wire.SendData, p)
 	if err != nil {
 		return err
 	}
@@ -201,7 +211,10 @@ func (c *Conn) Poll() (from string, data []byte, ok bool, err error) {
 func (c *Conn) Pipeline(recipient string, msgs [][]byte) (acked int, err error) {
 	var payload []byte
 	for _, m := range msgs {
-		payload = wire.AppendAddressed(payload[:0], recipient, m)
+		payload, err = wire.AppendAddressed(payload[:0], recipient, m)
+		if err != nil {
+			return 0, fmt.Errorf("client: send: recipient: %w", err)
+		}
 		if err := c.write(wire.SendData, payload); err != nil {
 			return 0, err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
@@ -72,5 +73,38 @@ func TestPipelineAndPollMany(t *testing.T) {
 func TestDialNeedsPolicy(t *testing.T) {
 	if _, err := client.Dial(context.Background(), "127.0.0.1:1", client.Config{}); err == nil {
 		t.Fatal("Dial without attester, verifier and policy")
+	}
+}
+
+// TestSendRefusesOverlongRecipient is issue 12 item 5: the recipient "bob"
+// followed by 65,536 bytes used to go out with its length cast to u16, so
+// the relay delivered it to "bob" with the rest of the id as data. Send
+// must refuse it before anything is written, for every id the relay's
+// decoder would refuse, and the connection stays usable.
+func TestSendRefusesOverlongRecipient(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	addr := relaytest.StartSim(t, dir)
+	c := dial(t, dir, addr)
+	if err := c.Register("bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"bob" + strings.Repeat("x", 65536), strings.Repeat("b", 256), "", "bo\xffb"} {
+		err := c.Send(bad, []byte("hi"))
+		var ne *client.NackError
+		if !errors.Is(err, wire.ErrMalformed) || errors.As(err, &ne) {
+			t.Errorf("Send to a %d-byte recipient: %v, want an error wrapping wire.ErrMalformed before sending", len(bad), err)
+		}
+		if n, err := c.Pipeline(bad, [][]byte{[]byte("hi")}); n != 0 || !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("Pipeline to a %d-byte recipient: %d acked, %v", len(bad), n, err)
+		}
+	}
+	if from, data, ok, err := c.Poll(); err != nil || ok {
+		t.Fatalf("bob received %q from %q (%v): an invalid recipient was delivered", data[:min(len(data), 16)], from, err)
+	}
+	if err := c.Register(strings.Repeat("b", 256)); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("Register of a 256-byte id: %v", err)
+	}
+	if err := c.Send("bob", []byte("still usable")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sharedenclave/sharedenclave/relay"
 	"github.com/sharedenclave/sharedenclave/wire"
 )
 
@@ -114,18 +115,10 @@ func (m *Relay) Frame(t wire.Type) {
 	m.frames.WithLabelValues(name).Inc()
 }
 
-// Nack implements relay.Metrics. The reason is one of the relay's fixed
-// reasons; free-form parser messages are folded into "malformed".
-func (m *Relay) Nack(t wire.Type, reason string) {
-	switch reason {
-	case "recipient not found", "mailbox full", "relay full", "register before sending", "register before polling",
-		"id is in use by another session", "this session is already registered as another id",
-		"attested identity may not register this id", "too many client ids", "could not create mailbox",
-		"message could not be stored", "mailbox could not be read":
-	default:
-		reason = "malformed"
-	}
-	m.nacks.WithLabelValues(t.String(), reason).Inc()
+// Nack implements relay.Metrics. The label comes from the reason's own
+// fixed table (relay.Reason.Label), never from text a client influenced.
+func (m *Relay) Nack(t wire.Type, r relay.Reason) {
+	m.nacks.WithLabelValues(t.String(), r.Label()).Inc()
 }
 
 // Delivered implements relay.Metrics.

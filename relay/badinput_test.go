@@ -31,8 +31,8 @@ func TestSeveralFramesInOneWrite(t *testing.T) {
 	c := dialRaw(t, s.addr)
 	var b []byte
 	b = wire.AppendFrame(b, wire.RegisterClient, []byte("me"))
-	b = wire.AppendFrame(b, wire.SendData, wire.AppendAddressed(nil, "me", []byte("one")))
-	b = wire.AppendFrame(b, wire.SendData, wire.AppendAddressed(nil, "me", []byte("two")))
+	b = wire.AppendFrame(b, wire.SendData, addressed("me", []byte("one")))
+	b = wire.AppendFrame(b, wire.SendData, addressed("me", []byte("two")))
 	b = wire.AppendFrame(b, wire.PollData, nil)
 	b = wire.AppendFrame(b, wire.PollData, nil)
 	b = wire.AppendFrame(b, wire.PollData, nil)
@@ -42,10 +42,10 @@ func TestSeveralFramesInOneWrite(t *testing.T) {
 	c.expect(wire.RegisterAck, "")
 	c.expect(wire.SendAck, "")
 	c.expect(wire.SendAck, "")
-	if p := c.expect(wire.DataAvailable, ""); !bytes.Equal(p, wire.AppendAddressed(nil, "me", []byte("one"))) {
+	if p := c.expect(wire.DataAvailable, ""); !bytes.Equal(p, addressed("me", []byte("one"))) {
 		t.Fatalf("first poll %q", p)
 	}
-	if p := c.expect(wire.DataAvailable, ""); !bytes.Equal(p, wire.AppendAddressed(nil, "me", []byte("two"))) {
+	if p := c.expect(wire.DataAvailable, ""); !bytes.Equal(p, addressed("me", []byte("two"))) {
 		t.Fatalf("second poll %q", p)
 	}
 	c.expect(wire.NoDataAvailable, "")
@@ -63,7 +63,7 @@ func TestZeroLengthPayloads(t *testing.T) {
 	// A SEND with an empty data part is a valid empty message.
 	c.send(wire.RegisterClient, []byte("z"))
 	c.expect(wire.RegisterAck, "")
-	c.send(wire.SendData, wire.AppendAddressed(nil, "z", nil))
+	c.send(wire.SendData, addressed("z", nil))
 	c.expect(wire.SendAck, "")
 	c.send(wire.PollData, nil)
 	if p := c.expect(wire.DataAvailable, ""); !bytes.Equal(p, []byte{0, 1, 'z'}) {
@@ -78,7 +78,7 @@ func TestMaximumPayload(t *testing.T) {
 	c.send(wire.RegisterClient, []byte("big"))
 	c.expect(wire.RegisterAck, "")
 	// Exactly the maximum is accepted.
-	exact := wire.AppendAddressed(nil, "big", make([]byte, max-2-3))
+	exact := addressed("big", make([]byte, max-2-3))
 	c.send(wire.SendData, exact)
 	c.expect(wire.SendAck, "")
 	// One byte more is refused with ERROR, then the connection is closed.
@@ -101,7 +101,7 @@ func TestConnectionCutMidFrame(t *testing.T) {
 	c := dialRaw(t, s.addr)
 	c.send(wire.RegisterClient, []byte("cut"))
 	c.expect(wire.RegisterAck, "")
-	frame := wire.AppendFrame(nil, wire.SendData, wire.AppendAddressed(nil, "cut", []byte("never finished")))
+	frame := wire.AppendFrame(nil, wire.SendData, addressed("cut", []byte("never finished")))
 	c.Write(frame[:7])
 	c.Close()
 	// The id is freed once the server notices, and others are served.
@@ -167,7 +167,7 @@ func TestSendMalformed(t *testing.T) {
 func TestSendBeforeRegister(t *testing.T) {
 	s := startServer(t, nil)
 	c := dialRaw(t, s.addr)
-	c.send(wire.SendData, wire.AppendAddressed(nil, "x", []byte("y")))
+	c.send(wire.SendData, addressed("x", []byte("y")))
 	c.expect(wire.SendNack, "register")
 	c.send(wire.PollData, nil)
 	c.expect(wire.PollNack, "register")
@@ -187,7 +187,7 @@ func TestRegistrationRules(t *testing.T) {
 	// Messages sent to alice wait in her mailbox across her reconnect.
 	b.send(wire.RegisterClient, []byte("bob"))
 	b.expect(wire.RegisterAck, "")
-	b.send(wire.SendData, wire.AppendAddressed(nil, "alice", []byte("while you were out")))
+	b.send(wire.SendData, addressed("alice", []byte("while you were out")))
 	b.expect(wire.SendAck, "")
 	a.Close()
 	deadline := time.Now().Add(5 * time.Second)
@@ -204,7 +204,7 @@ func TestRegistrationRules(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	c.send(wire.PollData, nil)
-	if p := c.expect(wire.DataAvailable, ""); !bytes.Equal(p, wire.AppendAddressed(nil, "bob", []byte("while you were out"))) {
+	if p := c.expect(wire.DataAvailable, ""); !bytes.Equal(p, addressed("bob", []byte("while you were out"))) {
 		t.Fatalf("polled %q", p)
 	}
 }
@@ -225,14 +225,14 @@ func TestMailboxFull(t *testing.T) {
 	c.send(wire.RegisterClient, []byte("m"))
 	c.expect(wire.RegisterAck, "")
 	for i := 0; i < 2; i++ {
-		c.send(wire.SendData, wire.AppendAddressed(nil, "m", []byte("x")))
+		c.send(wire.SendData, addressed("m", []byte("x")))
 		c.expect(wire.SendAck, "")
 	}
-	c.send(wire.SendData, wire.AppendAddressed(nil, "m", []byte("x")))
+	c.send(wire.SendData, addressed("m", []byte("x")))
 	c.expect(wire.SendNack, "mailbox full")
 	c.send(wire.PollData, nil)
 	c.expect(wire.DataAvailable, "")
-	c.send(wire.SendData, wire.AppendAddressed(nil, "m", make([]byte, 101)))
+	c.send(wire.SendData, addressed("m", make([]byte, 101)))
 	c.expect(wire.SendNack, "mailbox full")
 }
 
@@ -415,12 +415,12 @@ func TestRelayFull(t *testing.T) {
 	c := dialRaw(t, s.addr)
 	c.send(wire.RegisterClient, []byte("a"))
 	c.expect(wire.RegisterAck, "")
-	c.send(wire.SendData, wire.AppendAddressed(nil, "a", make([]byte, 60)))
+	c.send(wire.SendData, addressed("a", make([]byte, 60)))
 	c.expect(wire.SendAck, "")
-	c.send(wire.SendData, wire.AppendAddressed(nil, "a", make([]byte, 60)))
+	c.send(wire.SendData, addressed("a", make([]byte, 60)))
 	c.expect(wire.SendNack, "relay full")
 	c.send(wire.PollData, nil)
 	c.expect(wire.DataAvailable, "")
-	c.send(wire.SendData, wire.AppendAddressed(nil, "a", make([]byte, 60)))
+	c.send(wire.SendData, addressed("a", make([]byte, 60)))
 	c.expect(wire.SendAck, "") // polled bytes are given back
 }

@@ -55,6 +55,9 @@ func OpenDurableMailboxes(st *store.Store, l Limits, log *slog.Logger) (*Durable
 	d := &DurableMailboxes{st: st, limits: l, log: log, boxes: map[string]*durableBox{}}
 	byBlind := map[string]*durableBox{}
 	err := st.Scan(kindMailbox, nil, func(k, v []byte, err error) error {
+		if errors.Is(err, store.ErrIO) {
+			return err
+		}
 		if err != nil {
 			log.Error("refusing a mailbox record that does not open", "err", err)
 			return nil
@@ -69,13 +72,16 @@ func OpenDurableMailboxes(st *store.Store, l Limits, log *slog.Logger) (*Durable
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("relay: reading the mailboxes: %w (no record was changed; check the disk, then start again)", err)
 	}
 	refused := 0
 	err = st.Scan(kindMessage, nil, func(k, v []byte, err error) error {
 		if len(k) != 16+8 {
 			refused++
 			return nil
+		}
+		if errors.Is(err, store.ErrIO) {
+			return err
 		}
 		b := byBlind[string(k[:16])]
 		if err != nil || b == nil {
@@ -101,7 +107,7 @@ func OpenDurableMailboxes(st *store.Store, l Limits, log *slog.Logger) (*Durable
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("relay: reading the stored messages: %w (no record was changed; check the disk, then start again)", err)
 	}
 	if refused > 0 {
 		log.Error("stored messages refused at startup", "count", refused)
@@ -109,7 +115,7 @@ func OpenDurableMailboxes(st *store.Store, l Limits, log *slog.Logger) (*Durable
 	return d, nil
 }
 
-func encodeStored(from string, data []byte) []byte {
+func encodeStored(from string, data []byte) ([]byte, error) {
 	return wire.AppendAddressed(make([]byte, 0, 2+len(from)+len(data)), from, data)
 }
 
@@ -162,7 +168,11 @@ func (d *DurableMailboxes) Push(id string, m Message) error {
 		return ErrMailboxFull
 	}
 	seq := b.tail
-	if err := d.st.Put(kindMessage, b.key(seq), encodeStored(m.From, m.Data), store.NoSync); err != nil {
+	v, err := encodeStored(m.From, m.Data)
+	if err != nil {
+		return fmt.Errorf("relay: storing message: %w", err)
+	}
+	if err := d.st.Put(kindMessage, b.key(seq), v, store.NoSync); err != nil {
 		return fmt.Errorf("relay: storing message: %w", err)
 	}
 	if b.count == 0 {
@@ -201,8 +211,11 @@ func (d *DurableMailboxes) Pop(id string) (Message, bool, error) {
 		if err == nil {
 			m.From, m.Data, err = decodeStored(v)
 		}
+		// Only a record that was read and will never open (or is gone) is
+		// removed. Anything else — an I/O error above all — leaves it in
+		// place: the caller answers with an error and a later Pop retries.
 		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt) && !errors.Is(err, wire.ErrMalformed) {
-			return Message{}, false, err
+			return Message{}, false, fmt.Errorf("relay: reading a message (kept): %w", err)
 		}
 		if err := d.st.Delete(kindMessage, b.key(seq), store.NoSync); err != nil {
 			return Message{}, false, err

@@ -168,3 +168,12 @@ func isClosedErr(err error) bool {
 	}
 	return ne == nil || !ne.Timeout()
 }
+
+// addressed is wire.AppendAddressed for ids a test knows are valid.
+func addressed(id string, data []byte) []byte {
+	p, err := wire.AppendAddressed(nil, id, data)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}

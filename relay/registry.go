@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/sharedenclave/sharedenclave/attest"
@@ -14,39 +15,39 @@ type registry struct {
 	bindings map[string]*attest.Policy
 }
 
-// register answers REGISTER_CLIENT: "" on success, or the NACK reason.
+// register answers REGISTER_CLIENT: ReasonNone on success, or why not.
 //
 //   - the same id again on the same session: ACK;
 //   - a second, different id on a session: NACK;
 //   - an id held by another live session: NACK;
 //   - an id bound (policy file) to identities the session's attested
 //     report does not match: NACK.
-func (r *registry) register(s *session, id string, boxes Mailboxes) string {
+func (r *registry) register(s *session, id string, boxes Mailboxes) Reason {
 	if s.id != "" {
 		if s.id == id {
-			return ""
+			return ReasonNone
 		}
-		return "this session is already registered as another id"
+		return ReasonOtherIDOnSession
 	}
 	if p, ok := r.bindings[id]; ok {
 		if err := p.Check(s.peer); err != nil {
-			return "attested identity may not register this id"
+			return ReasonIDBound
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if holder, ok := r.live[id]; ok && holder != s {
-		return "id is in use by another session"
+		return ReasonIDInUse
 	}
 	if err := boxes.Create(id); err != nil {
-		if err == ErrTooMany {
-			return "too many client ids"
+		if errors.Is(err, ErrTooMany) {
+			return ReasonTooManyIDs
 		}
-		return "could not create mailbox"
+		return ReasonMailboxNotCreated
 	}
 	r.live[id] = s
 	s.id = id
-	return ""
+	return ReasonNone
 }
 
 // release frees the id a session held.

@@ -113,9 +113,10 @@ func (s *session) replyBytes(t wire.Type, payload []byte) {
 	s.out.Write(s.scratch)
 }
 
-func (s *session) nack(t wire.Type, reason string) {
-	s.srv.cfg.Metrics.Nack(t, reason)
-	s.reply(t, reason)
+// nack answers t with r's text and counts it under r's label.
+func (s *session) nack(t wire.Type, r refusal) {
+	s.srv.cfg.Metrics.Nack(t, r.reason)
+	s.reply(t, r.text())
 }
 
 func (s *session) handle(f wire.Frame) {
@@ -123,25 +124,25 @@ func (s *session) handle(f wire.Frame) {
 	switch f.Type {
 	case wire.RegisterClient:
 		if err := wire.CheckID(f.Payload); err != nil {
-			s.nack(wire.RegisterNack, reasonOf(err))
+			s.nack(wire.RegisterNack, payloadRefusal(err))
 			return
 		}
 		id := string(f.Payload)
-		if reason := srv.reg.register(s, id, srv.boxes); reason != "" {
-			s.nack(wire.RegisterNack, reason)
+		if r := srv.reg.register(s, id, srv.boxes); r != ReasonNone {
+			s.nack(wire.RegisterNack, refuse(r))
 			return
 		}
-		s.log.Info("registered", "id", id)
+		s.log.Info("registered", "id_tag", srv.idTag(id))
 		s.reply(wire.RegisterAck, "")
 
 	case wire.SendData:
 		to, data, err := wire.ParseAddressed(f.Payload)
 		if err != nil {
-			s.nack(wire.SendNack, reasonOf(err))
+			s.nack(wire.SendNack, payloadRefusal(err))
 			return
 		}
 		if s.id == "" {
-			s.nack(wire.SendNack, "register before sending")
+			s.nack(wire.SendNack, refuse(ReasonRegisterBeforeSend))
 			return
 		}
 		switch err := srv.boxes.Push(string(to), Message{From: s.id, Data: data}); {
@@ -149,19 +150,19 @@ func (s *session) handle(f wire.Frame) {
 			s.dirty = true
 			s.reply(wire.SendAck, "")
 		case errors.Is(err, ErrNoMailbox):
-			s.nack(wire.SendNack, "recipient not found")
+			s.nack(wire.SendNack, refuse(ReasonRecipientNotFound))
 		case errors.Is(err, ErrMailboxFull):
-			s.nack(wire.SendNack, "mailbox full")
+			s.nack(wire.SendNack, refuse(ReasonMailboxFull))
 		case errors.Is(err, ErrRelayFull):
-			s.nack(wire.SendNack, "relay full")
+			s.nack(wire.SendNack, refuse(ReasonRelayFull))
 		default:
 			s.log.Error("storing message failed", "err", err)
-			s.nack(wire.SendNack, "message could not be stored")
+			s.nack(wire.SendNack, refuse(ReasonNotStored))
 		}
 
 	case wire.PollData:
 		if s.id == "" {
-			s.nack(wire.PollNack, "register before polling")
+			s.nack(wire.PollNack, refuse(ReasonRegisterBeforePoll))
 			return
 		}
 		m, ok, err := srv.boxes.Pop(s.id)
@@ -170,16 +171,21 @@ func (s *session) handle(f wire.Frame) {
 		}
 		switch {
 		case err != nil:
-			s.log.Error("reading mailbox failed", "err", err)
-			s.nack(wire.PollNack, "mailbox could not be read")
+			s.log.Error("reading mailbox failed; the message is kept", "err", err)
+			s.nack(wire.PollNack, refuse(ReasonMailboxUnreadable))
 		case !ok:
 			s.reply(wire.NoDataAvailable, "")
 		default:
 			srv.cfg.Metrics.Delivered()
 			// Header and sender into scratch, the data straight from the
 			// message: no per-message frame buffer.
-			s.scratch = wire.AppendFrameHeader(s.scratch[:0], wire.DataAvailable, 2+len(m.From)+len(m.Data))
-			s.scratch = wire.AppendAddressed(s.scratch, m.From, nil)
+			hdr := wire.AppendFrameHeader(s.scratch[:0], wire.DataAvailable, 2+len(m.From)+len(m.Data))
+			if s.scratch, err = wire.AppendAddressed(hdr, m.From, nil); err != nil {
+				// Unreachable: senders are checked when they register.
+				s.log.Error("stored sender id is invalid; message refused", "err", err)
+				s.nack(wire.PollNack, refuse(ReasonMailboxUnreadable))
+				return
+			}
 			s.out.Write(s.scratch)
 			s.out.Write(m.Data)
 		}
@@ -191,15 +197,4 @@ func (s *session) handle(f wire.Frame) {
 			s.reply(wire.Error, fmt.Sprintf("unknown frame type 0x%02X", uint8(f.Type)))
 		}
 	}
-}
-
-// reasonOf turns a wire decoding error into a NACK reason without the
-// package prefix.
-func reasonOf(err error) string {
-	msg := err.Error()
-	const p = "wire: malformed payload: "
-	if len(msg) > len(p) && msg[:len(p)] == p {
-		return msg[len(p):]
-	}
-	return msg
 }

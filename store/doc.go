@@ -6,7 +6,8 @@
 // The bytes on disk are untrusted. Values are AES-GCM sealed with their
 // kind and key in the associated data, so a flipped byte, a record swapped
 // with another, or one copied under another key fails to open and is
-// refused ([ErrCorrupt]), never served. Keys are visible to the host, so
+// refused ([ErrCorrupt]), never served. A read that fails is another
+// matter ([ErrIO]): the record may be intact, and callers keep it. Keys are visible to the host, so
 // callers blind names with seal.Sealer.Blind. What the host can still do —
 // delete, withhold, or roll the whole directory back to an older copy — is
 // in docs/SECURITY.md.

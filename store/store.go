@@ -6,18 +6,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/sharedenclave/sharedenclave/seal"
 )
 
-// Errors.
+// Errors callers branch on.
 var (
 	ErrNotFound = errors.New("store: not found")
-	// ErrCorrupt wraps records that fail to open or storage corruption.
+	// ErrCorrupt: a record was read and does not open (authentication of
+	// the sealed envelope failed, or the envelope is malformed). It will
+	// never open; callers refuse it and may delete it.
 	ErrCorrupt = errors.New("store: record refused")
+	// ErrIO: the storage could not be read (an I/O error, or a damaged
+	// file Pebble detected). The record may be fine; callers must keep it
+	// and report the error, never treat it as ErrCorrupt.
+	ErrIO = errors.New("store: storage could not be read")
 )
 
 // Store is an embedded, durable key-value store (Pebble) that holds only
@@ -40,12 +48,69 @@ type Options struct {
 	Root    *seal.Root
 	Purpose string
 	Logger  *slog.Logger
+	// FS is the filesystem Pebble uses; default the operating system's.
+	// Tests inject failures through it (Pebble's vfs/errorfs).
+	FS vfs.FS
+	// CacheSize is Pebble's block cache in bytes; default 8 MiB.
+	CacheSize int64
+	// Alternates are other seal roots this enclave can derive (the other
+	// seal policy). They never open data: when Dir was sealed by another
+	// identity, Open tries them only to name, in its error, the one that
+	// would open it.
+	Alternates []Alternate
 }
+
+// Alternate is a seal root Open may name in a *SealedElsewhereError. Name
+// is what the operator would change to use it, e.g. "--seal-policy mrsigner".
+type Alternate struct {
+	Name string
+	Root *seal.Root
+}
+
+// ErrSealedElsewhere: the store was sealed by another enclave identity;
+// none of its records open with this one's seal key.
+var ErrSealedElsewhere = errors.New("store: sealed by another enclave identity")
+
+// SealedElsewhereError is Open's refusal of a store sealed by another
+// enclave identity. Nothing was read from it or written to it.
+type SealedElsewhereError struct {
+	Dir string
+	// OpensWith is the Name of the Alternate that opens it, or "".
+	OpensWith string
+	// Tried are the names of the alternates tried.
+	Tried []string
+}
+
+func (e *SealedElsewhereError) Error() string {
+	msg := fmt.Sprintf("store: %s was sealed by another enclave identity: its records do not open with this enclave's seal key, so it is neither read nor written", e.Dir)
+	if e.OpensWith != "" {
+		return msg + "; it opens with " + e.OpensWith
+	}
+	if len(e.Tried) > 0 {
+		msg += " (nor with " + strings.Join(e.Tried, ", ") + ")"
+	}
+	return msg + "; run the build that sealed it, or recover its data with that build, or start with an empty directory"
+}
+
+// Unwrap returns ErrSealedElsewhere.
+func (e *SealedElsewhereError) Unwrap() error { return ErrSealedElsewhere }
 
 // metaGeneration holds the current seal key generation, a big-endian
 // u32, in the clear: it is not secret, and a host that rolls it back only
 // makes newer records fail to open (refused), which it could do anyway.
 var metaGeneration = []byte("store-meta\x00generation")
+
+// metaCheck is a sealed record written when a store is created (or first
+// opened by this version): Open checks it opens before anything else is
+// read or written, so a store sealed by another enclave identity is
+// refused at once, as a whole.
+var metaCheck = []byte("store-meta\x00seal-check")
+
+const metaKind = "store-meta"
+
+// probeLimit is how many records Open tries on a store without metaCheck
+// (made before it existed) before it concludes none opens.
+const probeLimit = 64
 
 // Open opens (or creates) the store in Dir.
 func Open(o Options) (*Store, error) {
@@ -63,11 +128,13 @@ func Open(o Options) (*Store, error) {
 	}
 	log := o.Logger
 	db, err := pebble.Open(o.Dir, &pebble.Options{
-		Logger: pebbleLogger{o.Logger},
+		FS:        o.FS,
+		CacheSize: o.CacheSize,
+		Logger:    pebbleLogger{o.Logger},
 		EventListener: &pebble.EventListener{
 			// Pebble's default is to exit the process. The host can corrupt
-			// files at will; we refuse the affected reads (they return an
-			// error wrapping ErrCorrupt) and say so, and keep serving the rest.
+			// files at will; the affected reads fail (an error wrapping
+			// ErrIO: the record is kept) and we say so, and keep serving the rest.
 			DataCorruption: func(info pebble.DataCorruptionInfo) {
 				log.Error("storage corruption detected; affected records are refused", "path", info.Path, "err", info.Details)
 			},
@@ -97,7 +164,79 @@ func Open(o Options) (*Store, error) {
 		return nil, err
 	}
 	s.sealer.Store(sealer)
+	switch ok, err := s.opensWith(sealer); {
+	case err != nil:
+		db.Close()
+		return nil, err
+	case !ok:
+		e := &SealedElsewhereError{Dir: o.Dir}
+		for _, a := range o.Alternates {
+			e.Tried = append(e.Tried, a.Name)
+			alt, err := seal.NewSealer(a.Root, o.Purpose, gen)
+			if err != nil {
+				continue
+			}
+			if ok, _ := s.opensWith(alt); ok {
+				e.OpensWith, e.Tried = a.Name, nil
+				break
+			}
+		}
+		db.Close()
+		return nil, e
+	}
+	if _, closer, err := db.Get(metaCheck); errors.Is(err, pebble.ErrNotFound) {
+		if err := s.Put(metaKind, metaCheck[len(metaKind)+1:], []byte(o.Purpose), Sync); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: writing the seal check record: %w", err)
+		}
+	} else if err == nil {
+		closer.Close()
+	}
 	return s, nil
+}
+
+// opensWith reports whether the store's records open with sealer: the
+// seal check record if there is one; otherwise (an empty store, or one
+// made before the check record existed) whether any of the first
+// probeLimit records opens, or there are none.
+func (s *Store) opensWith(sealer *seal.Sealer) (bool, error) {
+	v, closer, err := s.db.Get(metaCheck)
+	if err == nil {
+		defer closer.Close()
+		_, oerr := sealer.Open(metaKind, metaCheck, 0, v)
+		if errors.Is(oerr, seal.ErrUnknownGeneration) {
+			return false, fmt.Errorf("%w: the seal check record is of a newer key generation than the store says (rolled back?): %v", ErrCorrupt, oerr)
+		}
+		return oerr == nil, nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return false, fmt.Errorf("%w: %w", ErrIO, err)
+	}
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrIO, err)
+	}
+	defer it.Close()
+	tried := 0
+	for it.First(); it.Valid() && tried < probeLimit; it.Next() {
+		k := it.Key()
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || bytes.Equal(k, metaGeneration) {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return false, fmt.Errorf("%w: %w", ErrIO, err)
+		}
+		tried++
+		if _, err := sealer.Open(string(k[:i]), k, 0, v); err == nil {
+			return true, nil
+		}
+	}
+	if err := it.Error(); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrIO, err)
+	}
+	return tried == 0, nil
 }
 
 // Rotate moves to a new seal key generation and re-seals every record
@@ -146,7 +285,9 @@ func (s *Store) Rotate() (int, error) {
 			return n, err
 		}
 		b.Set(bytes.Clone(k), c, nil)
-		n++
+		if kind != metaKind {
+			n++
+		}
 		if b.Len() > 1<<20 {
 			if err := b.Commit(pebble.Sync); err != nil {
 				return n, err
@@ -201,8 +342,9 @@ func (s *Store) Put(kind string, key, value []byte, d Durability) error {
 	return s.db.Set(k, sealed, writeOpts(d))
 }
 
-// Get returns the opened value under kind/key: ErrNotFound, or an error
-// wrapping ErrCorrupt if it does not open.
+// Get returns the opened value under kind/key: ErrNotFound; an error
+// wrapping ErrCorrupt if the record was read and does not open; an error
+// wrapping ErrIO if it could not be read.
 func (s *Store) Get(kind string, key []byte) ([]byte, error) {
 	k := dbKey(kind, key)
 	v, closer, err := s.db.Get(k)
@@ -210,7 +352,7 @@ func (s *Store) Get(kind string, key []byte) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: %s/%x: %w", ErrIO, kind, key, err)
 	}
 	defer closer.Close()
 	return s.open(kind, k, v)
@@ -266,13 +408,15 @@ func (b *Batch) Commit(d Durability) error {
 
 // Scan calls fn for every record of kind whose key starts with prefix, in
 // key order, with the opened value or the error that refused it (wrapping
-// ErrCorrupt). A record that does not open is never given to fn as data.
+// ErrCorrupt if it does not open, ErrIO if its value could not be read).
+// A record that does not open is never given to fn as data. An iteration
+// that cannot go on returns an error wrapping ErrIO.
 // fn's slices are valid only during the call.
 func (s *Store) Scan(kind string, prefix []byte, fn func(key, value []byte, err error) error) error {
 	lower := dbKey(kind, prefix)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
@@ -280,7 +424,7 @@ func (s *Store) Scan(kind string, prefix []byte, fn func(key, value []byte, err 
 		v, verr := it.ValueAndErr()
 		var p []byte
 		if verr != nil {
-			verr = fmt.Errorf("%w: %v", ErrCorrupt, verr)
+			verr = fmt.Errorf("%w: %s/%x: %w", ErrIO, kind, k[len(kind)+1:], verr)
 		} else {
 			p, verr = s.open(kind, k, v)
 		}
@@ -289,7 +433,7 @@ func (s *Store) Scan(kind string, prefix []byte, fn func(key, value []byte, err 
 		}
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	return nil
 }

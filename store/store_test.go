@@ -6,9 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/sharedenclave/sharedenclave/seal"
 )
@@ -126,15 +130,72 @@ func TestTamperingRefused(t *testing.T) {
 	}
 }
 
+// TestOtherEnclaveCannotRead is issue 12 item 2: a store sealed by another
+// enclave identity (a rebuild under the mrenclave policy) used to open,
+// then refuse its records one by one and take new ones. Open now refuses
+// it as a whole, says which seal policy would open it, and writes nothing.
 func TestOtherEnclaveCannotRead(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, 1)
 	s.Put("msg", []byte("a"), []byte("secret"), Sync)
 	s.Close()
-	s = open(t, dir, 2)
+
+	_, err := Open(Options{Dir: dir, Root: root(t, 2), Purpose: "test",
+		Alternates: []Alternate{{"--seal-policy other", root(t, 3)}, {"--seal-policy mrsigner", root(t, 1)}}})
+	var se *SealedElsewhereError
+	if !errors.As(err, &se) || !errors.Is(err, ErrSealedElsewhere) || se.OpensWith != "--seal-policy mrsigner" {
+		t.Fatalf("Open with another root: %v, want a *SealedElsewhereError naming --seal-policy mrsigner", err)
+	}
+	if msg := err.Error(); strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "sealed by another enclave identity") || !strings.HasSuffix(msg, "it opens with --seal-policy mrsigner") {
+		t.Errorf("error is not one line with its hint: %q", msg)
+	}
+	_, err = Open(Options{Dir: dir, Root: root(t, 2), Purpose: "test", Alternates: []Alternate{{"--seal-policy mrsigner", root(t, 3)}}})
+	if !errors.As(err, &se) || se.OpensWith != "" || !strings.Contains(err.Error(), "run the build that sealed it") {
+		t.Fatalf("Open with no root that opens it: %v, want the recovery hint", err)
+	}
+	// Nothing was written: the owner still reads exactly its record.
+	s = open(t, dir, 1)
 	defer s.Close()
-	if _, err := s.Get("msg", []byte("a")); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("another root read it: %v", err)
+	if v, err := s.Get("msg", []byte("a")); err != nil || string(v) != "secret" {
+		t.Fatalf("the owner reads %q %v", v, err)
+	}
+	n := 0
+	s.Scan("msg", nil, func(_, _ []byte, _ error) error { n++; return nil })
+	if n != 1 {
+		t.Fatalf("%d records after the refused opens, want 1", n)
+	}
+}
+
+// TestSealCheckOfOlderStores: a store made before the seal check record
+// existed is recognised by its records, and gets the record; one of
+// another identity is refused; an empty one is taken.
+func TestSealCheckOfOlderStores(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1)
+	s.Put("msg", []byte("a"), []byte("v"), Sync)
+	// As an older version left it: no check record.
+	if err := s.db.Delete(metaCheck, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(Options{Dir: dir, Root: root(t, 2), Purpose: "test"}); !errors.Is(err, ErrSealedElsewhere) {
+		t.Fatalf("an older store of another identity: %v", err)
+	}
+	s = open(t, dir, 1)
+	if _, closer, err := s.db.Get(metaCheck); err != nil {
+		t.Fatalf("the check record was not written for an older store of ours: %v", err)
+	} else {
+		closer.Close()
+	}
+	s.Close()
+	// An empty store gets the check record too, so it is ours from then on.
+	empty := t.TempDir()
+	s = open(t, empty, 1)
+	s.Close()
+	s = open(t, empty, 1) // reopening an empty store of ours
+	s.Close()
+	if _, err := Open(Options{Dir: empty, Root: root(t, 2), Purpose: "test"}); !errors.Is(err, ErrSealedElsewhere) {
+		t.Fatalf("an empty store of another identity: %v", err)
 	}
 }
 
@@ -266,5 +327,43 @@ func TestRotate(t *testing.T) {
 	rawSet(t, s, "key", []byte("k"), before)
 	if _, err := s.Get("key", []byte("k")); err != nil {
 		t.Fatalf("generation-1 record: %v", err)
+	}
+}
+
+// TestReadErrorIsNotCorruption: a read that fails in the filesystem is
+// ErrIO, never ErrCorrupt (callers delete ErrCorrupt records), and the
+// record reads again once the filesystem does.
+func TestReadErrorIsNotCorruption(t *testing.T) {
+	dir := t.TempDir()
+	var failing atomic.Bool
+	efs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsRead && strings.HasSuffix(op.Path, ".sst") {
+			return errors.New("injected read error")
+		}
+		return nil
+	}))
+	s, err := Open(Options{Dir: dir, Root: root(t, 1), Purpose: "test", FS: efs, CacheSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put("msg", []byte("a"), []byte("value"), Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	_, err = s.Get("msg", []byte("a"))
+	if !errors.Is(err, ErrIO) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get during a read error: %v, want ErrIO and not ErrCorrupt", err)
+	}
+	serr := s.Scan("msg", nil, func(_, _ []byte, err error) error { return err })
+	if !errors.Is(serr, ErrIO) || errors.Is(serr, ErrCorrupt) {
+		t.Fatalf("Scan during a read error: %v, want ErrIO and not ErrCorrupt", serr)
+	}
+	failing.Store(false)
+	if v, err := s.Get("msg", []byte("a")); err != nil || string(v) != "value" {
+		t.Fatalf("after the read error: %q %v", v, err)
 	}
 }

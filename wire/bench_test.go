@@ -23,7 +23,7 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 }
 
 func benchRead(b *testing.B, size int) {
-	frame := AppendFrame(nil, SendData, AppendAddressed(nil, "recipient", make([]byte, size)))
+	frame := AppendFrame(nil, SendData, mustAddressed("recipient", make([]byte, size)))
 	r := NewReader(&repeatReader{b: bytes.Repeat(frame, 64)}, 0)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
@@ -42,7 +42,7 @@ func BenchmarkReadFrame64(b *testing.B)   { benchRead(b, 64) }
 func BenchmarkReadFrame1024(b *testing.B) { benchRead(b, 1024) }
 
 func BenchmarkAppendFrame64(b *testing.B) {
-	payload := AppendAddressed(nil, "recipient", make([]byte, 64))
+	payload := mustAddressed("recipient", make([]byte, 64))
 	buf := make([]byte, 0, 256)
 	b.SetBytes(int64(HeaderSize + len(payload)))
 	b.ReportAllocs()

@@ -20,7 +20,11 @@
 //
 //	id length u16 big-endian ‖ id (1..255 bytes UTF-8) ‖ data
 //
-// and REGISTER_CLIENT's payload is the id itself. The NACK types and ERROR
+// and REGISTER_CLIENT's payload is the id itself. The encoders refuse what
+// the decoders refuse: AppendAddressed and AppendRegister return a
+// *PayloadError for an id that is empty, over 255 bytes or not UTF-8 (an
+// id is never truncated to fit its u16 length), and WriteFrame a
+// *SizeError for a payload its u32 length cannot state. The NACK types and ERROR
 // carry an optional UTF-8 reason. docs/PROTOCOL.md gives every type and
 // when each answer is sent.
 package wire

@@ -8,7 +8,7 @@ import (
 
 func seedFrames(f *testing.F) {
 	f.Add(AppendFrame(nil, RegisterClient, []byte("alice")))
-	f.Add(AppendFrame(AppendFrame(nil, SendData, AppendAddressed(nil, "bob", []byte("hi"))), PollData, nil))
+	f.Add(AppendFrame(AppendFrame(nil, SendData, mustAddressed("bob", []byte("hi"))), PollData, nil))
 	f.Add([]byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
 	f.Add([]byte{0x02, 0, 0, 0, 2, 0, 9})
 }
@@ -25,7 +25,7 @@ func decodeAll(r io.Reader) ([]byte, error) {
 		}
 		if f.Type == SendData || f.Type == DataAvailable {
 			if id, data, err := ParseAddressed(f.Payload); err == nil {
-				if !bytes.Equal(AppendAddressed(nil, string(id), data), f.Payload) {
+				if !bytes.Equal(mustAddressed(string(id), data), f.Payload) {
 					panic("addressed payload does not round trip")
 				}
 			}

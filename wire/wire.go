@@ -58,12 +58,58 @@ const (
 	MaxQuote = 64 << 10
 )
 
-// Errors. ErrTooLarge and ErrMalformed are wrapped by *SizeError and the
-// payload decoders respectively.
+// Errors. ErrTooLarge is wrapped by *SizeError, ErrMalformed by
+// *PayloadError.
 var (
 	ErrTooLarge  = errors.New("wire: frame too large")
 	ErrMalformed = errors.New("wire: malformed payload")
 )
+
+// Problem says what is wrong with a payload. Callers branch on it (the
+// relay turns it into a NACK reason); they never parse the error text.
+type Problem uint8
+
+// Problems a payload decoder (or encoder) finds.
+const (
+	EmptyID          Problem = iota + 1 // a client id of 0 bytes
+	IDTooLong                           // a client id over MaxIDLen bytes
+	IDNotUTF8                           // a client id that is not valid UTF-8
+	ShortPayload                        // an addressed payload under 2 bytes
+	IDLengthMismatch                    // an id length larger than the bytes that follow it
+)
+
+// PayloadError is a payload refused by its decoder, or refused by an
+// encoder because its decoder would refuse it. It wraps ErrMalformed.
+type PayloadError struct {
+	Problem Problem
+	// Len is the length at fault: the id's (EmptyID, IDTooLong,
+	// IDLengthMismatch: the u16 it claims) or the payload's (ShortPayload).
+	Len int
+	// Follow is, for IDLengthMismatch, how many bytes follow the u16.
+	Follow int
+}
+
+func (e *PayloadError) Error() string {
+	var d string
+	switch e.Problem {
+	case EmptyID:
+		d = "empty client id"
+	case IDTooLong:
+		d = fmt.Sprintf("client id of %d bytes, longer than %d", e.Len, MaxIDLen)
+	case IDNotUTF8:
+		d = "client id is not valid UTF-8"
+	case ShortPayload:
+		d = fmt.Sprintf("%d bytes, too short for the u16 id length", e.Len)
+	case IDLengthMismatch:
+		d = fmt.Sprintf("id length %d, but %d bytes follow", e.Len, e.Follow)
+	default:
+		d = fmt.Sprintf("problem %d", e.Problem)
+	}
+	return ErrMalformed.Error() + ": " + d
+}
+
+// Unwrap returns ErrMalformed.
+func (e *PayloadError) Unwrap() error { return ErrMalformed }
 
 // SizeError reports a length over its limit; nothing was allocated for it.
 type SizeError struct {
@@ -154,57 +200,106 @@ func noEOF(err error) error {
 	return err
 }
 
-// AppendFrame appends the encoding of a frame to dst.
+// MaxFrameLen is the longest payload the u32 length of a frame can
+// state. A Reader refuses far less (its configured maximum).
+const MaxFrameLen = 0xFFFFFFFF
+
+// CheckFrameLen refuses a payload length the frame header cannot state,
+// with a *SizeError, so that no encoder writes a truncated length.
+func CheckFrameLen(n int) error {
+	if n < 0 || uint64(n) > MaxFrameLen {
+		return &SizeError{What: "payload", Len: uint64(max(n, 0)), Limit: MaxFrameLen}
+	}
+	return nil
+}
+
+// AppendFrame appends the encoding of a frame to dst. The payload must be
+// at most MaxFrameLen bytes (check untrusted sizes with CheckFrameLen or
+// use WriteFrame); a longer one panics rather than being written with a
+// truncated length.
 func AppendFrame(dst []byte, t Type, payload []byte) []byte {
 	return append(AppendFrameHeader(dst, t, len(payload)), payload...)
 }
 
 // AppendFrameHeader appends the 5-byte header of a frame whose payload
-// is n bytes long; the caller writes the payload after it.
+// is n bytes long; the caller writes the payload after it. n out of
+// 0..MaxFrameLen panics, as for AppendFrame.
 func AppendFrameHeader(dst []byte, t Type, n int) []byte {
+	if err := CheckFrameLen(n); err != nil {
+		panic(err)
+	}
 	dst = append(dst, byte(t))
 	return binary.BigEndian.AppendUint32(dst, uint32(n))
 }
 
-// WriteFrame writes one frame to w in a single Write.
+// WriteFrame writes one frame to w in a single Write. A payload over
+// MaxFrameLen returns a *SizeError and nothing is written.
 func WriteFrame(w io.Writer, t Type, payload []byte) error {
-	if uint64(len(payload)) > 0xFFFFFFFF {
-		return &SizeError{What: "payload", Len: uint64(len(payload)), Limit: 0xFFFFFFFF}
+	if err := CheckFrameLen(len(payload)); err != nil {
+		return err
 	}
 	_, err := w.Write(AppendFrame(make([]byte, 0, HeaderSize+len(payload)), t, payload))
 	return err
 }
 
-// CheckID validates a client id: 1..255 bytes of valid UTF-8.
-func CheckID(id []byte) error {
+// CheckID validates a client id: 1..255 bytes of valid UTF-8. It returns
+// a *PayloadError.
+func CheckID(id []byte) error { return checkID(id) }
+
+func checkID[T string | []byte](id T) error {
 	switch {
 	case len(id) == 0:
-		return fmt.Errorf("%w: empty client id", ErrMalformed)
+		return &PayloadError{Problem: EmptyID}
 	case len(id) > MaxIDLen:
-		return fmt.Errorf("%w: client id of %d bytes, longer than %d", ErrMalformed, len(id), MaxIDLen)
-	case !utf8.Valid(id):
-		return fmt.Errorf("%w: client id is not valid UTF-8", ErrMalformed)
+		return &PayloadError{Problem: IDTooLong, Len: len(id)}
+	case !validUTF8(id):
+		return &PayloadError{Problem: IDNotUTF8, Len: len(id)}
 	}
 	return nil
 }
 
+func validUTF8[T string | []byte](s T) bool {
+	switch v := any(s).(type) {
+	case string:
+		return utf8.ValidString(v)
+	default:
+		return utf8.Valid(v.([]byte))
+	}
+}
+
+// AppendRegister appends the REGISTER_CLIENT payload: the id itself. An
+// id the relay would refuse (CheckID) returns a *PayloadError and dst
+// unchanged.
+func AppendRegister(dst []byte, id string) ([]byte, error) {
+	if err := checkID(id); err != nil {
+		return dst, err
+	}
+	return append(dst, id...), nil
+}
+
 // AppendAddressed appends the SEND_DATA / DATA_AVAILABLE payload
-// u16 id length ‖ id ‖ data.
-func AppendAddressed(dst []byte, id string, data []byte) []byte {
+// u16 id length ‖ id ‖ data. An id ParseAddressed would refuse — empty,
+// over MaxIDLen bytes, not UTF-8 — returns a *PayloadError and dst
+// unchanged: an id is never truncated to fit the u16.
+func AppendAddressed(dst []byte, id string, data []byte) ([]byte, error) {
+	if err := checkID(id); err != nil {
+		return dst, err
+	}
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(id)))
 	dst = append(dst, id...)
-	return append(dst, data...)
+	return append(dst, data...), nil
 }
 
 // ParseAddressed splits a SEND_DATA or DATA_AVAILABLE payload into the id
 // and the data. The id must pass CheckID. The returned slices alias p.
+// Errors are *PayloadError.
 func ParseAddressed(p []byte) (id, data []byte, err error) {
 	if len(p) < 2 {
-		return nil, nil, fmt.Errorf("%w: %d bytes, too short for the u16 id length", ErrMalformed, len(p))
+		return nil, nil, &PayloadError{Problem: ShortPayload, Len: len(p)}
 	}
 	n := int(binary.BigEndian.Uint16(p))
 	if n > len(p)-2 {
-		return nil, nil, fmt.Errorf("%w: id length %d, but %d bytes follow", ErrMalformed, n, len(p)-2)
+		return nil, nil, &PayloadError{Problem: IDLengthMismatch, Len: n, Follow: len(p) - 2}
 	}
 	id, data = p[2:2+n], p[2+n:]
 	if err := CheckID(id); err != nil {

@@ -14,7 +14,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	var b bytes.Buffer
 	frames := []Frame{
 		{RegisterClient, []byte("alice")},
-		{SendData, AppendAddressed(nil, "bob", []byte("hello"))},
+		{SendData, mustAddressed("bob", []byte("hello"))},
 		{PollData, nil},
 		{Error, []byte("unknown frame type 0x04")},
 	}
@@ -44,7 +44,7 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestEveryStrictPrefixFails(t *testing.T) {
-	enc := AppendFrame(nil, SendData, AppendAddressed(nil, "bob", []byte("hi")))
+	enc := AppendFrame(nil, SendData, mustAddressed("bob", []byte("hi")))
 	for n := 1; n < len(enc); n++ {
 		_, err := NewReader(bytes.NewReader(enc[:n]), 0).ReadFrame()
 		if err != io.ErrUnexpectedEOF {
@@ -101,11 +101,11 @@ func TestZeroLengthPayload(t *testing.T) {
 }
 
 func TestParseAddressed(t *testing.T) {
-	id, data, err := ParseAddressed(AppendAddressed(nil, "bob", []byte("x")))
+	id, data, err := ParseAddressed(mustAddressed("bob", []byte("x")))
 	if err != nil || string(id) != "bob" || string(data) != "x" {
 		t.Fatalf("%q %q %v", id, data, err)
 	}
-	id, data, err = ParseAddressed(AppendAddressed(nil, "bob", nil))
+	id, data, err = ParseAddressed(mustAddressed("bob", nil))
 	if err != nil || string(id) != "bob" || len(data) != 0 {
 		t.Fatalf("empty data: %v", err)
 	}
@@ -115,7 +115,7 @@ func TestParseAddressed(t *testing.T) {
 		"zero-length id":             {0, 0, 'x'},
 		"id length longer than rest": {0, 5, 'b', 'o', 'b'},
 		"invalid UTF-8":              {0, 2, 0xff, 0xfe},
-		"id over 255 bytes":          AppendAddressed(nil, strings.Repeat("a", 256), nil),
+		"id over 255 bytes":          append([]byte{1, 0}, strings.Repeat("a", 256)...),
 	} {
 		if _, _, err := ParseAddressed(p); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)

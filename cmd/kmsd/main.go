@@ -140,11 +140,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 	var st *store.Store
 	if o.DataDir != "" {
-		root, err := be.SealRoot(o.SealPolicy)
-		if err != nil {
-			return fail("seal key: %v", err)
-		}
-		if st, err = store.Open(store.Options{Dir: o.DataDir, Root: root, Purpose: "kms", Logger: log}); err != nil {
+		var err error
+		if st, err = o.OpenStore(be, "kms", log); err != nil {
 			return fail("%v", err)
 		}
 		defer st.Close()

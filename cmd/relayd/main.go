@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -28,7 +27,6 @@ import (
 	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/relay"
-	"github.com/sharedenclave/sharedenclave/store"
 	"github.com/sharedenclave/sharedenclave/wire"
 )
 
@@ -157,7 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.DataDir == "" {
 		log.Warn("mailboxes are memory-only: a restart loses every queued message (use --data-dir for durable, sealed mailboxes)")
 	} else {
-		st, err := openStore(be, o, log)
+		st, err := o.OpenStore(be, "relay", log)
 		if err != nil {
 			fmt.Fprintf(stderr, "relayd: %v\n", err)
 			return 1
@@ -239,12 +237,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("relayd stopped")
 	return 0
-}
-
-func openStore(be *backend.Backend, o *options, log *slog.Logger) (*store.Store, error) {
-	root, err := be.SealRoot(o.SealPolicy)
-	if err != nil {
-		return nil, fmt.Errorf("seal key: %w", err)
-	}
-	return store.Open(store.Options{Dir: o.DataDir, Root: root, Purpose: "relay", Logger: log})
 }

@@ -88,13 +88,16 @@ func TestRelaydSimulationEndToEnd(t *testing.T) {
 		t.Fatal("relayd did not stop")
 	}
 	out := logs.String()
-	for _, want := range []string{"SIMULATION MODE", "memory-only", "relayd stopped", `"id":"me"`} {
+	for _, want := range []string{"SIMULATION MODE", "memory-only", "relayd stopped", `"id_tag":"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %q", want)
 		}
 	}
 	if strings.Contains(out, "note to self") {
 		t.Error("a payload was logged")
+	}
+	if strings.Contains(out, `"me"`) {
+		t.Error("a client id was logged (the log is the host's: it carries id_tag, never the id)")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
+	"github.com/sharedenclave/sharedenclave/store"
 )
 
 // checkMode refuses combinations that would mix simulation and SGX trust
@@ -156,4 +157,26 @@ func (s *Server) Finish(fs *flag.FlagSet, envPrefix string, getenv func(string) 
 		return checkAddr("--metrics-listen", s.MetricsListen)
 	}
 	return nil
+}
+
+// OpenStore opens the sealed store in s.DataDir for purpose ("relay",
+// "kms") under s.SealPolicy. If the directory was sealed by another
+// enclave identity (a rebuild under the mrenclave policy, an upgrade),
+// it refuses to start with one line saying so, naming the other seal
+// policy if that one opens it: nothing is read from or written to it.
+func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger) (*store.Store, error) {
+	root, err := be.SealRoot(s.SealPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("seal key (--seal-policy %s): %w", s.SealPolicy, err)
+	}
+	var alts []store.Alternate
+	for _, p := range []string{backend.SealMREnclave, backend.SealMRSigner} {
+		if p == s.SealPolicy {
+			continue
+		}
+		if r, err := be.SealRoot(p); err == nil {
+			alts = append(alts, store.Alternate{Name: "--seal-policy " + p, Root: r})
+		}
+	}
+	return store.Open(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
 }
