@@ -12,6 +12,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/attest/dcap"
+	"github.com/sharedenclave/sharedenclave/attest/pcs"
 	"github.com/sharedenclave/sharedenclave/attest/sgxquote"
 	"github.com/sharedenclave/sharedenclave/attest/sim"
 )
@@ -170,12 +173,13 @@ func stricterClass(c walkCase, err error) string {
 
 // walkBase is one quote with everything needed to verify it.
 type walkBase struct {
-	name  string
-	quote []byte
-	col   *dcap.Collateral
-	root  *x509.Certificate
-	now   time.Time
-	v     *dcap.Verifier
+	name      string
+	simulated bool
+	quote     []byte
+	col       *dcap.Collateral
+	root      *x509.Certificate
+	now       time.Time
+	v         *dcap.Verifier
 	// certificates to build wrong chains from
 	leaf, pckCA, tcbSigner *x509.Certificate
 }
@@ -204,12 +208,34 @@ func walkBases(t *testing.T) []*walkBase {
 	t.Helper()
 	var bases []*walkBase
 
-	// The real Intel quote, at its time.
-	rc, err := fmspcDir{realGetter(), [6]byte{0x00, 0x60, 0x6A, 0, 0, 0}}.GetCollateral(context.Background(), [6]byte{}, dcap.CAProcessor)
-	if err != nil {
-		t.Fatal(err)
+	// Every real quote in testdata/: a directory with quote.bin, its
+	// collateral in the layout of DESIGN.md, and a file verify-at holding
+	// the RFC 3339 time at which the collateral was current.
+	dirs, err := filepath.Glob("../../testdata/*/verify-at")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no real quote in testdata (looked for testdata/*/verify-at): %v", err)
 	}
-	bases = append(bases, newWalkBase(t, "real", realQuote(t), rc, dcap.IntelRoot(), time.Unix(realTime, 0)))
+	for _, f := range dirs {
+		dir := filepath.Dir(f)
+		at, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		when, err := time.Parse(time.RFC3339, strings.TrimSpace(string(at)))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		quote, err := os.ReadFile(filepath.Join(dir, "quote.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmspc, ca := quoteFMSPC(t, quote)
+		col, err := pcs.Dir(dir).GetCollateral(context.Background(), fmspc, ca)
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		bases = append(bases, newWalkBase(t, filepath.Base(dir), quote, col, dcap.IntelRoot(), when))
+	}
 
 	// A simulated quote, with CRLs and the PCK CRL issuer chain.
 	p := newSim(t, sim.InitOptions{})
@@ -224,8 +250,31 @@ func walkBases(t *testing.T) []*walkBase {
 	if sc.PCKCRL == nil || sc.RootCACRL == nil || sc.PCKCRLIssuerChain == nil {
 		t.Fatal("the simulated platform's collateral lacks CRLs")
 	}
-	bases = append(bases, newWalkBase(t, "sim", sq, sc, p.Root(), time.Now()))
-	return bases
+	sb := newWalkBase(t, "sim", sq, sc, p.Root(), time.Now())
+	sb.simulated = true
+	return append(bases, sb)
+}
+
+// quoteFMSPC reads the FMSPC and PCK CA kind from a quote's PCK leaf.
+func quoteFMSPC(t *testing.T, quote []byte) ([6]byte, dcap.CA) {
+	t.Helper()
+	q, err := sgxquote.Parse(quote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := dcap.ParsePEMChain(q.CertData)
+	if err != nil || len(certs) < 2 {
+		t.Fatalf("PCK chain: %v", err)
+	}
+	ext, err := dcap.ParsePCKExtensions(certs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := dcap.CAProcessor
+	if strings.Contains(certs[1].Subject.CommonName, "Platform") {
+		ca = dcap.CAPlatform
+	}
+	return ext.FMSPC, ca
 }
 
 func newWalkBase(t *testing.T, name string, quote []byte, col *dcap.Collateral, root *x509.Certificate, now time.Time) *walkBase {
