@@ -29,8 +29,11 @@ import (
 // policy and replaces the recovery key, so a recovery key works once.
 //
 // Stores from before recovery keys have token records without the
-// Recoverable mark and no recovery record; GenerateRoot accepts them
-// without a key (a migration path, see docs/SECURITY.md). A store whose
+// Recoverable mark and no recovery record. In simulation (where the host
+// can read everything anyway) GenerateRoot accepts them without a key, a
+// migration path for stores locked out by the old bootstrap; under SGX it
+// refuses, because nothing would prove the caller is the operator rather
+// than the untrusted host (see docs/SECURITY.md). A store whose
 // tokens carry the mark but whose recovery record is gone, or that has
 // keys or policies but no token, has lost records: both refuse it.
 
@@ -68,8 +71,13 @@ func (s *Service) Bootstrap(deliver Deliver) (created bool, err error) {
 	defer s.mu.Unlock()
 	if len(s.tokens) > 0 {
 		if s.cfg.Store != nil && s.recovery == nil && !s.anyRecoverable() {
-			s.log.Warn("this store has no recovery key (it was created before kmsd made them): if nobody holds its root token, " +
-				"stop kmsd and run it once with --generate-root (docs/KMS-API.md); that also makes a recovery key")
+			if s.simulated() {
+				s.log.Warn("this store has no recovery key (it was created before kmsd made them): if nobody holds its root token, " +
+					"stop kmsd and run it once with --generate-root (docs/KMS-API.md); that also makes a recovery key")
+			} else {
+				s.log.Warn("this store has no recovery key (it was created before kmsd made them): keep its root token safe; " +
+					"under SGX, --generate-root cannot take over such a store (docs/SECURITY.md)")
+			}
 		}
 		return false, nil
 	}
@@ -116,8 +124,11 @@ func (s *Service) GenerateRoot(recoveryKey func() (string, error), deliver Deliv
 		}
 	case s.anyRecoverable():
 		return fmt.Errorf("%w: its tokens were made with a recovery key but the recovery record is gone; restore the data dir from a backup", ErrRecordsMissing)
+	case len(s.tokens) > 0 && !s.simulated():
+		return errors.New("kms: this store was made by a kmsd older than recovery keys, and nothing the caller holds can prove it is the operator rather than the host: " +
+			"generate-root refuses it under SGX. Whoever holds its root token keeps using it; otherwise its keys can only come back from a backup that has a root token someone holds")
 	case len(s.tokens) > 0:
-		s.log.Warn("generate-root on a store from before recovery keys: no recovery key is needed this once; the new one replaces it from now on")
+		s.log.Warn("generate-root on a simulated store from before recovery keys: no recovery key is needed this once; the new one replaces it from now on")
 	case len(s.keys) > 0 || len(s.policies) > 0:
 		return fmt.Errorf("%w: it holds keys or policies but no token; restore the data dir from a backup", ErrRecordsMissing)
 	default:
@@ -134,6 +145,9 @@ func (s *Service) GenerateRoot(recoveryKey func() (string, error), deliver Deliv
 	}
 	return s.installRoot(deliver, revoke)
 }
+
+// simulated reports whether the service runs on the simulated platform.
+func (s *Service) simulated() bool { return s.cfg.Attestation != nil && s.cfg.Attestation.Simulated }
 
 // installRoot makes a root token and a recovery key, delivers them, then
 // commits the token, the recovery record and the revocations in one

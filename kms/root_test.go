@@ -12,11 +12,17 @@ import (
 // bootstrapping; close with st.Close.
 func openKMS(t *testing.T, dir string, logs *syncBuf) (*Service, *store.Store) {
 	t.Helper()
+	return openKMSOn(t, dir, logs, true)
+}
+
+// openKMSOn opens the service as if on the simulated platform, or not.
+func openKMSOn(t *testing.T, dir string, logs *syncBuf, simulated bool) (*Service, *store.Store) {
+	t.Helper()
 	st, err := store.Open(store.Options{Dir: dir, Root: testRoot(t), Purpose: "kms"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Store: st, Audit: &syncBuf{}}
+	cfg := Config{Store: st, Audit: &syncBuf{}, Attestation: &AttestationInfo{Simulated: simulated}}
 	if logs != nil {
 		cfg.Logger = slogTo(logs)
 	}
@@ -129,8 +135,34 @@ func TestGenerateRoot(t *testing.T) {
 	}
 }
 
-// TestGenerateRootLegacyStore: a store from before recovery keys, whose
-// root token nobody received (the lockout), is recoverable.
+// TestGenerateRootLegacyStoreRefusedUnderSGX: without the simulated
+// platform, nothing proves the caller of generate-root on a store without
+// a recovery key is the operator and not the host: refused, nothing
+// delivered, nothing changed.
+func TestGenerateRootLegacyStoreRefusedUnderSGX(t *testing.T) {
+	dir := t.TempDir()
+	svc, st := openKMSOn(t, dir, nil, false)
+	svc.mu.Lock()
+	_, err := svc.createToken([]string{"root"}) // what the old Bootstrap did
+	svc.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	svc, st = openKMSOn(t, dir, nil, false)
+	defer st.Close()
+	err = svc.GenerateRoot(func() (string, error) { return "", nil }, func(string, string) error { t.Error("delivered"); return nil })
+	if err == nil || !strings.Contains(err.Error(), "older than recovery keys") {
+		t.Fatalf("keyless generate-root on an SGX store: %v", err)
+	}
+	if n := storedTokens(t, st); n != 1 {
+		t.Errorf("%d tokens stored after a refused generate-root, want the 1 there was", n)
+	}
+}
+
+// TestGenerateRootLegacyStore: a simulated store from before recovery
+// keys, whose root token nobody received (the lockout), is
+// recoverable.
 func TestGenerateRootLegacyStore(t *testing.T) {
 	dir := t.TempDir()
 	svc, st := openKMS(t, dir, nil)
