@@ -1,0 +1,31 @@
+// Package custody owns one thing: a service's data key, the secret every
+// sealed record of relayd or kmsd is ultimately encrypted under, and the
+// ways it is kept so that it outlives one enclave build and one machine.
+//
+// # The data key
+//
+// A [DataKey] is 32 random bytes generated inside the enclave. It never
+// leaves the enclave in plaintext, cannot be printed, and becomes the
+// [seal.Root] the stores derive their keys from ([DataKey.Root]).
+//
+// # How it is kept
+//
+//   - Sealed, for ordinary restarts: [DataKey.Seal] encrypts it under the
+//     enclave's own seal key (a seal.Sealer), so the same enclave on the
+//     same CPU opens it without anyone's help.
+//   - Under recovery shares, for the loss of the machine or a new build:
+//     [NewRecovery] draws a recovery secret, encrypts the data key under a
+//     key derived from it, splits the secret k-of-n with Shamir's scheme
+//     (GF(2^8), constant time) and encrypts each share to one operator's
+//     age X25519 recipient. The host sees only the encrypted data key and
+//     the age-encrypted shares; no share and no secret is ever printed.
+//     [Recovery.Recover] takes k decrypted shares (an operator decrypts
+//     hers with her age identity and submits it over an attested channel)
+//     and gives the data key back, or nothing: k-1 shares, forged shares
+//     and shares of another deployment all fail, and the caller writes
+//     nothing.
+//
+// Every record binds what it belongs to (a random deployment id, k, n)
+// in its associated data, so that pieces of two deployments cannot be
+// mixed.
+package custody
