@@ -227,7 +227,14 @@ func ParseShare(text []byte) (*Share, error) {
 	if err != nil || len(y) != 32 {
 		return nil, fmt.Errorf("%w: share value", ErrShareFormat)
 	}
-	return &Share{Deployment: f[1], Threshold: k, Shares: n, x: byte(x), y: y}, nil
+	sh := &Share{Deployment: f[1], Threshold: k, Shares: n, x: byte(x), y: y}
+	// One spelling per share: base64 decoding skips line breaks, so
+	// compare with what marshal writes.
+	if m := sh.marshal(); string(m) != line+"\n" {
+		clear(m)
+		return nil, fmt.Errorf("%w: not in canonical form", ErrShareFormat)
+	}
+	return sh, nil
 }
 
 // DecryptShare opens an age-encrypted share with the operator's identity
