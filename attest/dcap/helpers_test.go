@@ -15,11 +15,7 @@ type x509Cert = x509.Certificate
 
 func selfSigned(t testing.TB) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	return selfSign(t, &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "Not Intel SGX Root CA"},
 		NotBefore:             time.Unix(0, 0),
@@ -27,6 +23,15 @@ func selfSigned(t testing.TB) *x509.Certificate {
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	})
+}
+
+// selfSign issues tmpl to itself under a fresh P-256 key.
+func selfSign(t testing.TB, tmpl *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -3,9 +3,6 @@ package dcap_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -382,24 +379,11 @@ func pemOf(certs ...*x509.Certificate) []byte {
 // (and serial and dates) and another key.
 func impostor(t *testing.T, root *x509.Certificate) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
+	return selfSign(t, &x509.Certificate{
 		SerialNumber: root.SerialNumber, RawSubject: root.RawSubject, RawIssuer: root.RawSubject,
 		NotBefore: root.NotBefore, NotAfter: root.NotAfter, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: root.KeyUsage, SubjectKeyId: root.SubjectKeyId,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	})
 }
 
 // reframe re-encodes PEM text with other line lengths or line ends.
