@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/atls"
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/dcap"
+	"github.com/sharedenclave/sharedenclave/attest/pcs"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
 	"github.com/sharedenclave/sharedenclave/attest/sgxquote"
 	"github.com/sharedenclave/sharedenclave/attest/sim"
@@ -443,5 +445,38 @@ func TestStatusFromRelayMetrics(t *testing.T) {
 	}
 	if !slices.ContainsFunc(r.Attestations, func(l explorer.Labeled) bool { return l.Label == "ok" && l.Value == 1 }) {
 		t.Errorf("attestations %+v", r.Attestations)
+	}
+}
+
+// A PCCS URL as the collateral source: the simulated platform's
+// collateral served at Intel PCS v4 paths (as `enclavectl sim serve` does).
+func TestPCCSSource(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	p, err := sim.Init(dir, sim.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := p.Quote(sim.Identity{MREnclave: attest.Hash32{1}}, [64]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pccs := httptest.NewServer(pcs.Handler(filepath.Join(dir, sim.DirCollateral)))
+	defer pccs.Close()
+	ts := startExplorer(t, explorer.Config{})
+	code, r, e := analyze(t, ts, upload{
+		values: map[string]string{"source": "pccs", "location": pccs.URL + "/sgx/certification/v4/", "root": filepath.Join(dir, "root_ca.pem")},
+		files:  map[string][]byte{"quote_file": q},
+	})
+	if code != 200 || !r.Verdict.Genuine || !r.Simulated || r.TCB == nil || r.TCB.Matched != 0 {
+		t.Fatalf("%d %s %+v", code, e.Error, r)
+	}
+	// An unreachable PCCS: the collateral step fails and says so.
+	pccs.Close()
+	_, r, _ = analyze(t, ts, upload{
+		values: map[string]string{"source": "pccs", "location": pccs.URL + "/sgx/certification/v4/", "root": filepath.Join(dir, "root_ca.pem")},
+		files:  map[string][]byte{"quote_file": q},
+	})
+	if r.Verdict.FailedStep != "collateral" || !strings.Contains(stepResults(r)["collateral"].Reason, "connect") {
+		t.Errorf("unreachable PCCS: %+v", r.Verdict)
 	}
 }

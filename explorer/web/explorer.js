@@ -132,11 +132,11 @@ function render(r) {
       (t.verified ? " · signature verified" : " · NOT verified (the TCB info step did not pass)");
     (t.levels || []).forEach((l, i) => {
       const row = el("tr", { class: i === t.matched ? "matched" : "" },
-        el("td", { text: String(i) + (i === t.matched ? " ◀ this platform" : "") }),
+        el("td", { class: "nowrap", text: String(i) + (i === t.matched ? " ▶" : ""), title: i === t.matched ? "this platform's level" : "" }),
         el("td", {}, el("span", { class: "badge small " + statusClass(l.status), text: l.status })),
-        el("td", { text: l.tcb_date }),
+        el("td", { class: "nowrap", text: l.tcb_date.replace("T00:00:00Z", "") }),
         el("td", { text: String(l.pcesvn) }),
-        el("td", { class: "mono", text: l.comp_svn.join(" ") }),
+        el("td", { class: "mono svns", text: l.comp_svn.join(" ") }),
         el("td", {}, advisoryList(l.advisory_ids)));
       tbody.append(row);
     });

@@ -19,13 +19,14 @@ function spark(id, key) {
   const ctx = c.getContext("2d");
   ctx.clearRect(0, 0, c.width, c.height);
   if (h.length < 2) return;
-  const lo = Math.min(...h), hi = Math.max(...h);
+  const lo = Math.min(0, ...h), hi = Math.max(...h);
   const span = hi - lo || 1;
+  const step = c.width / Math.max(h.length - 1, 1);
   ctx.strokeStyle = "#3b82f6";
   ctx.lineWidth = 2;
   ctx.beginPath();
   h.forEach((v, i) => {
-    const x = (i / (HISTORY - 1)) * c.width;
+    const x = i * step;
     const y = c.height - 3 - ((v - lo) / span) * (c.height - 6);
     if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
   });
