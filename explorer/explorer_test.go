@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sharedenclave/sharedenclave/atls"
 	"github.com/sharedenclave/sharedenclave/attest"
@@ -24,6 +25,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest/verdict"
 	"github.com/sharedenclave/sharedenclave/explorer"
 	"github.com/sharedenclave/sharedenclave/kms/kmstest"
+	"github.com/sharedenclave/sharedenclave/metrics"
 )
 
 // The real Intel quote at its time: every step passes, and the page has
@@ -478,5 +480,53 @@ func TestPCCSSource(t *testing.T) {
 	})
 	if r.Verdict.FailedStep != "collateral" || !strings.Contains(stepResults(r)["collateral"].Reason, "connect") {
 		t.Errorf("unreachable PCCS: %+v", r.Verdict)
+	}
+}
+
+// kmsd's metrics: requests by operation and status, mean latency, keys.
+func TestStatusFromKMSMetrics(t *testing.T) {
+	reg := metrics.New("kmsd", false)
+	m := reg.NewKMS(func() int { return 3 })
+	m.Request("encrypt", 200, 2*time.Millisecond)
+	m.Request("encrypt", 200, 4*time.Millisecond)
+	m.Request("decrypt", 403, time.Millisecond)
+	ms := httptest.NewServer(reg.Handler())
+	defer ms.Close()
+	ts := startExplorer(t, explorer.Config{})
+	req, _ := http.NewRequest("GET", ts.URL+"/api/status?addr="+ms.URL, nil)
+	req.Header.Set(explorer.APIHeader, "1")
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s explorer.Status
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	if s.Service != "kmsd" || s.Simulated || s.Relay != nil || s.KMS == nil || s.KMS.Keys != 3 {
+		t.Fatalf("%+v", s)
+	}
+	want := []explorer.Labeled{{Label: "decrypt 403", Value: 1}, {Label: "encrypt 200", Value: 2}}
+	if !slices.Equal(s.KMS.Requests, want) {
+		t.Errorf("requests %+v, want %+v", s.KMS.Requests, want)
+	}
+	for _, l := range s.KMS.Latency {
+		if l.Operation == "encrypt" && (l.Count != 2 || l.MeanSeconds < 0.0029 || l.MeanSeconds > 0.0031) {
+			t.Errorf("encrypt latency %+v, want 2 requests, mean 3 ms", l)
+		}
+	}
+	// Not a metrics page: a clear message.
+	req, _ = http.NewRequest("GET", ts.URL+"/api/status?addr="+ts.URL+"/static/style.css", nil)
+	req.Header.Set(explorer.APIHeader, "1")
+	resp2, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	var e apiErr
+	json.NewDecoder(resp2.Body).Decode(&e)
+	if resp2.StatusCode != http.StatusBadGateway || !strings.Contains(e.Error, "not a Prometheus text page") {
+		t.Errorf("not metrics: %d %+v", resp2.StatusCode, e)
 	}
 }

@@ -6,6 +6,7 @@ const HISTORY = 60;
 const history = {};
 let timer = null;
 let polls = 0;
+let generation = 0;
 
 function push(key, v) {
   (history[key] = history[key] || []).push(v);
@@ -106,11 +107,16 @@ document.addEventListener("DOMContentLoaded", () => {
   $("form").addEventListener("submit", e => {
     e.preventDefault();
     const addr = $("addr").value.trim();
-    if (timer) clearInterval(timer);
+    if (timer) clearTimeout(timer);
     for (const k of Object.keys(history)) delete history[k];
     polls = 0;
-    poll(addr);
-    timer = setInterval(() => poll(addr), Number($("interval").value));
+    const gen = ++generation;
+    // One request at a time: the next is scheduled when this one ends.
+    const loop = async () => {
+      await poll(addr);
+      if (gen === generation) timer = setTimeout(loop, Number($("interval").value));
+    };
+    loop();
   });
   const q = new URLSearchParams(location.search).get("addr");
   if (q) { $("addr").value = q; $("watch").click(); }
