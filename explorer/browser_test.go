@@ -16,6 +16,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/sim"
 	"github.com/sharedenclave/sharedenclave/explorer"
+	"github.com/sharedenclave/sharedenclave/kms/kmstest"
 )
 
 // findChromium returns the browser to drive, or skips the test — unless
@@ -206,6 +207,13 @@ func TestBrowser(t *testing.T) {
 	if got := b.text("error"); !strings.Contains(got, "over the") || !strings.Contains(got, "limit") {
 		t.Errorf("oversized upload: error box %q", got)
 	}
+	truncated := filepath.Join(tmp, "truncated.bin")
+	os.WriteFile(truncated, realQuote(t)[:len(realQuote(t))-100], 0o600)
+	b.do(chromedp.SetUploadFiles(chromedp.ID("quote_file"), []string{truncated}))
+	b.submit()
+	if got := b.text("verdict-status"); got != "NOT GENUINE" || !strings.Contains(b.text("steps"), "signature data length 4294, but 4194 bytes follow") || !strings.Contains(b.text("fields"), "does not parse") {
+		t.Errorf("truncated quote: status %q, steps %q", got, b.text("steps"))
+	}
 	b.do(chromedp.Click(chromedp.CSS(`button.tab[data-tab="live"]`)), chromedp.SetValue(chromedp.ID("address"), "127.0.0.1:1"))
 	b.submit()
 	if got := b.text("error"); !strings.Contains(got, "cannot reach 127.0.0.1:1") {
@@ -232,6 +240,15 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("simulated quote under its platform: %q", got)
 	}
 	b.screenshot("explorer-simulated.png", 1440, 900)
+
+	// A live kmsd of that platform: its RA-TLS certificate from the handshake.
+	kmsAddr, _ := kmstest.StartSim(t, simDir)
+	b.do(chromedp.Click(chromedp.CSS(`button.tab[data-tab="live"]`)))
+	b.set(map[string]string{"address": kmsAddr, "kind": "kmsd"})
+	b.submit()
+	if got := b.text("verdict-status"); got != "GENUINE · ACCEPTABLE" || !strings.HasPrefix(b.text("live"), "address"+kmsAddr) || !strings.Contains(b.text("cert"), "binds this certificate's key") || b.js2bool(`document.getElementById("sim-banner").hidden`) {
+		t.Errorf("live kmsd: status %q, live %q, cert %q", got, b.text("live"), b.text("cert"))
+	}
 
 	// 5. The status page, in a second tab, while traffic goes through a relayd.
 	relayDir := filepath.Join(tmp, "relay-sim")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -42,7 +43,9 @@ func explore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !loopback && !*allowRemote {
 		return usageErr(stderr, fs, "--listen %s is not a loopback address: the explorer reads local files and connects where its user says, so it serves only this machine unless you add --allow-remote", *listen)
 	}
-	srv, err := explorer.New(explorer.Config{FetchTimeout: *fetchTimeout, AnyHost: !loopback})
+	// The log gets request errors only, never a quote, a policy or a path's content.
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	srv, err := explorer.New(explorer.Config{FetchTimeout: *fetchTimeout, AnyHost: !loopback, Logger: log})
 	if err != nil {
 		return fail(stderr, "explore", err, "")
 	}
