@@ -293,6 +293,15 @@ func TestBadInput(t *testing.T) {
 	if code != 400 || !strings.Contains(e.Error, "empty") {
 		t.Errorf("empty: %d %+v", code, e)
 	}
+	// A certificate without RA-TLS evidence.
+	plain, err := atls.NewKeyCertificate(atls.CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, e = analyze(t, ts, realUpload(t, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: plain.Certificate[0]})))
+	if code != 400 || !strings.Contains(e.Error, "no RA-TLS extension") {
+		t.Errorf("plain certificate: %d %+v", code, e)
+	}
 	// Unreachable server.
 	code, _, e = analyze(t, ts, upload{values: map[string]string{"source": "dir", "location": absRealDir(t), "address": "127.0.0.1:1", "kind": "kmsd"}})
 	if code != http.StatusBadGateway || e.Field != "address" || !strings.Contains(e.Error, "cannot reach 127.0.0.1:1") {
