@@ -173,10 +173,11 @@ func (v *Verifier) Verify(ctx context.Context, quote []byte) (*attest.Report, er
 	if !strings.EqualFold(ti.PCEID, hex.EncodeToString(ext.PCEID[:])) {
 		return nil, fail(StepTCBInfo, "PCE-ID %s, but the PCK certificate says %x", ti.PCEID, ext.PCEID)
 	}
-	platLevel, err := matchTCBLevel(ti, ext)
+	platIdx, err := MatchTCBLevel(ti, ext)
 	if err != nil {
 		return nil, &Error{Step: StepTCBInfo, Err: err}
 	}
+	platLevel := &ti.TCBLevels[platIdx]
 
 	// 8. QE identity.
 	qi, err := v.verifyQEIdentity(col, root, now)
@@ -387,22 +388,26 @@ func (v *Verifier) verifyQEIdentity(col *Collateral, root *x509.Certificate, now
 	return qi, nil
 }
 
-func matchTCBLevel(ti *TCBInfo, ext *PCKExtensions) (*TCBLevel, error) {
+// MatchTCBLevel returns the index in ti.TCBLevels of the platform's TCB
+// level: the first whose 16 component SVNs and PCESVN are all ≤ those of
+// the PCK certificate. Verify uses it; tools that show the levels table
+// use it to highlight the same level.
+func MatchTCBLevel(ti *TCBInfo, ext *PCKExtensions) (int, error) {
 	for i := range ti.TCBLevels {
 		lvl := &ti.TCBLevels[i]
 		comps := lvl.TCB.SGXTCBComponents
 		if len(comps) != 16 {
-			return nil, fmt.Errorf("TCB level %d has %d components, want 16", i, len(comps))
+			return -1, fmt.Errorf("TCB level %d has %d components, want 16", i, len(comps))
 		}
 		ok := lvl.TCB.PCESVN <= int(ext.PCESVN)
 		for j := 0; ok && j < 16; j++ {
 			ok = comps[j].SVN <= int(ext.CompSVN[j])
 		}
 		if ok {
-			return lvl, nil
+			return i, nil
 		}
 	}
-	return nil, fmt.Errorf("no TCB level matches the platform (component SVNs %v, PCESVN %d): status unknown", ext.CompSVN, ext.PCESVN)
+	return -1, fmt.Errorf("no TCB level matches the platform (component SVNs %v, PCESVN %d): status unknown", ext.CompSVN, ext.PCESVN)
 }
 
 func matchQEIdentity(qi *QEIdentity, qe *sgxquote.ReportBody) (attest.TCBStatus, []string, error) {

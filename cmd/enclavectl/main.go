@@ -49,6 +49,8 @@ Usage:
   enclavectl measure BINARY [--sim-dir DIR]
         print a binary's simulated MRENCLAVE (SHA-256), and with --sim-dir the
         platform's MRSIGNER, in policy-file form
+  enclavectl explore [--listen 127.0.0.1:8844]
+        the attestation explorer and server status page, a local web app
   enclavectl help
         this text
 
@@ -97,6 +99,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return measure(rest, stdout, stderr)
 	case cmd == "kms":
 		return kmsCmd(ctx, rest, env, stdout, stderr)
+	case cmd == "explore":
+		return explore(ctx, rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "enclavectl: unknown command %q\n\n%s", joinArgs(args), usage)
 	return 2
