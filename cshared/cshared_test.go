@@ -425,6 +425,66 @@ func TestCTLSPairNonBlocking(t *testing.T) {
 	}
 }
 
+// TestCPeerGone: writes to a TLS peer that closed fail with SE_EIO (the
+// library sends with MSG_NOSIGNAL: no SIGPIPE), reads see SE_ECLOSED.
+func TestCPeerGone(t *testing.T) {
+	a := lib(t)
+	simDir := filepath.Join(t.TempDir(), "sim")
+	if _, err := sim.Init(simDir, sim.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errb := cRun(t, nil, a.seTest, "peer-gone", simDir)
+	if code != 0 || !strings.Contains(out, "survived, 0 failures") {
+		t.Fatalf("exit %d\n%s%s", code, out, errb)
+	}
+}
+
+// TestCRelayGone: a relay that stops under a connected C client turns its
+// sends into SE_EIO / SE_ECLOSED, and the program survives (the relay
+// client writes from Go code, where the runtime turns SIGPIPE into EPIPE).
+func TestCRelayGone(t *testing.T) {
+	a := lib(t)
+	simDir := filepath.Join(t.TempDir(), "sim")
+	be := goBackend(t, simDir, true)
+	cert, err := atls.NewKeyCertificate(atls.CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := relay.New(relay.Config{Certificate: cert, Peer: &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, a.seTest, "relay-gone", simDir, host, port)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	if line, _ := r.ReadString('\n'); line != "ready\n" {
+		cmd.Wait()
+		t.Fatalf("C client: %q %s", line, errb.String())
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	srv.Shutdown(sctx) // the deadline passes with the client connected: sessions are cut
+	scancel()
+	io.WriteString(stdin, "go\n")
+	rest, _ := io.ReadAll(r)
+	if err := cmd.Wait(); err != nil || !strings.Contains(string(rest), "survived, 0 failures") {
+		t.Fatalf("C client after the relay stopped: %v %q %s", err, rest, errb.String())
+	}
+}
+
 // TestCThreadSafety: eight threads share one relay handle (and each checks
 // that se_last_error is its own); every message arrives, in order per
 // thread.

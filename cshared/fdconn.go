@@ -4,6 +4,7 @@ package main
 
 /*
 #include <poll.h>
+#include <sys/socket.h>
 */
 import "C"
 
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // fdConn is a net.Conn over a file descriptor the C caller owns. It never
@@ -160,7 +162,7 @@ func (c *fdConn) flushLocked() error {
 				return err
 			}
 		}
-		n, err := syscall.Write(c.fd, c.pending)
+		n, err := c.write(c.pending)
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
@@ -179,6 +181,20 @@ func (c *fdConn) flushLocked() error {
 	}
 	c.pending = nil
 	return nil
+}
+
+// write sends p with MSG_NOSIGNAL, so a peer that is gone is an EPIPE
+// error and never a SIGPIPE for the C program; a descriptor that is not a
+// socket is written with write(2).
+func (c *fdConn) write(p []byte) (int, error) {
+	n, err := C.send(C.int(c.fd), unsafe.Pointer(&p[0]), C.size_t(len(p)), C.MSG_NOSIGNAL)
+	if n < 0 && errors.Is(err, syscall.ENOTSOCK) {
+		return syscall.Write(c.fd, p)
+	}
+	if n < 0 {
+		return 0, err
+	}
+	return int(n), nil
 }
 
 // Close does not close the descriptor: it is the caller's.

@@ -145,6 +145,9 @@ func se_tls_read(h C.se_tls, buf unsafe.Pointer, n C.size_t, got *C.size_t) C.in
 	return withSession(h, func(s *tlsSession) C.int {
 		s.rmu.Lock()
 		defer s.rmu.Unlock()
+		if s.closed.Load() {
+			return badHandle("TLS session", uint64(h))
+		}
 		k, err := s.conn.Read(unsafe.Slice((*byte)(buf), int(n)))
 		// Reading may have queued records to send (TLS 1.3 key updates).
 		if ferr := s.fc.flush(); ferr != nil && ferr != errWouldBlock && err == nil {
@@ -178,6 +181,9 @@ func se_tls_write(h C.se_tls, buf *C.se_cvoid, n C.size_t, put *C.size_t) C.int 
 	return withSession(h, func(s *tlsSession) C.int {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
+		if s.closed.Load() {
+			return badHandle("TLS session", uint64(h))
+		}
 		if err := s.fc.flush(); err == errWouldBlock {
 			return seWantWrite
 		} else if err != nil {
@@ -197,6 +203,9 @@ func se_tls_flush(h C.se_tls) C.int {
 	return withSession(h, func(s *tlsSession) C.int {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
+		if s.closed.Load() {
+			return badHandle("TLS session", uint64(h))
+		}
 		switch err := s.fc.flush(); {
 		case err == errWouldBlock:
 			return seWantWrite

@@ -57,8 +57,36 @@ static se_relay dial(se_env env, const char *host, const char *port, const char 
   return r;
 }
 
+/* env_refusals: options the header says are refused. */
+static void env_refusals(const char *sim) {
+  se_env_options o;
+  se_env e = 77;
+  memset(&o, 0, sizeof o);
+  o.struct_size = sizeof o - 1;
+  o.simulation = 1;
+  o.sim_dir = sim;
+  CHECK(se_env_new(&o, &e) == SE_EINVAL && e == 0, "wrong struct_size");
+  o.struct_size = sizeof o;
+  o.simulation = 2;
+  CHECK(se_env_new(&o, &e) == SE_EINVAL, "simulation = 2");
+  o.simulation = 0;
+  CHECK(se_env_new(&o, &e) == SE_EBACKEND && strstr(se_last_error(), "without simulation"), "sim_dir without simulation");
+  o.sim_dir = NULL;
+  o.sim_isvprodid = 3;
+  CHECK(se_env_new(&o, &e) == SE_EINVAL, "sim_isvprodid under SGX");
+  o.sim_isvprodid = 0;
+  CHECK(se_env_new(&o, &e) == SE_EBACKEND && strstr(se_last_error(), "--simulation"), "SGX without /dev/attestation");
+  o.simulation = 1;
+  CHECK(se_env_new(&o, &e) == SE_EBACKEND, "simulation without sim_dir");
+  o.sim_dir = sim;
+  o.pccs_url = "https://pccs.example/";
+  CHECK(se_env_new(&o, &e) == SE_EBACKEND, "PCCS in simulation");
+  CHECK(se_env_new(NULL, &e) == SE_EINVAL && se_env_new(&o, NULL) == SE_EINVAL, "NULL");
+}
+
 /* relay-pair: two C clients relay a message; argument and error paths. */
 static int relay_pair(const char *sim, const char *host, const char *port) {
+  env_refusals(sim);
   se_env env = open_env(sim);
   se_relay a = dial(env, host, port, "alice"), b = dial(env, host, port, "bob");
 
@@ -376,6 +404,61 @@ static int tls_pair(const char *sim) {
   return failures != 0;
 }
 
+/* relay-gone: dial and register, print "ready", wait for a line on stdin
+ * (the test stops the relay meanwhile), then send: every send must fail
+ * with SE_EIO or SE_ECLOSED, and the program must survive (no SIGPIPE). */
+static int relay_gone(const char *sim, const char *host, const char *port) {
+  se_env env = open_env(sim);
+  se_relay r = dial(env, host, port, "orphan");
+  printf("ready\n");
+  char line[16];
+  if (!fgets(line, sizeof line, stdin)) return 1;
+  for (int i = 0; i < 20; i++) {
+    int rc = se_relay_send(r, "orphan", "x", 1, NULL);
+    CHECK(rc == SE_EIO || rc == SE_ECLOSED || rc == SE_ESERVER, "send %d to a stopped relay: %d", i, rc);
+  }
+  se_relay_close(r);
+  se_env_close(env);
+  printf("survived, %d failures\n", failures);
+  return failures != 0;
+}
+
+/* peer-gone: after a handshake over a socketpair the server side closes
+ * its socket; the client's writes must fail with SE_EIO, not kill the
+ * program with SIGPIPE, and its reads report SE_ECLOSED or SE_EIO. */
+static void *server_then_close(void *p) {
+  struct side *s = p;
+  se_tls t = 0;
+  s->rc = se_tls_server_new(s->env, s->fd, NULL, &t);
+  if (s->rc == SE_OK) se_tls_close(t);
+  close(s->fd);
+  return NULL;
+}
+static int peer_gone(const char *sim) {
+  se_env env = open_env(sim);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 1;
+  struct side srv = {.env = env, .fd = sv[1], .server = 1};
+  pthread_t ts;
+  pthread_create(&ts, NULL, server_then_close, &srv);
+  se_tls t = 0;
+  MUST(se_tls_client_new(env, sv[0], NULL, NULL, &t));
+  pthread_join(ts, NULL);
+  CHECK(srv.rc == SE_OK, "server: %d", srv.rc);
+  uint8_t buf[64];
+  size_t n = 0;
+  int rc = se_tls_read(t, buf, sizeof buf, &n);
+  CHECK(rc == SE_ECLOSED, "read after the peer's close_notify: %d", rc);
+  int last = SE_OK;
+  for (int i = 0; i < 50 && last == SE_OK; i++) last = se_tls_write(t, "data", 4, &n);
+  CHECK(last == SE_EIO, "write to a closed peer: %d", last);
+  CHECK(se_tls_close(t) == SE_OK, "close");
+  close(sv[0]);
+  se_env_close(env);
+  printf("peer-gone: survived, %d failures\n", failures);
+  return failures != 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc >= 5 && strcmp(argv[1], "relay-pair") == 0) return relay_pair(argv[2], argv[3], argv[4]);
@@ -384,6 +467,8 @@ int main(int argc, char **argv) {
   if (argc >= 5 && strcmp(argv[1], "threads") == 0) return threads(argv[2], argv[3], argv[4]);
   if (argc >= 4 && strcmp(argv[1], "tls-server") == 0) return tls_server(argv[2], argv[3]);
   if (argc >= 3 && strcmp(argv[1], "tls-pair") == 0) return tls_pair(argv[2]);
-  fprintf(stderr, "usage: se_test relay-pair|exchange|bad-relay|threads|tls-server|tls-pair SIM_DIR ...\n");
+  if (argc >= 3 && strcmp(argv[1], "peer-gone") == 0) return peer_gone(argv[2]);
+  if (argc >= 5 && strcmp(argv[1], "relay-gone") == 0) return relay_gone(argv[2], argv[3], argv[4]);
+  fprintf(stderr, "usage: se_test relay-pair|exchange|bad-relay|threads|tls-server|tls-pair|peer-gone|relay-gone SIM_DIR ...\n");
   return 2;
 }
