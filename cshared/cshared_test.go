@@ -93,35 +93,40 @@ func lib(t *testing.T) *artifacts {
 	return built
 }
 
+// build runs build.sh (the shared library, the header, the pkg-config
+// file and example_client, as a user builds them) and compiles the test
+// program with the flags pkg-config gives for the installed .pc file.
 func build(cc string) (*artifacts, error) {
 	dir, err := os.MkdirTemp("", "sharedenclave-c-")
 	if err != nil {
 		return nil, err
 	}
 	a := &artifacts{dir: dir}
-	run := func(name string, args ...string) error {
+	run := func(env []string, name string, args ...string) (string, error) {
 		cmd := exec.Command(name, args...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		cmd.Env = append(append(os.Environ(), "CGO_ENABLED=1", "CC="+cc), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 		}
-		return nil
+		return string(out), nil
 	}
-	if err := run("go", "build", "-tags", "sharedenclave_c", "-buildmode=c-shared", "-o", filepath.Join(dir, "libsharedenclave.so"), "."); err != nil {
+	if _, err := run([]string{"SE_BUILD=shared"}, "./build.sh", dir); err != nil {
 		return a, err
 	}
-	cflags := []string{"-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-I."}
-	link := []string{"-L" + dir, "-lsharedenclave", "-Wl,-rpath," + dir, "-lpthread"}
+	a.example = filepath.Join(dir, "bin", "example_client")
+	flags, err := pkgConfig(dir)
+	if err != nil {
+		return a, err
+	}
 	compile := func(out, src string, extra ...string) error {
-		args := append(append(append([]string{}, cflags...), extra...), "-o", out, src)
-		return run(cc, append(args, link...)...)
+		args := append([]string{"-std=c11", "-Wall", "-Wextra", "-Werror", "-g"}, extra...)
+		args = append(append(args, "-o", out, src), flags...)
+		_, err := run(nil, cc, append(args, "-Wl,-rpath,"+filepath.Join(dir, "lib"), "-lpthread")...)
+		return err
 	}
 	a.seTest = filepath.Join(dir, "se_test")
 	if err := compile(a.seTest, "testdata/se_test.c"); err != nil {
-		return a, err
-	}
-	a.example = filepath.Join(dir, "example_client")
-	if err := compile(a.example, "example/example_client.c"); err != nil {
 		return a, err
 	}
 	asan := filepath.Join(dir, "se_test_asan")
@@ -131,6 +136,39 @@ func build(cc string) (*artifacts, error) {
 		a.asan = asan
 	}
 	return a, nil
+}
+
+// pkgConfig returns the compiler flags for sharedenclave from the .pc file
+// build.sh wrote: through pkg-config when it is installed, else read from
+// the file (its Cflags and Libs, with ${prefix}, ${libdir}, ${includedir}).
+func pkgConfig(dir string) ([]string, error) {
+	pcDir := filepath.Join(dir, "lib", "pkgconfig")
+	if _, err := exec.LookPath("pkg-config"); err == nil {
+		cmd := exec.Command("pkg-config", "--cflags", "--libs", "sharedenclave")
+		cmd.Env = append(os.Environ(), "PKG_CONFIG_PATH="+pcDir)
+		out, err := cmd.Output()
+		if err != nil {
+			return nil, fmt.Errorf("pkg-config sharedenclave: %v", err)
+		}
+		return strings.Fields(string(out)), nil
+	}
+	b, err := os.ReadFile(filepath.Join(pcDir, "sharedenclave.pc"))
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	var flags []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for k, v := range vars {
+			line = strings.ReplaceAll(line, "${"+k+"}", v)
+		}
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.Contains(k, ":") {
+			vars[k] = v
+		} else if k, v, ok := strings.Cut(line, ": "); ok && (k == "Cflags" || k == "Libs") {
+			flags = append(flags, strings.Fields(v)...)
+		}
+	}
+	return flags, nil
 }
 
 // cRun runs a C program and returns its exit code and output.
@@ -596,5 +634,37 @@ func TestCMemoryChecker(t *testing.T) {
 	code, _, errb = cRun(t, append(asanEnv(), "SE_TEST_FAULT=overflow"), a.asan, "relay-pair", simDir, host, port)
 	if code != 23 || !strings.Contains(errb, "heap-buffer-overflow") {
 		t.Errorf("a read past a message was not reported: exit %d\n%s", code, errb)
+	}
+}
+
+// TestCStaticArchive builds the static library (build.sh, SE_BUILD=static),
+// links the test program against it with no shared libsharedenclave at
+// all, and runs the TLS pair and the relay pair.
+func TestCStaticArchive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a second library build (c-archive)")
+	}
+	a := lib(t)
+	cc, _ := compiler()
+	cmd := exec.Command("./build.sh", a.dir)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "SE_BUILD=static", "CC="+cc)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build.sh (static): %v\n%s", err, out)
+	}
+	bin := filepath.Join(a.dir, "se_test_static")
+	cmd = exec.Command(cc, "-std=c11", "-Wall", "-Wextra", "-Werror", "-I"+filepath.Join(a.dir, "include"), "-o", bin,
+		"testdata/se_test.c", filepath.Join(a.dir, "lib", "libsharedenclave.a"), "-lpthread")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("linking against the archive: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command("ldd", bin).CombinedOutput(); strings.Contains(string(out), "libsharedenclave") {
+		t.Fatalf("statically linked program still loads the shared library:\n%s", out)
+	}
+	simDir, host, port := startRelay(t)
+	for _, args := range [][]string{{"tls-pair", simDir}, {"relay-pair", simDir, host, port}} {
+		code, out, errb := cRun(t, nil, bin, args...)
+		if code != 0 || !strings.Contains(out, " 0 failures") {
+			t.Errorf("%s: exit %d\n%s%s", args[0], code, out, errb)
+		}
 	}
 }
