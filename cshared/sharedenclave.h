@@ -250,9 +250,12 @@ int se_tls_server_new(se_env env, int fd, const char *policy_file, se_tls *out);
 int se_tls_peer(se_tls s, se_identity *out);
 
 /* Reads up to len (1..INT32_MAX) decrypted bytes into buf; *n receives the
- * count (> 0) on SE_OK. On a non-blocking fd, SE_WANT_READ (or, rarely,
- * SE_WANT_WRITE) means: wait for that readiness, call again.
- * SE_ECLOSED: the peer closed. Errors: SE_EINVAL, SE_EIO, SE_EBADHANDLE. */
+ * count (> 0) on SE_OK. On a non-blocking fd, SE_WANT_READ means: wait until
+ * the fd is readable, call again (a partial TLS record already read is
+ * kept). A read can have TLS messages to answer (TLS 1.3 key updates); if
+ * the socket did not take them, se_tls_wants_write turns 1: call
+ * se_tls_flush when the fd is writable. SE_ECLOSED: the peer closed.
+ * Errors: SE_EINVAL, SE_EIO, SE_EBADHANDLE. */
 int se_tls_read(se_tls s, void *buf, size_t len, size_t *n);
 
 /* Writes len (1..SE_MAX_TLS_WRITE) bytes; *n receives len on SE_OK. On a
