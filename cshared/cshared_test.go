@@ -525,13 +525,18 @@ func TestCRelayGone(t *testing.T) {
 
 // TestCThreadSafety: eight threads share one relay handle (and each checks
 // that se_last_error is its own); every message arrives, in order per
-// thread.
+// thread. Then, on one TLS session per side, a thread writes 1 MiB while
+// another reads 1 MiB, both directions at once.
 func TestCThreadSafety(t *testing.T) {
 	a := lib(t)
 	simDir, host, port := startRelay(t)
 	code, out, errb := cRun(t, nil, a.seTest, "threads", simDir, host, port)
 	if code != 0 || !strings.Contains(out, "200 messages, 0 failures") {
-		t.Fatalf("exit %d\n%s%s", code, out, errb)
+		t.Fatalf("threads: exit %d\n%s%s", code, out, errb)
+	}
+	code, out, errb = cRun(t, nil, a.seTest, "tls-duplex", simDir)
+	if code != 0 || !strings.Contains(out, "tls-duplex: 0 failures") {
+		t.Fatalf("tls-duplex: exit %d\n%s%s", code, out, errb)
 	}
 }
 
@@ -602,8 +607,8 @@ func asanEnv() []string {
 }
 
 // TestCMemoryChecker runs the C test program built with AddressSanitizer
-// (and UBSan): the relay pair, the TLS pair and the threads, with no leak or
-// invalid access. Two negative controls show the checker is live in this
+// (and UBSan): the relay pair, the TLS pairs, the threads and a peer that
+// goes away, with no leak or invalid access. Two negative controls show the checker is live in this
 // setup: a message left unfreed must be reported as a leak, and a read one
 // byte past a message's terminating NUL as a heap-buffer-overflow.
 // (valgrind cannot be used: 3.19 stops with SIGILL on the RDTSCP the Go
@@ -618,6 +623,8 @@ func TestCMemoryChecker(t *testing.T) {
 		{"relay-pair", simDir, host, port},
 		{"tls-pair", simDir},
 		{"threads", simDir, host, port},
+		{"tls-duplex", simDir},
+		{"peer-gone", simDir},
 	} {
 		code, out, errb := cRun(t, asanEnv(), a.asan, args...)
 		if code != 0 || strings.Contains(errb, "Sanitizer") || strings.Contains(errb, "runtime error") {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -41,8 +42,9 @@ type fdConn struct {
 	rdl, wdl time.Time
 	wait     bool
 
-	pmu     sync.Mutex // guards pending
+	pmu     sync.Mutex // guards pending; held across a blocking write
 	pending []byte
+	npend   atomic.Int64 // len(pending), readable without pmu
 }
 
 // errWouldBlock: the descriptor is non-blocking and has nothing to read.
@@ -148,13 +150,21 @@ func (c *fdConn) flush() error {
 	return c.flushLocked()
 }
 
-func (c *fdConn) hasPending() bool {
-	c.pmu.Lock()
+// tryFlush is flush for the read side: if a writer holds pmu (possibly
+// blocked in write(2) until the peer reads), it returns nil at once — that
+// writer drains pending itself — so a read never waits for a write.
+func (c *fdConn) tryFlush() error {
+	if !c.pmu.TryLock() {
+		return nil
+	}
 	defer c.pmu.Unlock()
-	return len(c.pending) > 0
+	return c.flushLocked()
 }
 
+func (c *fdConn) hasPending() bool { return c.npend.Load() > 0 }
+
 func (c *fdConn) flushLocked() error {
+	defer func() { c.npend.Store(int64(len(c.pending))) }()
 	deadline, wait := c.state(false)
 	for len(c.pending) > 0 {
 		if !deadline.IsZero() {

@@ -150,7 +150,7 @@ func se_tls_read(h C.se_tls, buf unsafe.Pointer, n C.size_t, got *C.size_t) C.in
 		}
 		k, err := s.conn.Read(unsafe.Slice((*byte)(buf), int(n)))
 		// Reading may have queued records to send (TLS 1.3 key updates).
-		if ferr := s.fc.flush(); ferr != nil && ferr != errWouldBlock && err == nil {
+		if ferr := s.fc.tryFlush(); ferr != nil && ferr != errWouldBlock && err == nil {
 			err = ferr
 		}
 		if k > 0 {

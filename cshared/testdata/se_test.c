@@ -404,6 +404,65 @@ static int tls_pair(const char *sim) {
   return failures != 0;
 }
 
+/* tls-duplex: on each side of a socketpair (blocking descriptors) one
+ * thread writes 1 MiB while another thread reads 1 MiB on the SAME session,
+ * as the header allows. Both directions at once would deadlock if a read
+ * held off the session's writes. */
+struct duplex {
+  se_tls t;
+  const uint8_t *out;
+  uint8_t *in;
+  int rc;
+};
+static void *duplex_writer(void *p) {
+  struct duplex *d = p;
+  for (size_t off = 0; off < PAIRBYTES && d->rc == SE_OK;) {
+    size_t n = 0;
+    d->rc = se_tls_write(d->t, d->out + off, 65536, &n);
+    off += n;
+  }
+  return NULL;
+}
+static void *duplex_side(void *p) {
+  struct side *s = p;
+  struct duplex d = {.out = s->out, .in = s->in};
+  s->rc = s->server ? se_tls_server_new(s->env, s->fd, NULL, &d.t) : se_tls_client_new(s->env, s->fd, NULL, NULL, &d.t);
+  if (s->rc != SE_OK) return NULL;
+  pthread_t w;
+  pthread_create(&w, NULL, duplex_writer, &d);
+  int rc = SE_OK;
+  for (size_t off = 0; off < PAIRBYTES && rc == SE_OK;) {
+    size_t n = 0;
+    rc = se_tls_read(d.t, s->in + off, PAIRBYTES - off, &n);
+    off += n;
+  }
+  pthread_join(w, NULL);
+  s->rc = rc != SE_OK ? rc : d.rc;
+  se_tls_close(d.t);
+  return NULL;
+}
+static int tls_duplex(const char *sim) {
+  se_env env = open_env(sim);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return 1;
+  struct side c = {.env = env, .fd = sv[0]}, s = {.env = env, .fd = sv[1], .server = 1};
+  c.out = malloc(PAIRBYTES), c.in = malloc(PAIRBYTES), s.out = malloc(PAIRBYTES), s.in = malloc(PAIRBYTES);
+  for (int i = 0; i < PAIRBYTES; i++) c.out[i] = (uint8_t)(i * 11 + 7), s.out[i] = (uint8_t)(i * 3 + 1);
+  pthread_t tc, ts;
+  pthread_create(&tc, NULL, duplex_side, &c);
+  pthread_create(&ts, NULL, duplex_side, &s);
+  pthread_join(tc, NULL);
+  pthread_join(ts, NULL);
+  CHECK(c.rc == SE_OK && s.rc == SE_OK, "client %d, server %d", c.rc, s.rc);
+  CHECK(memcmp(c.out, s.in, PAIRBYTES) == 0 && memcmp(s.out, c.in, PAIRBYTES) == 0, "data differs");
+  free(c.out), free(c.in), free(s.out), free(s.in);
+  close(sv[0]);
+  close(sv[1]);
+  se_env_close(env);
+  printf("tls-duplex: %d failures\n", failures);
+  return failures != 0;
+}
+
 /* relay-gone: dial and register, print "ready", wait for a line on stdin
  * (the test stops the relay meanwhile), then send: every send must fail
  * with SE_EIO or SE_ECLOSED, and the program must survive (no SIGPIPE). */
@@ -468,7 +527,8 @@ int main(int argc, char **argv) {
   if (argc >= 4 && strcmp(argv[1], "tls-server") == 0) return tls_server(argv[2], argv[3]);
   if (argc >= 3 && strcmp(argv[1], "tls-pair") == 0) return tls_pair(argv[2]);
   if (argc >= 3 && strcmp(argv[1], "peer-gone") == 0) return peer_gone(argv[2]);
+  if (argc >= 3 && strcmp(argv[1], "tls-duplex") == 0) return tls_duplex(argv[2]);
   if (argc >= 5 && strcmp(argv[1], "relay-gone") == 0) return relay_gone(argv[2], argv[3], argv[4]);
-  fprintf(stderr, "usage: se_test relay-pair|exchange|bad-relay|threads|tls-server|tls-pair|peer-gone|relay-gone SIM_DIR ...\n");
+  fprintf(stderr, "usage: se_test relay-pair|exchange|bad-relay|threads|tls-server|tls-pair|tls-duplex|peer-gone|relay-gone SIM_DIR ...\n");
   return 2;
 }
