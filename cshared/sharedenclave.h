@@ -5,7 +5,7 @@
  * attest/backend, attest/policyfile) built with -buildmode=c-shared or
  * c-archive. It does not re-implement anything: the TLS handshake, the
  * post-handshake mutual attestation and its binding to the TLS session
- * (docs/PROTOCOL.md, "Attestation") and the relay protocol are the Go
+ * (docs/PROTOCOL.md, section 2) and the relay protocol are the Go
  * code that relayd, example-client and the Go client library run.
  *
  * Build, link and run: see the README section "C library".
@@ -48,6 +48,14 @@
  *     down with shutdown(2) first to wake it). Calls made after it return
  *     SE_EBADHANDLE.
  *   - se_last_error() is per thread.
+ *
+ * Process
+ *   Loading the library starts the Go runtime (a few threads). It installs
+ *   handlers for the synchronous signals and SIGPIPE, keeps the handlers
+ *   that were there, and forwards to them the signals raised in C code (Go's
+ *   os/signal documentation, "Non-Go programs that call Go code"). Writes on
+ *   a TLS session use MSG_NOSIGNAL; a peer that went away is SE_EIO, not a
+ *   SIGPIPE. After fork(), only exec: the child cannot use the library.
  *
  * Limits: ids are 1..255 bytes of UTF-8 (NUL-terminated here); payloads
  * and TLS writes are bounded by the sizes below; every length is checked
