@@ -14,6 +14,7 @@ import "C"
 import (
 	"context"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -74,8 +75,11 @@ func se_relay_dial(envh C.se_env, host, port, policyFile *C.se_cchar, out *C.se_
 	}
 	hs, ok1 := goString(host, 1024)
 	ps, ok2 := goString(port, 16)
-	if !ok1 || !ok2 || hs == "" || ps == "" {
-		return fail(seEInval, "se_relay_dial: host (1..1024 bytes) and port (1..16 bytes) must be given")
+	if !ok1 || !ok2 || hs == "" {
+		return fail(seEInval, "se_relay_dial: host (1..1024 bytes) and port must be given")
+	}
+	if n, err := strconv.ParseUint(ps, 10, 16); err != nil || n == 0 || ps[0] == '+' {
+		return fail(seEInval, "se_relay_dial: port %q is not a decimal number 1..65535", ps)
 	}
 	pol, code := e.policy(policyFile)
 	if code != seOK {

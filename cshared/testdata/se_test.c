@@ -136,6 +136,8 @@ static int relay_pair(const char *sim, const char *host, const char *port) {
   CHECK(se_relay_ack(a, 1) == SE_EUNSUPPORTED, "ack");
   CHECK(se_relay_poll(a, NULL) == SE_EINVAL, "poll NULL out");
   CHECK(se_relay_dial(env, host, port, "/nonexistent/policy.toml", &b) == SE_EPOLICY && b == 0, "missing policy file");
+  CHECK(se_relay_dial(env, host, "http", NULL, &b) == SE_EINVAL, "a service name as port");
+  CHECK(se_relay_dial(env, host, "65536", NULL, &b) == SE_EINVAL, "port 65536");
 
   /* A message of SE_MAX_PAYLOAD bytes goes through. */
   uint8_t *big = malloc(SE_MAX_PAYLOAD);
