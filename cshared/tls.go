@@ -38,7 +38,7 @@ type tlsSession struct {
 
 // newSession runs the handshake and the attestation (side) to completion,
 // waiting out EAGAIN, bounded by the environment's timeout.
-func newSession(e *env, fd C.int, out *C.se_tls, policyFile *C.se_cchar, side func(*atls.Peer, context.Context, *tls.Conn, *fdConn) (*tls.Conn, *attest.Report, error)) C.int {
+func newSession(e *env, fd C.int, out *C.se_tls, policyFile *C.se_cchar, side func(context.Context, *atls.Peer, *fdConn) (*tls.Conn, *attest.Report, error)) C.int {
 	if fd < 0 {
 		return fail(seEInval, "sharedenclave: file descriptor %d", int(fd))
 	}
@@ -50,7 +50,7 @@ func newSession(e *env, fd C.int, out *C.se_tls, policyFile *C.se_cchar, side fu
 	peer := &atls.Peer{Attester: e.be.Attester, Verifier: e.be.Verifier, Policy: pol, Timeout: e.timeout}
 	ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 	defer cancel()
-	conn, report, err := side(peer, ctx, nil, fc)
+	conn, report, err := side(ctx, peer, fc)
 	if err != nil {
 		return failErr(err)
 	}
@@ -73,7 +73,7 @@ func se_tls_client_new(envh C.se_env, fd C.int, hostname, policyFile *C.se_cchar
 	if !ok {
 		return fail(seEInval, "se_tls_client_new: hostname longer than 255 bytes")
 	}
-	return newSession(e, fd, out, policyFile, func(p *atls.Peer, ctx context.Context, _ *tls.Conn, fc *fdConn) (*tls.Conn, *attest.Report, error) {
+	return newSession(e, fd, out, policyFile, func(ctx context.Context, p *atls.Peer, fc *fdConn) (*tls.Conn, *attest.Report, error) {
 		cfg := atls.ClientConfig()
 		cfg.ServerName = host // SNI only: the server's quote authenticates it
 		conn := tls.Client(fc, cfg)
@@ -92,7 +92,7 @@ func se_tls_server_new(envh C.se_env, fd C.int, policyFile *C.se_cchar, out *C.s
 	if !ok {
 		return badHandle("environment", uint64(envh))
 	}
-	return newSession(e, fd, out, policyFile, func(p *atls.Peer, ctx context.Context, _ *tls.Conn, fc *fdConn) (*tls.Conn, *attest.Report, error) {
+	return newSession(e, fd, out, policyFile, func(ctx context.Context, p *atls.Peer, fc *fdConn) (*tls.Conn, *attest.Report, error) {
 		// A key generated here, inside the enclave, for this session.
 		cert, err := atls.NewKeyCertificate(atls.CertOptions{})
 		if err != nil {
