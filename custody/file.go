@@ -108,3 +108,6 @@ func (s *Share) Equal(o *Share) bool {
 // (enclavectl custody decrypt-share --out) or to send it over an attested
 // channel; clear the result after use.
 func (s *Share) Reveal() []byte { return s.marshal() }
+
+// Wipe clears the share's value.
+func (s *Share) Wipe() { clear(s.y) }
