@@ -28,12 +28,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/atls"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
+	"github.com/sharedenclave/sharedenclave/custody"
+	"github.com/sharedenclave/sharedenclave/custody/unseal"
 	"github.com/sharedenclave/sharedenclave/kms"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/store"
@@ -139,13 +143,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 
 	var st *store.Store
+	defer func() {
+		if st != nil {
+			st.Close()
+		}
+	}()
+	var sealed *startup.Sealed
 	if o.DataDir != "" {
 		var err error
-		if st, err = o.OpenStore(be, "kms", log); err != nil {
+		if st, sealed, err = o.OpenStore(be, "kms", log); err != nil {
 			return fail("%v", err)
 		}
-		defer st.Close()
-		log.Info("keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
+		if sealed != nil && o.generateRoot {
+			return fail("--generate-root: the data dir is sealed (its data key does not open on this machine or build); start kmsd without --generate-root, unseal it with the recovery shares (docs/DEPLOY.md), then stop it and run --generate-root")
+		}
+		if st != nil {
+			log.Info("keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
+		}
 	} else {
 		log.Warn("keys are memory-only: a restart loses every key (use --data-dir)")
 	}
@@ -168,6 +182,67 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	for _, e := range cert.Leaf.Extensions {
 		if e.Id.Equal(atls.OIDGramineQuote) {
 			legacyQuote = e.Value
+		}
+	}
+	tcfg := atls.ServerConfig(cert)
+	tcfg.NextProtos = []string{"h2", "http/1.1"}
+	handler := &swapHandler{}
+	srv := &http.Server{
+		Handler: handler, TLSConfig: tcfg,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	var ln net.Listener
+	errc := make(chan error, 1)
+	listen := func(sealed bool) error {
+		var err error
+		if ln, err = net.Listen("tcp", o.Listen); err != nil {
+			return err
+		}
+		go func() { errc <- srv.Serve(tls.NewListener(ln, tcfg)) }()
+		log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description, "sealed", sealed)
+		if ready != nil {
+			ready <- ln.Addr().String()
+		}
+		return nil
+	}
+	if sealed != nil {
+		// Sealed: serve only the attestation and the recovery endpoint
+		// until the operators' shares open the data key, then go on.
+		opened := make(chan *store.Store, 1)
+		u, err := unseal.New(unseal.Config{
+			Recovery: sealed.Recovery, Service: "kmsd", Version: version(), Logger: log,
+			Attestation: &unseal.Attestation{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
+			Open: func(dk *custody.DataKey) error {
+				s, err := sealed.Open(dk)
+				if err == nil {
+					opened <- s
+				}
+				return err
+			},
+		})
+		if err != nil {
+			return fail("%v", err)
+		}
+		handler.set(u)
+		if err := listen(true); err != nil {
+			return fail("%v", err)
+		}
+		select {
+		case st = <-opened:
+			log.Info("kmsd unsealed: keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
+		case err := <-errc:
+			return fail("serve: %v", err)
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
+			defer cancel()
+			srv.Shutdown(sctx)
+			select {
+			case st = <-opened:
+			default:
+			}
+			log.Info("kmsd stopped (sealed)")
+			return 0
 		}
 	}
 	reg := metrics.New("kmsd", be.Simulated)
@@ -201,17 +276,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		log.Info("root token created and written", "file", o.rootTokenFile)
 	}
 
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return fail("%v", err)
-	}
-	tcfg := atls.ServerConfig(cert)
-	tcfg.NextProtos = []string{"h2", "http/1.1"}
-	srv := &http.Server{
-		Handler: svc.Handler(), TLSConfig: tcfg,
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	handler.set(svc.Handler())
 	if o.MetricsListen != "" {
 		stopMetrics, err := startup.ServeMetrics(o.MetricsListen, reg.Handler(), log)
 		if err != nil {
@@ -223,12 +288,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		log.Warn("the seed endpoints are open to callers without a token (--open-seed-endpoints)", "seed_rsa_rate", o.seedRSARate)
 	}
 	reg.SetReady(true)
-	log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description)
-	if ready != nil {
-		ready <- ln.Addr().String()
+	if ln == nil {
+		if err := listen(false); err != nil {
+			return fail("%v", err)
+		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(ln, tcfg)) }()
 	select {
 	case err := <-errc:
 		return fail("serve: %v", err)
@@ -242,4 +306,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	log.Info("kmsd stopped")
 	return 0
+}
+
+// swapHandler serves the unseal handler while kmsd is sealed, then the
+// KMS, on the same RA-TLS listener.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "starting", http.StatusServiceUnavailable)
+}
+
+// version is the module version kmsd was built from, as sys/seal-status
+// reports it.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return "shared-enclave " + bi.Main.Version
+	}
+	return "shared-enclave"
 }
