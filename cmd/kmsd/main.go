@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -206,19 +207,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return nil
 	}
+	markServing := func() {}
 	if sealed != nil {
 		// Sealed: serve only the attestation and the recovery endpoint
 		// until the operators' shares open the data key, then go on.
-		opened := make(chan *store.Store, 1)
+		// The answer to the last share waits until the KMS serves (or
+		// kmsd stops), so that an operator who sees "unsealed" can use it.
+		opened, serving := make(chan *store.Store, 1), make(chan struct{})
+		var once sync.Once
+		markServing = func() { once.Do(func() { close(serving) }) }
+		defer markServing()
 		u, err := unseal.New(unseal.Config{
 			Recovery: sealed.Recovery, Service: "kmsd", Version: version(), Logger: log,
 			Attestation: &unseal.Attestation{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
 			Open: func(dk *custody.DataKey) error {
 				s, err := sealed.Open(dk)
-				if err == nil {
-					opened <- s
+				if err != nil {
+					return err
 				}
-				return err
+				opened <- s
+				<-serving
+				return nil
 			},
 		})
 		if err != nil {
@@ -234,6 +243,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		case err := <-errc:
 			return fail("serve: %v", err)
 		case <-ctx.Done():
+			markServing()
 			sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
 			defer cancel()
 			srv.Shutdown(sctx)
@@ -277,6 +287,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 
 	handler.set(svc.Handler())
+	markServing()
 	if o.MetricsListen != "" {
 		stopMetrics, err := startup.ServeMetrics(o.MetricsListen, reg.Handler(), log)
 		if err != nil {
