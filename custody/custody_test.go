@@ -3,6 +3,7 @@ package custody
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -304,5 +305,31 @@ func TestFileRoundTripAndPrefixes(t *testing.T) {
 	}
 	if _, err := ParseFile(append(bytes.Clone(b), []byte(`{}`)...)); err == nil {
 		t.Error("trailing data accepted")
+	}
+}
+
+// The custody file a data dir keeps holds neither the data key nor a
+// share value, in raw, hex or base64 form.
+func TestCustodyFileNoSecret(t *testing.T) {
+	dk, _ := NewDataKey(rand.Reader)
+	ops, rcpts := operators(t, 3)
+	rec, enc, _ := NewRecovery(dk, rcpts, 2, rand.Reader)
+	root, _ := seal.NewRoot(bytes.Repeat([]byte{7}, 16))
+	s, _ := seal.NewSealer(root, "custody/kms", 1)
+	sealed, _ := dk.Seal(s)
+	file, err := (&File{Version: 1, Sealed: sealed, Recovery: rec}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := [][]byte{dk.b[:]}
+	for _, sh := range decryptAll(t, ops, enc) {
+		secrets = append(secrets, sh.y)
+	}
+	for i, sec := range secrets {
+		for _, form := range [][]byte{sec, []byte(fmt.Sprintf("%x", sec)), []byte(base64.StdEncoding.EncodeToString(sec)), []byte(base64.RawURLEncoding.EncodeToString(sec))} {
+			if bytes.Contains(file, form) {
+				t.Errorf("secret %d is in the custody file", i)
+			}
+		}
 	}
 }
