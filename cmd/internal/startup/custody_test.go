@@ -211,3 +211,23 @@ func TestTamperedCustodyFile(t *testing.T) {
 		t.Fatalf("custody file deleted: %v", err)
 	}
 }
+
+// The recovery flags come from the config file and the environment like
+// every flag.
+func TestRecoveryFlagsFromConfigAndEnv(t *testing.T) {
+	tmp := t.TempDir()
+	ops := custodytest.NewOperators(t, tmp, 3)
+	conf := filepath.Join(tmp, "conf.toml")
+	os.WriteFile(conf, []byte("recovery-recipients = \""+ops.RecipientsFile+"\"\nrecovery-threshold = 2\n"), 0o600)
+	var s Server
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	s.Register(fs, ":1", "x", "data")
+	fs.Parse([]string{"--simulation", "--data-dir", tmp, "--config", conf})
+	env := map[string]string{"T_RECOVERY_SHARES_DIR": filepath.Join(tmp, "shares")}
+	if err := s.Finish(fs, "T_", func(k string) string { return env[k] }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.RecoveryThreshold != 2 || len(s.recipients) != 3 || s.RecoverySharesDir != env["T_RECOVERY_SHARES_DIR"] {
+		t.Fatalf("%+v", s)
+	}
+}
