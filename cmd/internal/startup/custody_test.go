@@ -231,3 +231,26 @@ func TestRecoveryFlagsFromConfigAndEnv(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 }
+
+// FuzzRecipientsFile: every line the parser keeps is a canonical age
+// recipient; anything else is an error naming the flag.
+func FuzzRecipientsFile(f *testing.F) {
+	f.Add([]byte("# ops\nage1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq\n\n"))
+	f.Add([]byte("age1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "r")
+		os.WriteFile(p, b, 0o600)
+		rc, err := readRecipients(p)
+		if err != nil {
+			if !strings.Contains(err.Error(), "--recovery-recipients") {
+				t.Fatalf("error without the flag's name: %v", err)
+			}
+			return
+		}
+		for _, r := range rc {
+			if !strings.HasPrefix(r, "age1") || strings.ContainsAny(r, " \n#") {
+				t.Fatalf("kept %q", r)
+			}
+		}
+	})
+}
