@@ -12,6 +12,12 @@
 //
 //	kmsd --simulation --data-dir kms-data --generate-root --root-token-file root2.token < root.token.recovery
 //
+// With --recovery-recipients, --recovery-threshold and --recovery-shares-dir
+// on the first start, the store's data key is also split among operators;
+// on another machine or build kmsd then starts sealed and serves Vault's
+// sys/seal-status and sys/unseal until they submit enough shares
+// (docs/DEPLOY.md).
+//
 // Run `kmsd --help` for every flag.
 package main
 

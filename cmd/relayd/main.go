@@ -5,6 +5,11 @@
 //	relayd --simulation                      # simulated platform in ./.sim, created if missing
 //	relayd --policy relay-policy.toml        # under gramine-sgx
 //
+// With --data-dir, the mailboxes can be recovered on another machine or
+// build by operators' shares (--recovery-recipients, --recovery-threshold,
+// --recovery-shares-dir at the first start; --recovery-listen while
+// sealed; docs/DEPLOY.md).
+//
 // Run `relayd --help` for every flag.
 package main
 
