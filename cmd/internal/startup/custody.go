@@ -178,9 +178,10 @@ const (
 	dirLegacy
 )
 
-// dataDirState says what dir holds: nothing (missing, empty, or only a
-// temporary custody file left by a crash), a custody file, or a store
-// made before custody.
+// dataDirState says what dir holds: a custody file; a store made before
+// custody (Pebble's CURRENT or a MANIFEST, and no custody file); or
+// nothing of ours (missing, empty, a fresh file system's lost+found, a
+// temporary custody file left by a crash).
 func dataDirState(dir string) (dirState, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -191,11 +192,10 @@ func dataDirState(dir string) (dirState, error) {
 	}
 	state := dirNew
 	for _, e := range ents {
-		switch e.Name() {
-		case CustodyFile:
+		switch n := e.Name(); {
+		case n == CustodyFile:
 			return dirCustody, nil
-		case CustodyFile + ".tmp":
-		default:
+		case n == "CURRENT" || strings.HasPrefix(n, "MANIFEST-"):
 			state = dirLegacy
 		}
 	}

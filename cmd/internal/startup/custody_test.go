@@ -254,3 +254,21 @@ func FuzzRecipientsFile(f *testing.F) {
 		}
 	})
 }
+
+// A fresh file system's lost+found does not make a data dir look like
+// one made before custody.
+func TestNewDataDirOnAFreshFileSystem(t *testing.T) {
+	tmp := t.TempDir()
+	be := simBackend(t, filepath.Join(tmp, "sim"))
+	data := filepath.Join(tmp, "data")
+	os.MkdirAll(filepath.Join(data, "lost+found"), 0o700)
+	s, _ := server(t, "--simulation", "--data-dir", data)
+	st, _, err := s.OpenStore(be, "kms", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := os.Stat(filepath.Join(data, CustodyFile)); err != nil {
+		t.Fatalf("no custody file: %v", err)
+	}
+}
