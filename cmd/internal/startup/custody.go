@@ -179,7 +179,7 @@ const (
 )
 
 // dataDirState says what dir holds: a custody file; a store made before
-// custody (Pebble's CURRENT or a MANIFEST, and no custody file); or
+// custody (Pebble's files, and no custody file); or
 // nothing of ours (missing, empty, a fresh file system's lost+found, a
 // temporary custody file left by a crash).
 func dataDirState(dir string) (dirState, error) {
@@ -195,11 +195,22 @@ func dataDirState(dir string) (dirState, error) {
 		switch n := e.Name(); {
 		case n == CustodyFile:
 			return dirCustody, nil
-		case n == "CURRENT" || strings.HasPrefix(n, "MANIFEST-"):
+		case isPebbleFile(n):
 			state = dirLegacy
 		}
 	}
 	return state, nil
+}
+
+// isPebbleFile reports whether name is one of the files a Pebble store
+// keeps in its directory.
+func isPebbleFile(name string) bool {
+	for _, p := range []string{"MANIFEST-", "OPTIONS-", "marker.", "CURRENT", "LOCK"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".log")
 }
 
 // createCustody makes a new data dir's data key, writes its recovery
