@@ -191,7 +191,6 @@ func (h *Handler) unseal(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, "the body must be JSON {\"key\": SHARE} or {\"reset\": true}")
 		return
 	}
-	defer func() { req.Key = "" }()
 	if req.Migrate {
 		writeErr(w, http.StatusBadRequest, "migrate is not supported: there is one seal type (shamir recovery shares)")
 		return
