@@ -110,6 +110,8 @@ Flags:
 		return nil, errors.New("--max-body must be at least 1024")
 	case !(o.seedRSARate > 0) || math.IsInf(o.seedRSARate, 0):
 		return nil, errors.New("--seed-rsa-rate must be a positive number of RSA key pairs per second")
+	case o.generateRoot && o.BackupTo != "":
+		return nil, errors.New("--generate-root and --backup-to are two separate runs: give one of them")
 	case o.generateRoot && o.DataDir == "":
 		return nil, errors.New("--generate-root needs the --data-dir of the store whose root token is lost (a memory-only kmsd makes a new root token at every start)")
 	case o.generateRoot && o.rootTokenFile == "" && !o.printRootToken:
@@ -160,6 +162,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		var err error
 		if st, sealed, err = o.OpenStore(be, "kms", log); err != nil {
 			return fail("%v", err)
+		}
+		if sealed != nil && o.BackupTo != "" {
+			return fail("--backup-to: the data dir is sealed (its data key does not open on this machine or build); copy the stopped data dir as it is, or unseal it first (docs/DEPLOY.md)")
+		}
+		if st != nil && o.BackupTo != "" {
+			if err := o.Backup(st, o.BackupTo, log); err != nil {
+				return fail("%v", err)
+			}
+			return 0
 		}
 		if sealed != nil && o.generateRoot {
 			return fail("--generate-root: the data dir is sealed (its data key does not open on this machine or build); start kmsd without --generate-root, unseal it with the recovery shares (docs/DEPLOY.md), then stop it and run --generate-root")

@@ -161,3 +161,83 @@ func TestRelaydRecoveryOnAnotherMachine(t *testing.T) {
 	_, _, stop = startRun(t, args...)
 	stop()
 }
+
+// TestRelaydBackupRestoredElsewhere: a queued message is in a backup
+// taken with --backup-to, and is delivered when the backup is restored on
+// another simulated platform through recovery.
+func TestRelaydBackupRestoredElsewhere(t *testing.T) {
+	tmp := t.TempDir()
+	simA, simB := filepath.Join(tmp, "simA"), filepath.Join(tmp, "simB")
+	data, backup, sharesDir := filepath.Join(tmp, "data"), filepath.Join(tmp, "backup"), filepath.Join(tmp, "shares")
+	ops := custodytest.NewOperators(t, tmp, 2)
+	common := []string{"--simulation", "--sim-dir", simA, "--data-dir", data, "--log-format", "json"}
+	addr, _, stop := startRun(t, append(common, "--listen", "127.0.0.1:0",
+		"--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "2", "--recovery-shares-dir", sharesDir)...)
+	beA, err := backend.Open(backend.Options{Simulation: true, SimDir: simA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(be *backend.Backend, addr, id string) *client.Conn {
+		t.Helper()
+		c, err := client.Dial(context.Background(), addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Register(id); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	dial(beA, addr, "bob").Close()
+	a := dial(beA, addr, "alice")
+	if err := a.Send("bob", []byte("in the backup")); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	stop()
+	var out syncBuf
+	if code := run(context.Background(), append(common, "--backup-to", backup), noEnv, &out, nil); code != 0 {
+		t.Fatalf("--backup-to: exit %d\n%s", code, out.String())
+	}
+	shares := ops.Shares(t, sharesDir, "relay-")
+	custodytest.Scan(t, append(custodytest.Secrets(shares), []byte("in the backup")), backup)
+
+	if _, err := sim.Init(simB, sim.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(tmp, "restored")
+	if err := os.CopyFS(restored, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs, ready, done := &syncBuf{}, make(chan string, 1), make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--simulation", "--sim-dir", simB, "--data-dir", restored, "--listen", "127.0.0.1:0", "--log-format", "json",
+			"--recovery-listen", "127.0.0.1:0"}, noEnv, logs, ready)
+	}()
+	raddr := waitRecovery(t, logs, done)
+	beB, err := backend.Open(backend.Options{Simulation: true, SimDir: simB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := vault.DefaultConfig()
+	cfg.Address = "https://" + raddr
+	cfg.MaxRetries = 0
+	cfg.HttpClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: atls.RATLSClientConfig(beB.Verifier, beB.DefaultPolicy)}}
+	c, err := vault.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Sys().Unseal(shares[0])
+	if st, err := c.Sys().Unseal(shares[1]); err != nil || st.Sealed {
+		t.Fatalf("unseal: %+v %v", st, err)
+	}
+	b := dial(beB, <-ready, "bob")
+	defer b.Close()
+	if from, data, ok, err := b.Poll(); err != nil || !ok || from != "alice" || string(data) != "in the backup" {
+		t.Fatalf("after restore: %q %q %v %v", from, data, ok, err)
+	}
+	cancel()
+	<-done
+}

@@ -167,6 +167,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Warn("mailboxes are memory-only: a restart loses every queued message (use --data-dir for durable, sealed mailboxes)")
 	} else {
 		st, sealed, err := o.OpenStore(be, "relay", log)
+		if err == nil && sealed != nil && o.BackupTo != "" {
+			err = errors.New("--backup-to: the data dir is sealed (its data key does not open on this machine or build); copy the stopped data dir as it is, or unseal it first (docs/DEPLOY.md)")
+		}
 		if err == nil && sealed != nil {
 			st, err = recoverStore(ctx, o, be, sealed, log)
 		}
@@ -179,6 +182,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return 0
 		}
 		defer st.Close()
+		if o.BackupTo != "" {
+			if err := o.Backup(st, o.BackupTo, log); err != nil {
+				fmt.Fprintf(stderr, "relayd: %v\n", err)
+				return 1
+			}
+			return 0
+		}
 		if o.rotateSeal {
 			n, err := st.Rotate()
 			if err != nil {

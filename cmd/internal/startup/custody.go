@@ -377,3 +377,37 @@ func readRecipients(path string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Backup writes a consistent copy of the open store st of s.DataDir into
+// dir (which must not exist): a Pebble checkpoint of the sealed records,
+// then the custody file, fsynced. The copy is a data dir: it opens where
+// the data key's seal opens, and anywhere else through recovery. A data
+// dir made before custody is copied too, but opens only on the same
+// machine and build.
+func (s *Server) Backup(st *store.Store, dir string, log *slog.Logger) error {
+	if _, err := os.Stat(dir); err == nil {
+		return fmt.Errorf("--backup-to: %s already exists; name a new directory", dir)
+	}
+	if err := st.Checkpoint(dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("--backup-to: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.DataDir, CustodyFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		log.Warn("backup of a data dir made before custody: it opens only on this machine and build", "backup", dir)
+		return syncDir(dir)
+	case err != nil:
+		os.RemoveAll(dir)
+		return fmt.Errorf("--backup-to: %w", err)
+	}
+	if err := writeNewSynced(filepath.Join(dir, CustodyFile), b); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("--backup-to: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("--backup-to: %w", err)
+	}
+	log.Info("backup written", "backup", dir, "data_dir", s.DataDir)
+	return nil
+}

@@ -37,6 +37,7 @@ func TestRecoveryFlags(t *testing.T) {
 		args []string
 		want string
 	}{
+		"backup without data dir": {[]string{"--backup-to", tmp}, "--backup-to needs"},
 		"without data dir": {[]string{"--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "2", "--recovery-shares-dir", tmp}, "need --data-dir"},
 		"no threshold":     {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-shares-dir", tmp}, "all three"},
 		"no shares dir":    {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "2"}, "all three"},

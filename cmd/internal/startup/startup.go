@@ -104,6 +104,8 @@ type Server struct {
 	RecoveryRecipients, RecoverySharesDir string
 	RecoveryThreshold                     int
 	recipients                            []string
+	// BackupTo: write a backup of the data dir there, then exit.
+	BackupTo string
 }
 
 // Register defines the shared flags on fs; listen is the default listen
@@ -125,6 +127,7 @@ func (s *Server) Register(fs *flag.FlagSet, listen, metricsExample, dataDirUse s
 	fs.StringVar(&s.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&s.RecoveryRecipients, "recovery-recipients", "", "with a new --data-dir: file of the operators' age X25519 recipients (age1…, one per line),\none recovery share each, any --recovery-threshold of which recover the data key on another machine or build")
 	fs.IntVar(&s.RecoveryThreshold, "recovery-threshold", 0, "how many recovery shares recover the data key (2 ≤ K ≤ the number of recipients)")
+	fs.StringVar(&s.BackupTo, "backup-to", "", "write a consistent backup of --data-dir to this new directory, then exit (the service must be stopped);\nrestore it by starting on a copy of it: on another machine or build it opens through recovery")
 	fs.StringVar(&s.RecoverySharesDir, "recovery-shares-dir", "", "directory for the recovery share files, each encrypted to its operator (new files, mode 0600)")
 }
 
@@ -171,6 +174,9 @@ func (s *Server) Finish(fs *flag.FlagSet, envPrefix string, getenv func(string) 
 // checkRecovery validates the recovery flags: all three or none, with a
 // data dir.
 func (s *Server) checkRecovery() error {
+	if s.BackupTo != "" && s.DataDir == "" {
+		return errors.New("--backup-to needs the --data-dir to back up")
+	}
 	given := s.RecoveryRecipients != "" || s.RecoverySharesDir != "" || s.RecoveryThreshold != 0
 	switch {
 	case !given:
