@@ -38,13 +38,13 @@ func TestRecoveryFlags(t *testing.T) {
 		want string
 	}{
 		"backup without data dir": {[]string{"--backup-to", tmp}, "--backup-to needs"},
-		"without data dir": {[]string{"--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "2", "--recovery-shares-dir", tmp}, "need --data-dir"},
-		"no threshold":     {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-shares-dir", tmp}, "all three"},
-		"no shares dir":    {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "2"}, "all three"},
-		"threshold 1":      {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "1", "--recovery-shares-dir", tmp}, "--recovery-threshold 1"},
-		"threshold > n":    {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "4", "--recovery-shares-dir", tmp}, "--recovery-threshold 4"},
-		"bad recipient":    {[]string{"--data-dir", tmp, "--recovery-recipients", bad, "--recovery-threshold", "2", "--recovery-shares-dir", tmp}, "line 1"},
-		"missing file":     {[]string{"--data-dir", tmp, "--recovery-recipients", filepath.Join(tmp, "none"), "--recovery-threshold", "2", "--recovery-shares-dir", tmp}, "--recovery-recipients"},
+		"without data dir":        {[]string{"--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "2", "--recovery-shares-dir", tmp}, "need --data-dir"},
+		"no threshold":            {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-shares-dir", tmp}, "all three"},
+		"no shares dir":           {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "2"}, "all three"},
+		"threshold 1":             {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "1", "--recovery-shares-dir", tmp}, "--recovery-threshold 1"},
+		"threshold > n":           {[]string{"--data-dir", tmp, "--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "4", "--recovery-shares-dir", tmp}, "--recovery-threshold 4"},
+		"bad recipient":           {[]string{"--data-dir", tmp, "--recovery-recipients", bad, "--recovery-threshold", "2", "--recovery-shares-dir", tmp}, "line 1"},
+		"missing file":            {[]string{"--data-dir", tmp, "--recovery-recipients", filepath.Join(tmp, "none"), "--recovery-threshold", "2", "--recovery-shares-dir", tmp}, "--recovery-recipients"},
 	} {
 		_, err := server(t, append([]string{"--simulation", "--sim-dir", filepath.Join(tmp, "sim")}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
