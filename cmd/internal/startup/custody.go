@@ -151,23 +151,26 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 			"data_dir", s.DataDir, "deployment", f.Recovery.Deployment, "threshold", f.Recovery.Threshold, "shares", f.Recovery.Shares)
 		return nil, &Sealed{Recovery: f.Recovery, s: s, purpose: purpose, sealer: sealer, log: log}, nil
 	}
-	if s.RecoveryRecipients != "" {
-		switch {
-		case f.Recovery == nil:
-			if err := s.addRecovery(dk, f, sealer, purpose, log); err != nil {
-				return nil, nil, err
-			}
-		case !f.Recovery.SameRecovery(s.recipients, s.RecoveryThreshold):
-			return nil, nil, fmt.Errorf("--recovery-recipients, --recovery-threshold: the data dir already has recovery shares (%d-of-%d, deployment %s) for other recipients or another threshold; "+
-				"changing them is not supported yet: give the flags of its first start, or drop them", f.Recovery.Threshold, f.Recovery.Shares, f.Recovery.Deployment)
-		}
+	if s.RecoveryRecipients != "" && f.Recovery != nil && !f.Recovery.SameRecovery(s.recipients, s.RecoveryThreshold) {
+		return nil, nil, fmt.Errorf("--recovery-recipients, --recovery-threshold: the data dir already has recovery shares (%d-of-%d, deployment %s) for other recipients or another threshold; "+
+			"changing them is not supported yet: give the flags of its first start, or drop them", f.Recovery.Threshold, f.Recovery.Shares, f.Recovery.Deployment)
 	}
 	dr, err := dk.Root()
 	if err != nil {
 		return nil, nil, err
 	}
 	st, err := store.Open(store.Options{Dir: s.DataDir, Root: dr, Purpose: purpose, Logger: log})
-	return st, nil, err
+	if err != nil {
+		return nil, nil, err
+	}
+	// Shares are made only for a data key the store opens with.
+	if s.RecoveryRecipients != "" && f.Recovery == nil {
+		if err := s.addRecovery(dk, f, purpose, log); err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+	}
+	return st, nil, nil
 }
 
 type dirState int
@@ -252,7 +255,7 @@ func (s *Server) createCustody(sealer *seal.Sealer, purpose string, log *slog.Lo
 }
 
 // addRecovery gives an existing data dir without recovery its shares.
-func (s *Server) addRecovery(dk *custody.DataKey, f *custody.File, sealer *seal.Sealer, purpose string, log *slog.Logger) error {
+func (s *Server) addRecovery(dk *custody.DataKey, f *custody.File, purpose string, log *slog.Logger) error {
 	rec, written, err := s.writeShares(dk, purpose, log)
 	if err != nil {
 		return err
