@@ -3,6 +3,7 @@ package custody
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -240,4 +241,95 @@ func FuzzParseShare(f *testing.F) {
 			t.Fatalf("parsed %q, writes %q", b, got)
 		}
 	})
+}
+
+func FuzzParseFile(f *testing.F) {
+	dk, _ := NewDataKey(rand.Reader)
+	var ids []string
+	for range 3 {
+		id, _ := age.GenerateX25519Identity()
+		ids = append(ids, id.Recipient().String())
+	}
+	rec, _, err := NewRecovery(dk, ids, 2, rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := (&File{Version: 1, Sealed: bytes.Repeat([]byte{1}, 65), Recovery: rec}).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"sealed_data_key":"AQ=="}`))
+	f.Add([]byte(`{"version":1,"sealed_data_key":"AQ=="} {}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fl, err := ParseFile(b)
+		if err != nil {
+			return
+		}
+		out, err := fl.Marshal()
+		if err != nil {
+			t.Fatalf("parsed but does not marshal: %v", err)
+		}
+		again, err := ParseFile(out)
+		if err != nil || !bytes.Equal(again.Sealed, fl.Sealed) || (again.Recovery == nil) != (fl.Recovery == nil) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+func TestFileRoundTripAndPrefixes(t *testing.T) {
+	dk, _ := NewDataKey(rand.Reader)
+	id, _ := age.GenerateX25519Identity()
+	id2, _ := age.GenerateX25519Identity()
+	rc := []string{id.Recipient().String(), id2.Recipient().String()}
+	rec, _, err := NewRecovery(dk, rc, 2, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := (&File{Version: 1, Sealed: []byte("sealed"), Recovery: rec}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := ParseFile(b)
+	if err != nil || fl.Recovery.Deployment != rec.Deployment || string(fl.Sealed) != "sealed" {
+		t.Fatalf("round trip: %v", err)
+	}
+	if !fl.Recovery.SameRecovery(rc, 2) || fl.Recovery.SameRecovery(rc, 3) || fl.Recovery.SameRecovery([]string{rc[1], rc[0]}, 2) {
+		t.Error("SameRecovery")
+	}
+	trimmed := bytes.TrimSpace(b)
+	for i := range len(trimmed) {
+		if _, err := ParseFile(trimmed[:i]); !errors.Is(err, ErrFileFormat) {
+			t.Fatalf("prefix of %d bytes: %v, want ErrFileFormat", i, err)
+		}
+	}
+	if _, err := ParseFile(append(bytes.Clone(b), []byte(`{}`)...)); err == nil {
+		t.Error("trailing data accepted")
+	}
+}
+
+// The custody file a data dir keeps holds neither the data key nor a
+// share value, in raw, hex or base64 form.
+func TestCustodyFileNoSecret(t *testing.T) {
+	dk, _ := NewDataKey(rand.Reader)
+	ops, rcpts := operators(t, 3)
+	rec, enc, _ := NewRecovery(dk, rcpts, 2, rand.Reader)
+	root, _ := seal.NewRoot(bytes.Repeat([]byte{7}, 16))
+	s, _ := seal.NewSealer(root, "custody/kms", 1)
+	sealed, _ := dk.Seal(s)
+	file, err := (&File{Version: 1, Sealed: sealed, Recovery: rec}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := [][]byte{dk.b[:]}
+	for _, sh := range decryptAll(t, ops, enc) {
+		secrets = append(secrets, sh.y)
+	}
+	for i, sec := range secrets {
+		for _, form := range [][]byte{sec, []byte(fmt.Sprintf("%x", sec)), []byte(base64.StdEncoding.EncodeToString(sec)), []byte(base64.RawURLEncoding.EncodeToString(sec))} {
+			if bytes.Contains(file, form) {
+				t.Errorf("secret %d is in the custody file", i)
+			}
+		}
+	}
 }

@@ -25,6 +25,14 @@
 //     and shares of another deployment all fail, and the caller writes
 //     nothing.
 //
+// # On disk and at start
+//
+// A [File] (custody.json in a data directory) holds the sealed data key and
+// the recovery record; cmd/internal/startup writes it, shares first, and
+// replaces it whole. When the sealed key does not open, the service starts
+// sealed and package custody/unseal serves Vault's sys/seal-status and
+// sys/unseal until k shares recover the key.
+//
 // Every record binds what it belongs to (a random deployment id, k, n)
 // in its associated data, so that pieces of two deployments cannot be
 // mixed.

@@ -373,6 +373,17 @@ func (s *Store) Sync() error {
 	return s.db.LogData(nil, pebble.Sync)
 }
 
+// Checkpoint writes a consistent snapshot of the store into dir, which
+// must not exist: every write acknowledged before the call, sealed as it
+// is on disk (hard links where the file system allows them). The snapshot
+// is a store directory that Open opens with the same root.
+func (s *Store) Checkpoint(dir string) error {
+	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	return nil
+}
+
 // Delete removes kind/key.
 func (s *Store) Delete(kind string, key []byte, d Durability) error {
 	return s.db.Delete(dbKey(kind, key), writeOpts(d))

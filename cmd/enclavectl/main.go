@@ -40,6 +40,10 @@ Usage:
         kms policy write NAME FILE, kms token create --policy NAMES
         the KMS calls over attested TLS (token from --token-file or
         $SHARED_ENCLAVE_TOKEN, never a flag); "enclavectl kms" lists them
+  enclavectl custody keygen|decrypt-share|unseal|status …
+        the operator's side of recovery shares: make a share key, decrypt a
+        share, submit it after verifying the service's quote; "enclavectl
+        custody" lists them
   enclavectl ratls cert --out CERT.pem (--key KEY.pem | --key-out KEY.pem)
         [--format gramine|gramine-legacy|ego] [--simulation --sim-dir DIR]
         make an RA-TLS certificate for a key, as Gramine or EGo lay them out
@@ -101,6 +105,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return kmsCmd(ctx, rest, env, stdout, stderr)
 	case cmd == "explore":
 		return explore(ctx, rest, stdout, stderr)
+	case cmd == "custody":
+		return custodyCmd(ctx, sub, restAfter(rest), stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "enclavectl: unknown command %q\n\n%s", joinArgs(args), usage)
 	return 2

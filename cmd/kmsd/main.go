@@ -12,6 +12,12 @@
 //
 //	kmsd --simulation --data-dir kms-data --generate-root --root-token-file root2.token < root.token.recovery
 //
+// With --recovery-recipients, --recovery-threshold and --recovery-shares-dir
+// on the first start, the store's data key is also split among operators;
+// on another machine or build kmsd then starts sealed and serves Vault's
+// sys/seal-status and sys/unseal until they submit enough shares
+// (docs/DEPLOY.md).
+//
 // Run `kmsd --help` for every flag.
 package main
 
@@ -28,12 +34,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/atls"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
+	"github.com/sharedenclave/sharedenclave/custody"
+	"github.com/sharedenclave/sharedenclave/custody/unseal"
 	"github.com/sharedenclave/sharedenclave/kms"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/store"
@@ -99,6 +110,8 @@ Flags:
 		return nil, errors.New("--max-body must be at least 1024")
 	case !(o.seedRSARate > 0) || math.IsInf(o.seedRSARate, 0):
 		return nil, errors.New("--seed-rsa-rate must be a positive number of RSA key pairs per second")
+	case o.generateRoot && o.BackupTo != "":
+		return nil, errors.New("--generate-root and --backup-to are two separate runs: give one of them")
 	case o.generateRoot && o.DataDir == "":
 		return nil, errors.New("--generate-root needs the --data-dir of the store whose root token is lost (a memory-only kmsd makes a new root token at every start)")
 	case o.generateRoot && o.rootTokenFile == "" && !o.printRootToken:
@@ -139,13 +152,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 
 	var st *store.Store
+	defer func() {
+		if st != nil {
+			st.Close()
+		}
+	}()
+	var sealed *startup.Sealed
 	if o.DataDir != "" {
 		var err error
-		if st, err = o.OpenStore(be, "kms", log); err != nil {
+		if st, sealed, err = o.OpenStore(be, "kms", log); err != nil {
 			return fail("%v", err)
 		}
-		defer st.Close()
-		log.Info("keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
+		if sealed != nil && o.BackupTo != "" {
+			return fail("--backup-to: the data dir is sealed (its data key does not open on this machine or build); copy the stopped data dir as it is, or unseal it first (docs/DEPLOY.md)")
+		}
+		if st != nil && o.BackupTo != "" {
+			if err := o.Backup(st, o.BackupTo, log); err != nil {
+				return fail("%v", err)
+			}
+			return 0
+		}
+		if sealed != nil && o.generateRoot {
+			return fail("--generate-root: the data dir is sealed (its data key does not open on this machine or build); start kmsd without --generate-root, unseal it with the recovery shares (docs/DEPLOY.md), then stop it and run --generate-root")
+		}
+		if st != nil {
+			log.Info("keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
+		}
 	} else {
 		log.Warn("keys are memory-only: a restart loses every key (use --data-dir)")
 	}
@@ -168,6 +200,76 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	for _, e := range cert.Leaf.Extensions {
 		if e.Id.Equal(atls.OIDGramineQuote) {
 			legacyQuote = e.Value
+		}
+	}
+	tcfg := atls.ServerConfig(cert)
+	tcfg.NextProtos = []string{"h2", "http/1.1"}
+	handler := &swapHandler{}
+	srv := &http.Server{
+		Handler: handler, TLSConfig: tcfg,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	var ln net.Listener
+	errc := make(chan error, 1)
+	listen := func(sealed bool) error {
+		var err error
+		if ln, err = net.Listen("tcp", o.Listen); err != nil {
+			return err
+		}
+		go func() { errc <- srv.Serve(tls.NewListener(ln, tcfg)) }()
+		log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description, "sealed", sealed)
+		if ready != nil {
+			ready <- ln.Addr().String()
+		}
+		return nil
+	}
+	markServing := func() {}
+	if sealed != nil {
+		// Sealed: serve only the attestation and the recovery endpoint
+		// until the operators' shares open the data key, then go on.
+		// The answer to the last share waits until the KMS serves (or
+		// kmsd stops), so that an operator who sees "unsealed" can use it.
+		opened, serving := make(chan *store.Store, 1), make(chan struct{})
+		var once sync.Once
+		markServing = func() { once.Do(func() { close(serving) }) }
+		defer markServing()
+		u, err := unseal.New(unseal.Config{
+			Recovery: sealed.Recovery, Service: "kmsd", Version: version(), Logger: log,
+			Attestation: &unseal.Attestation{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
+			Open: func(dk *custody.DataKey) error {
+				s, err := sealed.Open(dk)
+				if err != nil {
+					return err
+				}
+				opened <- s
+				<-serving
+				return nil
+			},
+		})
+		if err != nil {
+			return fail("%v", err)
+		}
+		handler.set(u)
+		if err := listen(true); err != nil {
+			return fail("%v", err)
+		}
+		select {
+		case st = <-opened:
+			log.Info("kmsd unsealed: keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
+		case err := <-errc:
+			return fail("serve: %v", err)
+		case <-ctx.Done():
+			markServing()
+			sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownWait)
+			defer cancel()
+			srv.Shutdown(sctx)
+			select {
+			case st = <-opened:
+			default:
+			}
+			log.Info("kmsd stopped (sealed)")
+			return 0
 		}
 	}
 	reg := metrics.New("kmsd", be.Simulated)
@@ -201,17 +303,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		log.Info("root token created and written", "file", o.rootTokenFile)
 	}
 
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return fail("%v", err)
-	}
-	tcfg := atls.ServerConfig(cert)
-	tcfg.NextProtos = []string{"h2", "http/1.1"}
-	srv := &http.Server{
-		Handler: svc.Handler(), TLSConfig: tcfg,
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	handler.set(svc.Handler())
+	markServing()
 	if o.MetricsListen != "" {
 		stopMetrics, err := startup.ServeMetrics(o.MetricsListen, reg.Handler(), log)
 		if err != nil {
@@ -223,12 +316,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		log.Warn("the seed endpoints are open to callers without a token (--open-seed-endpoints)", "seed_rsa_rate", o.seedRSARate)
 	}
 	reg.SetReady(true)
-	log.Info("kmsd listening", "addr", ln.Addr().String(), "attestation", be.Description)
-	if ready != nil {
-		ready <- ln.Addr().String()
+	if ln == nil {
+		if err := listen(false); err != nil {
+			return fail("%v", err)
+		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(ln, tcfg)) }()
 	select {
 	case err := <-errc:
 		return fail("serve: %v", err)
@@ -242,4 +334,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	log.Info("kmsd stopped")
 	return 0
+}
+
+// swapHandler serves the unseal handler while kmsd is sealed, then the
+// KMS, on the same RA-TLS listener.
+type swapHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swapHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "starting", http.StatusServiceUnavailable)
+}
+
+// version is the module version kmsd was built from, as sys/seal-status
+// reports it.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return "shared-enclave " + bi.Main.Version
+	}
+	return "shared-enclave"
 }

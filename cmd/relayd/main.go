@@ -5,6 +5,11 @@
 //	relayd --simulation                      # simulated platform in ./.sim, created if missing
 //	relayd --policy relay-policy.toml        # under gramine-sgx
 //
+// With --data-dir, the mailboxes can be recovered on another machine or
+// build by operators' shares (--recovery-recipients, --recovery-threshold,
+// --recovery-shares-dir at the first start; --recovery-listen while
+// sealed; docs/DEPLOY.md).
+//
 // Run `relayd --help` for every flag.
 package main
 
@@ -39,6 +44,7 @@ func main() {
 type options struct {
 	startup.Server
 	rotateSeal    bool
+	recoveryAddr  string
 	policy        string
 	pccs          string
 	collateral    string
@@ -76,6 +82,7 @@ Flags:
 	}
 	o.Register(fs, ":12345", "127.0.0.1:9412", "directory for durable, sealed mailboxes (default: memory-only, lost on restart)")
 	fs.BoolVar(&o.rotateSeal, "rotate-seal-key", false, "at start, move the data dir to a new seal key generation and re-seal every record")
+	fs.StringVar(&o.recoveryAddr, "recovery-listen", "", "if the data dir's data key does not open here (another machine or build), serve the recovery endpoint\n(HTTPS, RA-TLS certificate) on this address until the operators' shares unseal it (docs/DEPLOY.md)")
 	fs.StringVar(&o.policy, "policy", "", "TOML policy: which client enclaves may connect, optional id bindings (required under SGX)")
 	fs.IntVar(&o.maxPayload, "max-payload", wire.DefaultMaxPayload, "largest frame payload accepted, in bytes")
 	fs.IntVar(&o.mailboxMsgs, "mailbox-messages", 1024, "messages a mailbox holds before SEND_NACK \"mailbox full\"")
@@ -91,6 +98,10 @@ Flags:
 		return nil, err
 	}
 	switch {
+	case o.recoveryAddr != "" && o.DataDir == "":
+		return nil, errors.New("--recovery-listen needs --data-dir: a memory-only relay has nothing to recover")
+	case o.recoveryAddr != "" && !validAddr(o.recoveryAddr):
+		return nil, fmt.Errorf("--recovery-listen %q: want HOST:PORT, e.g. 127.0.0.1:8444", o.recoveryAddr)
 	case o.rotateSeal && o.DataDir == "":
 		return nil, errors.New("--rotate-seal-key needs --data-dir")
 	case o.maxPayload < 1 || o.maxPayload > 64<<20:
@@ -155,12 +166,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.DataDir == "" {
 		log.Warn("mailboxes are memory-only: a restart loses every queued message (use --data-dir for durable, sealed mailboxes)")
 	} else {
-		st, err := o.OpenStore(be, "relay", log)
+		st, sealed, err := o.OpenStore(be, "relay", log)
+		if err == nil && sealed != nil && o.BackupTo != "" {
+			err = errors.New("--backup-to: the data dir is sealed (its data key does not open on this machine or build); copy the stopped data dir as it is, or unseal it first (docs/DEPLOY.md)")
+		}
+		if err == nil && sealed != nil {
+			st, err = recoverStore(ctx, o, be, sealed, log)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "relayd: %v\n", err)
 			return 1
 		}
+		if st == nil {
+			log.Info("relayd stopped (sealed)")
+			return 0
+		}
 		defer st.Close()
+		if o.BackupTo != "" {
+			if err := o.Backup(st, o.BackupTo, log); err != nil {
+				fmt.Fprintf(stderr, "relayd: %v\n", err)
+				return 1
+			}
+			return 0
+		}
 		if o.rotateSeal {
 			n, err := st.Rotate()
 			if err != nil {

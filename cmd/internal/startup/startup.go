@@ -19,7 +19,6 @@ import (
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
-	"github.com/sharedenclave/sharedenclave/store"
 )
 
 // checkMode refuses combinations that would mix simulation and SGX trust
@@ -100,6 +99,13 @@ type Server struct {
 	SimDir, DataDir, SealPolicy, PCCS, Collateral, GramineDir string
 	LogFormat, LogLevel                                       string
 	ShutdownWait                                              time.Duration
+
+	// Recovery shares, made when a new data dir is created (custody.go).
+	RecoveryRecipients, RecoverySharesDir string
+	RecoveryThreshold                     int
+	recipients                            []string
+	// BackupTo: write a backup of the data dir there, then exit.
+	BackupTo string
 }
 
 // Register defines the shared flags on fs; listen is the default listen
@@ -119,6 +125,10 @@ func (s *Server) Register(fs *flag.FlagSet, listen, metricsExample, dataDirUse s
 	fs.DurationVar(&s.ShutdownWait, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to let work in flight finish")
 	fs.StringVar(&s.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&s.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&s.RecoveryRecipients, "recovery-recipients", "", "with a new --data-dir: file of the operators' age X25519 recipients (age1…, one per line),\none recovery share each, any --recovery-threshold of which recover the data key on another machine or build")
+	fs.IntVar(&s.RecoveryThreshold, "recovery-threshold", 0, "how many recovery shares recover the data key (2 ≤ K ≤ the number of recipients)")
+	fs.StringVar(&s.BackupTo, "backup-to", "", "write a consistent backup of --data-dir to this new directory, then exit (the service must be stopped);\nrestore it by starting on a copy of it: on another machine or build it opens through recovery")
+	fs.StringVar(&s.RecoverySharesDir, "recovery-shares-dir", "", "directory for the recovery share files, each encrypted to its operator (new files, mode 0600)")
 }
 
 // Finish fills unset flags from the config file and the environment
@@ -154,29 +164,35 @@ func (s *Server) Finish(fs *flag.FlagSet, envPrefix string, getenv func(string) 
 		return err
 	}
 	if s.MetricsListen != "" {
-		return checkAddr("--metrics-listen", s.MetricsListen)
+		if err := checkAddr("--metrics-listen", s.MetricsListen); err != nil {
+			return err
+		}
 	}
-	return nil
+	return s.checkRecovery()
 }
 
-// OpenStore opens the sealed store in s.DataDir for purpose ("relay",
-// "kms") under s.SealPolicy. If the directory was sealed by another
-// enclave identity (a rebuild under the mrenclave policy, an upgrade),
-// it refuses to start with one line saying so, naming the other seal
-// policy if that one opens it: nothing is read from or written to it.
-func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger) (*store.Store, error) {
-	root, err := be.SealRoot(s.SealPolicy)
+// checkRecovery validates the recovery flags: all three or none, with a
+// data dir.
+func (s *Server) checkRecovery() error {
+	if s.BackupTo != "" && s.DataDir == "" {
+		return errors.New("--backup-to needs the --data-dir to back up")
+	}
+	given := s.RecoveryRecipients != "" || s.RecoverySharesDir != "" || s.RecoveryThreshold != 0
+	switch {
+	case !given:
+		return nil
+	case s.DataDir == "":
+		return errors.New("--recovery-recipients, --recovery-threshold, --recovery-shares-dir need --data-dir: a memory-only service has no data to recover")
+	case s.RecoveryRecipients == "" || s.RecoverySharesDir == "" || s.RecoveryThreshold == 0:
+		return errors.New("recovery shares need all three of --recovery-recipients FILE, --recovery-threshold K and --recovery-shares-dir DIR")
+	}
+	rc, err := readRecipients(s.RecoveryRecipients)
 	if err != nil {
-		return nil, fmt.Errorf("seal key (--seal-policy %s): %w", s.SealPolicy, err)
+		return err
 	}
-	var alts []store.Alternate
-	for _, p := range []string{backend.SealMREnclave, backend.SealMRSigner} {
-		if p == s.SealPolicy {
-			continue
-		}
-		if r, err := be.SealRoot(p); err == nil {
-			alts = append(alts, store.Alternate{Name: "--seal-policy " + p, Root: r})
-		}
+	if s.RecoveryThreshold < 2 || s.RecoveryThreshold > len(rc) || len(rc) > 255 {
+		return fmt.Errorf("--recovery-threshold %d with %d recipients in %s: want 2 ≤ K ≤ the number of recipients ≤ 255", s.RecoveryThreshold, len(rc), s.RecoveryRecipients)
 	}
-	return store.Open(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
+	s.recipients = rc
+	return nil
 }

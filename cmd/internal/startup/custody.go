@@ -1,0 +1,416 @@
+package startup
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+
+	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/custody"
+	"github.com/sharedenclave/sharedenclave/seal"
+	"github.com/sharedenclave/sharedenclave/store"
+)
+
+// CustodyFile is the file in a data directory that keeps its data key,
+// sealed under the enclave's seal key, and its recovery record
+// (custody.File).
+const CustodyFile = "custody.json"
+
+// custodyPurpose separates the key that seals the data key from every
+// other key derived from the seal root.
+func custodyPurpose(purpose string) string { return "custody/" + purpose }
+
+// Sealed is a data directory whose data key does not open here (another
+// CPU, another enclave identity) but that operators can recover with
+// their shares: the service starts sealed and serves only its attestation
+// and the recovery endpoint (package custody/unseal). Nothing was read
+// from the store or written to the directory.
+type Sealed struct {
+	// Recovery is the directory's recovery record.
+	Recovery *custody.Recovery
+
+	s       *Server
+	purpose string
+	sealer  *seal.Sealer // this enclave's custody sealer
+	log     *slog.Logger
+}
+
+// Open opens the store with a data key the operators recovered. It
+// first checks that the store opens with it; only then does it re-seal
+// the key under this enclave's seal key and replace the custody file (a
+// new file renamed over the old one: a crash leaves the old wrapping or
+// the new one). The caller owns the store.
+func (z *Sealed) Open(dk *custody.DataKey) (*store.Store, error) {
+	root, err := dk.Root()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(store.Options{Dir: z.s.DataDir, Root: root, Purpose: z.purpose, Logger: z.log})
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := dk.Seal(z.sealer)
+	if err == nil {
+		err = writeCustody(z.s.DataDir, &custody.File{Version: 1, Sealed: sealed, Recovery: z.Recovery})
+	}
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("re-sealing the recovered data key: %w", err)
+	}
+	z.log.Info("data key recovered and re-sealed under this enclave's seal key", "data_dir", z.s.DataDir, "seal_policy", z.s.SealPolicy)
+	return st, nil
+}
+
+// OpenStore opens the sealed store in s.DataDir for purpose ("relay",
+// "kms") under s.SealPolicy, through the directory's data key:
+//
+//   - a new (missing or empty) directory gets a data key generated here,
+//     sealed under the seal key, and, with --recovery-recipients, a
+//     recovery record and one share file per operator, written before
+//     anything is committed;
+//   - a directory with a custody file opens with its sealed data key; if
+//     that key does not open here and the directory has recovery shares,
+//     OpenStore returns a *Sealed instead of a store;
+//   - a directory made before custody opens, as before, directly under
+//     the seal key (no recovery is possible for it).
+//
+// A directory sealed by another enclave identity without recovery is
+// refused with one line saying so, naming the other seal policy if that
+// one opens it: nothing is read from or written to it.
+func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger) (*store.Store, *Sealed, error) {
+	root, err := be.SealRoot(s.SealPolicy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("seal key (--seal-policy %s): %w", s.SealPolicy, err)
+	}
+	var alts []store.Alternate
+	for _, p := range []string{backend.SealMREnclave, backend.SealMRSigner} {
+		if p == s.SealPolicy {
+			continue
+		}
+		if r, err := be.SealRoot(p); err == nil {
+			alts = append(alts, store.Alternate{Name: "--seal-policy " + p, Root: r})
+		}
+	}
+	sealer, err := seal.NewSealer(root, custodyPurpose(purpose), 1)
+	if err != nil {
+		return nil, nil, err
+	}
+	state, err := dataDirState(s.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch state {
+	case dirLegacy:
+		if s.RecoveryRecipients != "" {
+			return nil, nil, fmt.Errorf("--recovery-recipients: %s was made before custody (its records are sealed directly under the seal key), so it has no data key to share; "+
+				"drop the recovery flags to keep using it, or see docs/DEPLOY.md (\"Data dirs made before custody\")", s.DataDir)
+		}
+		log.Warn("data dir predates custody: its records are sealed directly under the seal key, so it cannot be recovered on another machine or build; see docs/DEPLOY.md",
+			"data_dir", s.DataDir)
+		st, err := store.Open(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
+		return st, nil, err
+	case dirNew:
+		st, err := s.createCustody(sealer, purpose, log)
+		return st, nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(s.DataDir, CustodyFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := custody.ParseFile(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(s.DataDir, CustodyFile), err)
+	}
+	dk, err := custody.OpenSealed(sealer, f.Sealed)
+	if err != nil {
+		for _, a := range alts {
+			alt, aerr := seal.NewSealer(a.Root, custodyPurpose(purpose), 1)
+			if aerr != nil {
+				continue
+			}
+			if _, aerr := custody.OpenSealed(alt, f.Sealed); aerr == nil {
+				return nil, nil, fmt.Errorf("the data key of %s was sealed under the other seal policy: it opens with %s", s.DataDir, a.Name)
+			}
+		}
+		if f.Recovery == nil {
+			return nil, nil, fmt.Errorf("the data key of %s does not open here: it was sealed by another enclave identity or on another CPU, and no recovery shares were made for it "+
+				"(--recovery-recipients at its first start); run the build that sealed it, on its machine, or start with an empty directory", s.DataDir)
+		}
+		if s.RecoveryRecipients != "" && !f.Recovery.SameRecovery(s.recipients, s.RecoveryThreshold) {
+			return nil, nil, errors.New("--recovery-recipients and --recovery-threshold differ from the recovery record of the data dir; recover with the shares it has (drop the recovery flags, or give the ones of its first start)")
+		}
+		log.Warn("SEALED: the data key does not open with this enclave's seal key (another CPU or another build); waiting for the operators' recovery shares",
+			"data_dir", s.DataDir, "deployment", f.Recovery.Deployment, "threshold", f.Recovery.Threshold, "shares", f.Recovery.Shares)
+		return nil, &Sealed{Recovery: f.Recovery, s: s, purpose: purpose, sealer: sealer, log: log}, nil
+	}
+	if s.RecoveryRecipients != "" && f.Recovery != nil && !f.Recovery.SameRecovery(s.recipients, s.RecoveryThreshold) {
+		return nil, nil, fmt.Errorf("--recovery-recipients, --recovery-threshold: the data dir already has recovery shares (%d-of-%d, deployment %s) for other recipients or another threshold; "+
+			"changing them is not supported yet: give the flags of its first start, or drop them", f.Recovery.Threshold, f.Recovery.Shares, f.Recovery.Deployment)
+	}
+	dr, err := dk.Root()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(store.Options{Dir: s.DataDir, Root: dr, Purpose: purpose, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Shares are made only for a data key the store opens with.
+	if s.RecoveryRecipients != "" && f.Recovery == nil {
+		if err := s.addRecovery(dk, f, purpose, log); err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+	}
+	return st, nil, nil
+}
+
+type dirState int
+
+const (
+	dirNew dirState = iota
+	dirCustody
+	dirLegacy
+)
+
+// dataDirState says what dir holds: a custody file; a store made before
+// custody (Pebble's files, and no custody file); or
+// nothing of ours (missing, empty, a fresh file system's lost+found, a
+// temporary custody file left by a crash).
+func dataDirState(dir string) (dirState, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return dirNew, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--data-dir: %w", err)
+	}
+	state := dirNew
+	for _, e := range ents {
+		switch n := e.Name(); {
+		case n == CustodyFile:
+			return dirCustody, nil
+		case isPebbleFile(n):
+			state = dirLegacy
+		}
+	}
+	return state, nil
+}
+
+// isPebbleFile reports whether name is one of the files a Pebble store
+// keeps in its directory.
+func isPebbleFile(name string) bool {
+	for _, p := range []string{"MANIFEST-", "OPTIONS-", "marker.", "CURRENT", "LOCK"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".log")
+}
+
+// createCustody makes a new data dir's data key, writes its recovery
+// shares (if asked) and then the custody file, and opens the store. The
+// custody file is the commit: until it is on disk nothing else is, and
+// share files written for a start that failed are removed.
+func (s *Server) createCustody(sealer *seal.Sealer, purpose string, log *slog.Logger) (*store.Store, error) {
+	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	dk, err := custody.NewDataKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	f := &custody.File{Version: 1}
+	if f.Sealed, err = dk.Seal(sealer); err != nil {
+		return nil, err
+	}
+	var written []string
+	if s.RecoveryRecipients != "" {
+		if f.Recovery, written, err = s.writeShares(dk, purpose, log); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeCustody(s.DataDir, f); err != nil {
+		removeAll(written)
+		return nil, fmt.Errorf("--data-dir: writing the data key: %w", err)
+	}
+	root, err := dk.Root()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("new data dir: data key generated in the enclave and sealed", "data_dir", s.DataDir, "seal_policy", s.SealPolicy, "recovery", f.Recovery != nil)
+	return st, nil
+}
+
+// addRecovery gives an existing data dir without recovery its shares.
+func (s *Server) addRecovery(dk *custody.DataKey, f *custody.File, purpose string, log *slog.Logger) error {
+	rec, written, err := s.writeShares(dk, purpose, log)
+	if err != nil {
+		return err
+	}
+	if err := writeCustody(s.DataDir, &custody.File{Version: 1, Sealed: f.Sealed, Recovery: rec}); err != nil {
+		removeAll(written)
+		return fmt.Errorf("--data-dir: writing the recovery record: %w", err)
+	}
+	f.Recovery = rec
+	return nil
+}
+
+// writeShares makes the recovery record and writes one share file per
+// recipient into --recovery-shares-dir: new files, mode 0600, fsynced
+// with their directory. On error it removes what it wrote.
+func (s *Server) writeShares(dk *custody.DataKey, purpose string, log *slog.Logger) (*custody.Recovery, []string, error) {
+	rec, enc, err := custody.NewRecovery(dk, s.recipients, s.RecoveryThreshold, rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--recovery-recipients, --recovery-threshold: %w", err)
+	}
+	if err := os.MkdirAll(s.RecoverySharesDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("--recovery-shares-dir: %w", err)
+	}
+	var written []string
+	for i, e := range enc {
+		path := filepath.Join(s.RecoverySharesDir, fmt.Sprintf("%s-%s-share-%d-of-%d.age", purpose, rec.Deployment[:8], i+1, rec.Shares))
+		if err := writeNewSynced(path, e); err != nil {
+			removeAll(written)
+			return nil, nil, fmt.Errorf("--recovery-shares-dir: %w", err)
+		}
+		written = append(written, path)
+	}
+	if err := syncDir(s.RecoverySharesDir); err != nil {
+		removeAll(written)
+		return nil, nil, fmt.Errorf("--recovery-shares-dir: %w", err)
+	}
+	for i, p := range written {
+		log.Info("recovery share written, encrypted to its operator", "file", p, "recipient", rec.Recipients[i])
+	}
+	log.Info("recovery shares made", "deployment", rec.Deployment, "threshold", rec.Threshold, "shares", rec.Shares)
+	return rec, written, nil
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
+}
+
+// writeNewSynced creates path (it must not exist), writes b, fsyncs.
+func writeNewSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%s already exists and is never overwritten: move it away if it is from a start that did not finish, or choose another directory", path)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// writeCustody replaces dir's custody file with f: a temporary file,
+// fsynced, renamed over the old one, and the directory fsynced.
+func writeCustody(dir string, f *custody.File) error {
+	b, err := f.Marshal()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, CustodyFile+".tmp")
+	os.Remove(tmp)
+	if err := writeNewSynced(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, CustodyFile)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// readRecipients reads --recovery-recipients: one age X25519 recipient
+// per line; blank lines and lines starting with # are skipped.
+func readRecipients(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--recovery-recipients: %v", err)
+	}
+	if len(b) > 64<<10 {
+		return nil, fmt.Errorf("--recovery-recipients: %s is larger than 64 KiB", path)
+	}
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		r, err := age.ParseX25519Recipient(line)
+		if err != nil {
+			return nil, fmt.Errorf("--recovery-recipients: %s line %d: not an age X25519 recipient (age1…, as `enclavectl custody keygen` prints): %v", path, n, err)
+		}
+		out = append(out, r.String())
+	}
+	return out, nil
+}
+
+// Backup writes a consistent copy of the open store st of s.DataDir into
+// dir (which must not exist): a Pebble checkpoint of the sealed records,
+// then the custody file, fsynced. The copy is a data dir: it opens where
+// the data key's seal opens, and anywhere else through recovery. A data
+// dir made before custody is copied too, but opens only on the same
+// machine and build.
+func (s *Server) Backup(st *store.Store, dir string, log *slog.Logger) error {
+	if _, err := os.Stat(dir); err == nil {
+		return fmt.Errorf("--backup-to: %s already exists; name a new directory", dir)
+	}
+	if err := st.Checkpoint(dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("--backup-to: %w", err)
+	}
+	b, err := os.ReadFile(filepath.Join(s.DataDir, CustodyFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		log.Warn("backup of a data dir made before custody: it opens only on this machine and build", "backup", dir)
+		return syncDir(dir)
+	case err != nil:
+		os.RemoveAll(dir)
+		return fmt.Errorf("--backup-to: %w", err)
+	}
+	if err := writeNewSynced(filepath.Join(dir, CustodyFile), b); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("--backup-to: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("--backup-to: %w", err)
+	}
+	log.Info("backup written", "backup", dir, "data_dir", s.DataDir)
+	return nil
+}
