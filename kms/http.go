@@ -280,6 +280,16 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	if !ok {
 		return nil, forbidden()
 	}
+	// Response wrapping (Vault's X-Vault-Wrap-TTL) is not implemented: a
+	// request asking for it is refused rather than answered unwrapped,
+	// which would hand the secret to whoever was meant to get only a
+	// wrapping token.
+	if _, asked := req.r.Header[http.CanonicalHeaderKey("X-Vault-Wrap-TTL")]; asked {
+		return nil, badRequest(errWrapping + " (X-Vault-Wrap-TTL)")
+	}
+	if strings.HasPrefix(req.path, "sys/wrapping/") {
+		return nil, badRequest(errWrapping + " (" + req.path + ")")
+	}
 	if err := s.readBody(req); err != nil {
 		return nil, err
 	}
@@ -294,6 +304,9 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	}
 	return nil, notFound("unsupported path")
 }
+
+// errWrapping is the answer to any use of response wrapping.
+const errWrapping = "response wrapping is not supported by kmsd: the request was not performed; ask without -wrap-ttl"
 
 // authenticate returns the token the request carries (X-Vault-Token or
 // Authorization: Bearer), or nil.
