@@ -188,26 +188,35 @@ func (v *version) exportPublic(t KeyType) (string, error) {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
 }
 
-// aead returns the AEAD of a symmetric version; for a derived key, the
-// key is HKDF-SHA256(secret, info = context).
-func (v *version) aead(t KeyType, context []byte, derived bool) (cipher.AEAD, error) {
+// aeadFor returns the AEAD of a symmetric version. For a derived key the
+// key is HKDF-SHA256(secret, salt = none, info = context), as Vault
+// derives it; for a convergent key the 32 bytes that follow the
+// encryption key in the same HKDF output are the key of the nonce HMAC
+// (Vault's convergent version 3).
+func (v *version) aeadFor(t KeyType, context []byte, derived, convergent bool) (cipher.AEAD, []byte, error) {
 	if !derived {
 		if len(context) != 0 {
-			return nil, badRequest("'context' was given but the key is not derived")
+			return nil, nil, badRequest(`field "context" was given but the key is not derived`)
 		}
-		return v.aeadOnce(t)
+		a, err := v.aeadOnce(t)
+		return a, nil, err
 	}
-	key := v.Secret
-	{
-		if len(context) == 0 {
-			return nil, badRequest("missing 'context' for key derivation: the key was created with derived=true, so every operation must include a context")
-		}
-		var err error
-		if key, err = hkdf.Key(sha256.New, v.Secret, nil, string(context), len(v.Secret)); err != nil {
-			return nil, err
-		}
+	if len(context) == 0 {
+		return nil, nil, badRequest(`missing field "context" for key derivation: the key was created with derived=true, so every operation must include a context`)
 	}
-	return newAEAD(t, key)
+	n := len(v.Secret)
+	if convergent {
+		n += 32
+	}
+	key, err := hkdf.Key(sha256.New, v.Secret, nil, string(context), n)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := newAEAD(t, key[:len(v.Secret)])
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, key[len(v.Secret):], nil
 }
 
 func (v *version) hmacKey(t KeyType) []byte {
@@ -219,9 +228,15 @@ func (v *version) hmacKey(t KeyType) []byte {
 
 // Key is a named transit key with its versions and configuration.
 type Key struct {
-	Name                 string           `json:"name"`
-	Type                 KeyType          `json:"type"`
-	Derived              bool             `json:"derived"`
+	Name    string  `json:"name"`
+	Type    KeyType `json:"type"`
+	Derived bool    `json:"derived"`
+	// Convergent: the same plaintext and context give the same
+	// ciphertext (needs Derived).
+	Convergent bool `json:"convergent_encryption,omitempty"`
+	// AutoRotatePeriod, when not zero, rotates the key once its latest
+	// version is that old (checked whenever the key is used or read).
+	AutoRotatePeriod     time.Duration    `json:"auto_rotate_period,omitempty"`
 	Exportable           bool             `json:"exportable"`
 	DeletionAllowed      bool             `json:"deletion_allowed"`
 	MinDecryptionVersion int              `json:"min_decryption_version"`
@@ -262,6 +277,11 @@ func (k *Key) versionFor(asked int) (int, *version, error) {
 	}
 	if k.MinEncryptionVersion > 0 && n < k.MinEncryptionVersion {
 		return 0, nil, badRequest(fmt.Sprintf("key version %d is below min_encryption_version %d", n, k.MinEncryptionVersion))
+	}
+	if n < k.MinDecryptionVersion {
+		// Its output could never be decrypted or verified (Vault has
+		// archived such versions and refuses them too).
+		return 0, nil, badRequest(fmt.Sprintf("key version %d is below min_decryption_version %d", n, k.MinDecryptionVersion))
 	}
 	v := k.Versions[n]
 	if v == nil {

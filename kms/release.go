@@ -64,6 +64,9 @@ func releaseKey(shared, eph, recipient []byte) ([]byte, error) {
 }
 
 func (s *Service) release(req *request, name string) (response, error) {
+	if err := fieldsRelease.check(req.body); err != nil {
+		return response{}, err
+	}
 	if s.cfg.Verifier == nil {
 		return response{}, badRequest("key release is not enabled on this server")
 	}
