@@ -101,7 +101,7 @@ func (s *Service) allowed(policies []string, path, capability string) bool {
 		if name == "root" {
 			return true
 		}
-		p := s.policies[name]
+		p := s.policyLocked(name)
 		if p == nil {
 			continue
 		}

@@ -5,11 +5,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
-	"slices"
 )
 
 // Policy paths of the seed endpoints: a token needs "read" on them.
@@ -28,8 +26,8 @@ func (s *Service) seedRoute(req *request, urlPath string) (func() (response, err
 	}
 	policyPath := "seed" + urlPath
 	perform := func() (response, error) { return s.seed(urlPath) }
-	if tok := s.authenticate(req.r); tok != nil && s.allowed(tok.Policies, policyPath, capRead) {
-		req.tok = tok
+	if h, tok, raw := s.authenticate(req.r); tok != nil && s.allowed(tok.Policies, policyPath, capRead) {
+		req.tok, req.tokHash, req.tokRaw = tok, h, raw
 		return perform, nil
 	}
 	if !s.cfg.SeedOpen {
@@ -70,47 +68,6 @@ func (s *Service) seed(path string) (response, error) {
 	}}, nil
 }
 
-// tokenCreate is POST /v1/auth/token/create: a token with the policies
-// asked for. A token can only hand out policies it has itself (or any,
-// for root), so no token can mint a stronger one.
-func (s *Service) tokenCreate(req *request) (response, error) {
-	if req.method != "POST" && req.method != "PUT" {
-		return response{}, &Error{http.StatusMethodNotAllowed, "use POST"}
-	}
-	var policies []string
-	if raw, ok := req.body["policies"]; ok {
-		if err := json.Unmarshal(raw, &policies); err != nil {
-			return response{}, badRequest("policies must be a list of names")
-		}
-	}
-	if len(policies) == 0 {
-		return response{}, badRequest("policies: give at least one policy")
-	}
-	isRoot := slices.Contains(req.tok.Policies, "root")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range policies {
-		if p == "root" && !isRoot {
-			return response{}, forbidden()
-		}
-		if p != "root" && s.policies[p] == nil {
-			return response{}, badRequest(fmt.Sprintf("policy %q does not exist", p))
-		}
-		if !isRoot && !slices.Contains(req.tok.Policies, p) {
-			return response{}, badRequest(fmt.Sprintf("a token may only grant policies it has itself; it lacks %q", p))
-		}
-	}
-	tok, err := s.createToken(policies)
-	if err != nil {
-		return response{}, err
-	}
-	acc := s.tokens[tokenHash(tok)].Accessor
-	return response{auth: map[string]any{
-		"client_token": tok, "accessor": acc, "policies": policies, "token_policies": policies,
-		"renewable": false, "lease_duration": 0, "orphan": true,
-	}}, nil
-}
-
 func (s *Service) policyAPI(req *request, name string) (response, error) {
 	if name == "root" {
 		return response{}, badRequest("the root policy cannot be changed")
@@ -118,7 +75,7 @@ func (s *Service) policyAPI(req *request, name string) (response, error) {
 	switch req.method {
 	case "GET":
 		s.mu.RLock()
-		p := s.policies[name]
+		p := s.policyLocked(name)
 		s.mu.RUnlock()
 		if p == nil {
 			return response{}, notFound("no policy named " + name)
@@ -149,6 +106,9 @@ func (s *Service) policyAPI(req *request, name string) (response, error) {
 		s.policies[name] = p
 		return response{status: http.StatusNoContent}, nil
 	case "DELETE":
+		if name == "default" {
+			return response{}, badRequest("cannot delete the default policy")
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.cfg.Store != nil {

@@ -23,8 +23,12 @@ type request struct {
 	path   string // without the leading /v1/
 	body   map[string]json.RawMessage
 	tok    *token
-	w      http.ResponseWriter
-	r      *http.Request
+	// tokHash and tokRaw are the caller's token (for the self
+	// endpoints); tokRaw never leaves the request.
+	tokHash [32]byte
+	tokRaw  string
+	w       http.ResponseWriter
+	r       *http.Request
 }
 
 type response struct {
@@ -64,8 +68,17 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp response
+	lastUse := false
+	if err == nil && req.tok != nil {
+		// A token with num_uses spends one now that the request is
+		// audited; its last use revokes it once the request has run.
+		lastUse, err = s.useToken(req.tokHash)
+	}
 	if err == nil {
 		resp, err = perform()
+	}
+	if lastUse {
+		s.revokeExhausted(req.tokHash)
 	}
 	status := http.StatusOK
 	if err != nil {
@@ -268,7 +281,7 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	case "sys/attestation":
 		return s.attestation, nil
 	}
-	req.tok = s.authenticate(req.r)
+	req.tokHash, req.tok, req.tokRaw = s.authenticate(req.r)
 	if req.tok == nil {
 		return nil, forbidden()
 	}
@@ -297,8 +310,8 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	switch {
 	case len(seg) >= 2 && seg[0] == "transit":
 		return func() (response, error) { return s.transit(req, seg[1:]) }, nil
-	case req.path == "auth/token/create":
-		return func() (response, error) { return s.tokenCreate(req) }, nil
+	case len(seg) == 3 && seg[0] == "auth" && seg[1] == "token":
+		return func() (response, error) { return s.tokenAPI(req, seg[2]) }, nil
 	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl":
 		return func() (response, error) { return s.policyAPI(req, seg[3]) }, nil
 	}
@@ -310,12 +323,16 @@ const errWrapping = "response wrapping is not supported by kmsd: the request was
 
 // authenticate returns the token the request carries (X-Vault-Token or
 // Authorization: Bearer), or nil.
-func (s *Service) authenticate(r *http.Request) *token {
+func (s *Service) authenticate(r *http.Request) ([32]byte, *token, string) {
 	tok := r.Header.Get("X-Vault-Token")
 	if tok == "" {
 		tok, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	}
-	return s.lookupToken(tok)
+	h, t := s.lookupTokenHash(tok)
+	if t == nil {
+		return h, nil, ""
+	}
+	return h, t, tok
 }
 
 // operation names a request for metrics without any key or policy name:
