@@ -22,7 +22,7 @@ const (
 // RSA key pairs (about a third of a CPU-second each) are rate-limited.
 func (s *Service) seedRoute(req *request, urlPath string) (func() (response, error), error) {
 	if req.method != "GET" {
-		return nil, &Error{http.StatusMethodNotAllowed, "method not allowed: use GET"}
+		return nil, &Error{Status: http.StatusMethodNotAllowed, Msg: "method not allowed: use GET"}
 	}
 	policyPath := "seed" + urlPath
 	perform := func() (response, error) { return s.seed(urlPath) }
@@ -31,10 +31,10 @@ func (s *Service) seedRoute(req *request, urlPath string) (func() (response, err
 		return perform, nil
 	}
 	if !s.cfg.SeedOpen {
-		return nil, &Error{http.StatusForbidden, fmt.Sprintf("permission denied: %s needs a token whose policy grants read on %q", urlPath, policyPath)}
+		return nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("permission denied: %s needs a token whose policy grants read on %q", urlPath, policyPath)}
 	}
 	if policyPath == SeedRSAPath && !s.seedRSA.AllowN(s.cfg.Now(), 1) {
-		return nil, &Error{http.StatusTooManyRequests, fmt.Sprintf("too many requests: RSA key pairs for callers without a token are limited to %g per second; retry later, or use a token whose policy grants read on %q", float64(s.seedRSA.Limit()), SeedRSAPath)}
+		return nil, &Error{Status: http.StatusTooManyRequests, Msg: fmt.Sprintf("too many requests: RSA key pairs for callers without a token are limited to %g per second; retry later, or use a token whose policy grants read on %q", float64(s.seedRSA.Limit()), SeedRSAPath)}
 	}
 	return perform, nil
 }
@@ -119,7 +119,7 @@ func (s *Service) policyAPI(req *request, name string) (response, error) {
 		delete(s.policies, name)
 		return response{status: http.StatusNoContent}, nil
 	}
-	return response{}, &Error{http.StatusMethodNotAllowed, "unsupported method"}
+	return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported method"}
 }
 
 func (s *Service) attestation() (response, error) {

@@ -228,6 +228,9 @@ func encryptItem(k *Key, it batchItem, pt, ctx, ad []byte) (itemResult, error) {
 
 func (s *Service) encrypt(req *request, name string) (response, error) {
 	k, err := s.key(name)
+	if isKeyNotFound(err) && req.mayCreate {
+		k, err = s.upsertForEncrypt(req, name)
+	}
 	if err != nil {
 		return response{}, err
 	}
@@ -241,6 +244,37 @@ func (s *Service) encrypt(req *request, name string) (response, error) {
 		}
 		return encryptItem(k, it, pt, ctx, ad)
 	})
+}
+
+// upsertForEncrypt creates the missing key of an encrypt request, as
+// Vault does: of the request's type (default aes256-gcm96, which must
+// support encryption), derived if the request carries a context,
+// convergent if it asks for convergent_encryption.
+func (s *Service) upsertForEncrypt(req *request, name string) (*Key, error) {
+	items, _, err := req.items(fieldsEncrypt)
+	if err != nil {
+		return nil, err
+	}
+	typ, err := req.str("type")
+	if err != nil {
+		return nil, err
+	}
+	if typ != "" && KeyType(typ).Valid() && !KeyType(typ).encrypting() {
+		return nil, badRequest(fmt.Sprintf("field \"type\": key type %s does not support encryption, so encrypt cannot create it", typ))
+	}
+	body := map[string]json.RawMessage{}
+	for _, f := range []string{"type", "convergent_encryption"} {
+		if raw, ok := req.body[f]; ok {
+			body[f] = raw
+		}
+	}
+	for _, it := range items {
+		if it.Context != "" {
+			body["derived"] = json.RawMessage("true")
+		}
+	}
+	k, _, err := s.newKey(&request{body: body}, name)
+	return k, err
 }
 
 func (s *Service) decrypt(req *request, name string) (response, error) {

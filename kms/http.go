@@ -27,8 +27,11 @@ type request struct {
 	// endpoints); tokRaw never leaves the request.
 	tokHash [32]byte
 	tokRaw  string
-	w       http.ResponseWriter
-	r       *http.Request
+	// mayCreate: the token was authorized to create the key the
+	// request names (Vault's "create" capability on a missing key).
+	mayCreate bool
+	w         http.ResponseWriter
+	r         *http.Request
 }
 
 type response struct {
@@ -159,7 +162,7 @@ func (s *Service) readBody(req *request) error {
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return &Error{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over the %d-byte limit", s.cfg.MaxBody)}
+			return &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body over the %d-byte limit", s.cfg.MaxBody)}
 		}
 		return badRequest("could not read the request body")
 	}
@@ -286,9 +289,23 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 		return nil, forbidden()
 	}
 	need := capability(req.method)
-	ok := s.allowed(req.tok.Policies, req.path, need)
-	if !ok && need == capUpdate {
-		ok = s.allowed(req.tok.Policies, req.path, capCreate)
+	var ok bool
+	if name, upsert := upsertKey(req.path); upsert && need == capUpdate {
+		// Vault's existence check: writing to a key that does not
+		// exist is "create", to one that does is "update".
+		s.mu.RLock()
+		exists := s.keys[name] != nil
+		s.mu.RUnlock()
+		if !exists {
+			need = capCreate
+		}
+		ok = s.allowed(req.tok.Policies, req.path, need)
+		req.mayCreate = ok && need == capCreate
+	} else {
+		ok = s.allowed(req.tok.Policies, req.path, need)
+		if !ok && need == capUpdate {
+			ok = s.allowed(req.tok.Policies, req.path, capCreate)
+		}
 	}
 	if !ok {
 		return nil, forbidden()
@@ -316,6 +333,16 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 		return func() (response, error) { return s.policyAPI(req, seg[3]) }, nil
 	}
 	return nil, notFound("unsupported path")
+}
+
+// upsertKey names the key of a path that creates it when missing
+// (transit/keys/:name and transit/encrypt/:name).
+func upsertKey(path string) (string, bool) {
+	seg := strings.Split(path, "/")
+	if len(seg) == 3 && seg[0] == "transit" && (seg[1] == "keys" || seg[1] == "encrypt") {
+		return seg[2], true
+	}
+	return "", false
 }
 
 // errWrapping is the answer to any use of response wrapping.

@@ -300,7 +300,7 @@ func (s *Service) tokenAPI(req *request, op string) (response, error) {
 			return response{}, err
 		}
 		if !slices.Contains(req.tok.Policies, "root") {
-			return response{}, &Error{http.StatusForbidden, "permission denied: revoke-orphan needs a root token"}
+			return response{}, &Error{Status: http.StatusForbidden, Msg: "permission denied: revoke-orphan needs a root token"}
 		}
 		return s.tokenRevoke(tokenHash(tok), false, "revoke-orphan")
 	case op == "revoke-accessor" && post:
@@ -313,7 +313,7 @@ func (s *Service) tokenAPI(req *request, op string) (response, error) {
 	switch op {
 	case "create", "create-orphan", "lookup", "lookup-self", "lookup-accessor", "accessors", "renew", "renew-self", "renew-accessor",
 		"revoke", "revoke-self", "revoke-orphan", "revoke-accessor":
-		return response{}, &Error{http.StatusMethodNotAllowed, "unsupported operation"}
+		return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported operation"}
 	}
 	return response{}, notFound("unsupported path")
 }
@@ -439,7 +439,7 @@ func (s *Service) tokenCreate(req *request, orphanEndpoint bool) (response, erro
 	parent := req.tok
 	isRoot := slices.Contains(parent.Policies, "root")
 	if noParent && !isRoot {
-		return response{}, &Error{http.StatusForbidden, "permission denied: field \"no_parent\" needs a root token (or use auth/token/create-orphan)"}
+		return response{}, &Error{Status: http.StatusForbidden, Msg: "permission denied: field \"no_parent\" needs a root token (or use auth/token/create-orphan)"}
 	}
 	// Policies: those asked for, or the parent's; "default" is added
 	// unless no_default_policy.

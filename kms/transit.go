@@ -22,6 +22,14 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 	case op == "keys" && len(rest) == 1:
 		switch req.method {
 		case "POST", "PUT":
+			if !req.mayCreate {
+				// Authorized for update only: the key exists (or was
+				// deleted since); nothing is created.
+				if err := fieldsCreateKey.check(req.body); err != nil {
+					return response{}, err
+				}
+				return s.readKey(rest[0])
+			}
 			return s.createKey(req, rest[0])
 		case "GET":
 			return s.readKey(rest[0])
@@ -43,7 +51,7 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 		return response{}, notFound("unsupported path")
 	}
 	if req.method != "POST" && req.method != "PUT" {
-		return response{}, &Error{http.StatusMethodNotAllowed, "method not allowed: use POST"}
+		return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "method not allowed: use POST"}
 	}
 	switch {
 	case op == "encrypt" && len(rest) == 1:
@@ -75,7 +83,7 @@ func (s *Service) key(name string) (*Key, error) {
 	k := s.keys[name]
 	s.mu.RUnlock()
 	if k == nil {
-		return nil, notFound(fmt.Sprintf("encryption key not found: %q", name))
+		return nil, keyNotFound(name)
 	}
 	if k.rotationDue(s.cfg.Now()) {
 		return s.autoRotate(k)
@@ -164,7 +172,7 @@ func (s *Service) update(name string, fn func(k *Key) error) (*Key, error) {
 	defer s.mu.Unlock()
 	old := s.keys[name]
 	if old == nil {
-		return nil, notFound(fmt.Sprintf("encryption key not found: %q", name))
+		return nil, keyNotFound(name)
 	}
 	k := *old
 	k.Versions = make(map[int]*version, len(old.Versions))
@@ -272,6 +280,9 @@ func (s *Service) newKey(req *request, name string) (*Key, bool, error) {
 
 func (s *Service) readKey(name string) (response, error) {
 	k, err := s.key(name)
+	if isKeyNotFound(err) {
+		return response{}, notFound("") // Vault: 404 with no message
+	}
 	if err != nil {
 		return response{}, err
 	}
@@ -336,7 +347,7 @@ func (s *Service) deleteKey(name string) (response, error) {
 	defer s.mu.Unlock()
 	k := s.keys[name]
 	if k == nil {
-		return response{}, notFound(fmt.Sprintf("encryption key not found: %q", name))
+		return response{}, keyNotFound(name)
 	}
 	if !k.DeletionAllowed {
 		return response{}, badRequest("deletion is not allowed for this key: set deletion_allowed in its config first")
