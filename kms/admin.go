@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"slices"
+	"sort"
 )
 
 // Policy paths of the seed endpoints: a token needs "read" on them.
@@ -68,26 +70,49 @@ func (s *Service) seed(path string) (response, error) {
 	}}, nil
 }
 
-func (s *Service) policyAPI(req *request, name string) (response, error) {
-	if name == "root" {
-		return response{}, badRequest("the root policy cannot be changed")
-	}
+// policyAPI serves sys/policies/acl/:name and, legacy, sys/policy/:name
+// (whose body field may be "rules" and whose answer has "rules").
+func (s *Service) policyAPI(req *request, name string, legacy bool) (response, error) {
+	field := "policy"
 	switch req.method {
 	case "GET":
 		s.mu.RLock()
 		p := s.policyLocked(name)
 		s.mu.RUnlock()
-		if p == nil {
-			return response{}, notFound("no policy named " + name)
+		rules := ""
+		switch {
+		case name == "root":
+		case p == nil:
+			return response{}, notFound("")
+		default:
+			rules = p.Rules
 		}
-		return response{data: map[string]any{"name": p.Name, "policy": p.Rules}}, nil
+		if legacy {
+			return response{data: map[string]any{"name": name, "rules": rules}}, nil
+		}
+		return response{data: map[string]any{"name": name, "policy": rules}}, nil
 	case "POST", "PUT":
-		rules, err := req.str("policy")
+		known := []string{"policy"}
+		if legacy {
+			known = append(known, "rules")
+		}
+		if err := checkFields(req.body, known, nil, ""); err != nil {
+			return response{}, err
+		}
+		if name == "root" {
+			return response{}, badRequest("cannot update the root policy")
+		}
+		if legacy {
+			if _, ok := req.body["rules"]; ok {
+				field = "rules"
+			}
+		}
+		rules, err := req.str(field)
 		if err != nil {
 			return response{}, err
 		}
 		if rules == "" {
-			return response{}, badRequest("policy: the rules are empty")
+			return response{}, badRequest(fmt.Sprintf("field %q: the rules are empty", field))
 		}
 		if err := validName(name); err != nil {
 			return response{}, err
@@ -106,8 +131,8 @@ func (s *Service) policyAPI(req *request, name string) (response, error) {
 		s.policies[name] = p
 		return response{status: http.StatusNoContent}, nil
 	case "DELETE":
-		if name == "default" {
-			return response{}, badRequest("cannot delete the default policy")
+		if name == "root" || name == "default" {
+			return response{}, badRequest(fmt.Sprintf("cannot delete the %s policy", name))
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -118,6 +143,33 @@ func (s *Service) policyAPI(req *request, name string) (response, error) {
 		}
 		delete(s.policies, name)
 		return response{status: http.StatusNoContent}, nil
+	}
+	return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported method"}
+}
+
+// policyNames lists the policies, "default" and "root" included.
+func (s *Service) policyNames() []string {
+	s.mu.RLock()
+	names := []string{"root"}
+	for n := range s.policies {
+		names = append(names, n)
+	}
+	s.mu.RUnlock()
+	if !slices.Contains(names, "default") {
+		names = append(names, "default")
+	}
+	sort.Strings(names)
+	return names
+}
+
+// policyList is LIST sys/policies/acl and the legacy GET sys/policy.
+func (s *Service) policyList(req *request) (response, error) {
+	switch {
+	case req.method == "LIST" && req.path != "sys/policy":
+		return response{data: map[string]any{"keys": s.policyNames()}}, nil
+	case req.method == "GET" && req.path == "sys/policy":
+		names := s.policyNames()
+		return response{data: map[string]any{"keys": names, "policies": names}}, nil
 	}
 	return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported method"}
 }

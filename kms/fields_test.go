@@ -235,7 +235,7 @@ func TestEveryTransitFieldHasItsEffectOrIsRefused(t *testing.T) {
 		{"transit/verify/e", "hash_algorithm", `{"input":"bQ==","signature":"` + sigE + `","hash_algorithm":"sha2-384"}`, ok, func(o out) string { return want(data(o)["valid"], false) }},
 		{"transit/verify/r", "signature_algorithm", `{"input":"bQ==","signature":"` + sigR + `","signature_algorithm":"pkcs1v15"}`, ok, func(o out) string { return want(data(o)["valid"], true) }},
 		{"transit/verify/e", "marshaling_algorithm", `{"input":"bQ==","signature":"vault:v1:ab+/AA==","marshaling_algorithm":"jws"}`, 400, nil}, // JWS is base64url
-		{"transit/verify/e", "prehashed", `{"input":"bQ==","signature":"` + sigE + `","prehashed":true}`, 400, nil},                                                                               // "m" is not a SHA-256 digest
+		{"transit/verify/e", "prehashed", `{"input":"bQ==","signature":"` + sigE + `","prehashed":true}`, 400, nil},                             // "m" is not a SHA-256 digest
 		{"transit/verify/e", "reference", `{"batch_input":[{"input":"bQ==","signature":"` + sigE + `","reference":"r6"}]}`, ok, func(o out) string { return want(item(o, 0)["reference"], "r6") }},
 		{"transit/verify/e", "batch_input", `{"batch_input":[{"input":"bQ==","signature":"` + sigE + `"},{"input":"bQ==","signature":"x"}]}`, ok, func(o out) string {
 			return want(item(o, 0)["valid"] == true && item(o, 1)["error"] != nil, true)

@@ -283,6 +283,11 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 		}, nil
 	case "sys/attestation":
 		return s.attestation, nil
+	case "sys/seal-status", "sys/leader":
+		if req.method != "GET" {
+			return nil, &Error{Status: http.StatusMethodNotAllowed, Msg: "method not allowed: use GET"}
+		}
+		return func() (response, error) { return s.sysStatus(req.path) }, nil
 	}
 	req.tokHash, req.tok, req.tokRaw = s.authenticate(req.r)
 	if req.tok == nil {
@@ -290,7 +295,11 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	}
 	need := capability(req.method)
 	var ok bool
-	if name, upsert := upsertKey(req.path); upsert && need == capUpdate {
+	if strings.HasPrefix(req.path, "sys/internal/ui/mounts/") || req.path == "sys/internal/ui/mounts" {
+		// Any valid token may ask which mount serves a path (Vault's
+		// rule for this endpoint).
+		ok = true
+	} else if name, upsert := upsertKey(req.path); upsert && need == capUpdate {
 		// Vault's existence check: writing to a key that does not
 		// exist is "create", to one that does is "update".
 		s.mu.RLock()
@@ -329,8 +338,16 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 		return func() (response, error) { return s.transit(req, seg[1:]) }, nil
 	case len(seg) == 3 && seg[0] == "auth" && seg[1] == "token":
 		return func() (response, error) { return s.tokenAPI(req, seg[2]) }, nil
-	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl":
-		return func() (response, error) { return s.policyAPI(req, seg[3]) }, nil
+	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl" && seg[3] != "":
+		return func() (response, error) { return s.policyAPI(req, seg[3], false) }, nil
+	case len(seg) == 3 && seg[0] == "sys" && seg[1] == "policy" && seg[2] != "":
+		return func() (response, error) { return s.policyAPI(req, seg[2], true) }, nil
+	case req.path == "sys/policies/acl" || req.path == "sys/policies/acl/" || req.path == "sys/policy":
+		return func() (response, error) { return s.policyList(req) }, nil
+	case req.path == "sys/mounts" || strings.HasPrefix(req.path, "sys/internal/ui/mounts"):
+		return func() (response, error) { return s.mounts(req) }, nil
+	case req.path == "sys/capabilities-self" || req.path == "sys/capabilities" || req.path == "sys/capabilities-accessor":
+		return func() (response, error) { return s.capabilitiesSelf(req) }, nil
 	}
 	return nil, notFound("unsupported path")
 }
@@ -384,7 +401,9 @@ func operation(path string) string {
 		}
 		return "transit/other"
 	case len(seg) >= 2 && (seg[0] == "sys" || seg[0] == "auth"):
-		known := map[string]bool{"sys/health": true, "sys/attestation": true, "sys/policies": true, "auth/token": true}
+		known := map[string]bool{"sys/health": true, "sys/attestation": true, "sys/policies": true, "auth/token": true,
+			"sys/seal-status": true, "sys/leader": true, "sys/mounts": true, "sys/policy": true, "sys/internal": true,
+			"sys/capabilities": true, "sys/capabilities-self": true, "sys/capabilities-accessor": true}
 		if op := seg[0] + "/" + seg[1]; known[op] {
 			return op
 		}
