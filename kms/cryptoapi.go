@@ -137,6 +137,10 @@ type batchMode struct {
 	// the items, as Vault does.
 	strict      bool
 	partialCode int
+	// failed is a failed item's result before its error is set: Vault
+	// shows "plaintext": "" on a failed decrypt item, "valid": false on
+	// a failed verify item.
+	failed func() itemResult
 }
 
 // runBatch applies fn to every item. A single request returns fn's
@@ -159,7 +163,11 @@ func runBatch(items []batchItem, batch bool, mode batchMode, fn func(it batchIte
 				return response{}, err
 			}
 			failed++
-			out = itemResult{Error: publicMessage(err)}
+			out = itemResult{}
+			if mode.failed != nil {
+				out = mode.failed()
+			}
+			out.Error = publicMessage(err)
 		}
 		ref := it.Reference
 		out.Reference = &ref
@@ -282,7 +290,8 @@ func (s *Service) decrypt(req *request, name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return s.aeadOp(req, k, fieldsDecrypt, batchMode{strict: true}, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
+	failed := func() itemResult { empty := ""; return itemResult{Plaintext: &empty} }
+	return s.aeadOp(req, k, fieldsDecrypt, batchMode{strict: true, failed: failed}, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
 		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
 		if err != nil {
 			return itemResult{}, err
@@ -394,7 +403,11 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 	if err := p.check(k.Type); err != nil {
 		return response{}, err
 	}
-	return runBatch(items, batch, batchMode{}, func(it batchItem) (itemResult, error) {
+	mode := batchMode{}
+	if verify {
+		mode.failed = func() itemResult { no := false; return itemResult{Valid: &no} }
+	}
+	return runBatch(items, batch, mode, func(it batchItem) (itemResult, error) {
 		in, err := decodeB64(it.Input, "input")
 		if err != nil {
 			return itemResult{}, err

@@ -114,7 +114,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
 	default:
-		writeJSON(w, status, envelope{RequestID: reqID, Data: resp.data, Auth: resp.auth})
+		writeJSON(w, status, envelope{RequestID: reqID, Data: resp.data, Auth: resp.auth, MountType: mountType(req.path)})
 	}
 }
 
@@ -128,6 +128,21 @@ type envelope struct {
 	WrapInfo      any    `json:"wrap_info"`
 	Warnings      any    `json:"warnings"`
 	Auth          any    `json:"auth"`
+	MountType     string `json:"mount_type"`
+}
+
+// mountType is the envelope's mount_type: the type of the mount serving
+// path, as Vault reports it.
+func mountType(path string) string {
+	switch {
+	case strings.HasPrefix(path, "transit/"):
+		return "transit"
+	case strings.HasPrefix(path, "auth/token/"):
+		return "token"
+	case strings.HasPrefix(path, "sys/"):
+		return "system"
+	}
+	return ""
 }
 
 // publicMessage is what a client is told about err: API errors verbatim,
@@ -274,6 +289,10 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	case !strings.HasPrefix(urlPath, "/v1/"):
 		return nil, notFound("no handler for " + urlPath)
 	}
+	if req.method == "LIST" && len(req.path) > 1 {
+		// Vault lists "transit/keys/" and "transit/keys" alike.
+		req.path = strings.TrimSuffix(req.path, "/")
+	}
 	// Unauthenticated endpoints.
 	switch req.path {
 	case "sys/health":
@@ -312,6 +331,11 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 		req.mayCreate = ok && need == capCreate
 	} else {
 		ok = s.allowed(req.tok.Policies, req.path, need)
+		if !ok && need == capList {
+			// Vault checks a LIST against the path with a trailing
+			// slash; policies written either way are honoured.
+			ok = s.allowed(req.tok.Policies, req.path+"/", need)
+		}
 		if !ok && need == capUpdate {
 			ok = s.allowed(req.tok.Policies, req.path, capCreate)
 		}
