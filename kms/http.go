@@ -360,6 +360,19 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	switch {
 	case len(seg) >= 2 && seg[0] == "transit":
 		return func() (response, error) { return s.transit(req, seg[1:]) }, nil
+	case len(seg) >= 3 && len(seg) <= 5 && seg[0] == "sys" && seg[1] == "tools" && (seg[2] == "hash" || seg[2] == "random"):
+		return func() (response, error) {
+			if req.method != "POST" && req.method != "PUT" {
+				return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported operation"}
+			}
+			if seg[2] == "hash" {
+				if len(seg) > 4 {
+					return response{}, notFound("unsupported path")
+				}
+				return s.hash(req, seg[3:])
+			}
+			return s.random(req, seg[3:])
+		}, nil
 	case len(seg) == 3 && seg[0] == "auth" && seg[1] == "token":
 		return func() (response, error) { return s.tokenAPI(req, seg[2]) }, nil
 	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl" && seg[3] != "":

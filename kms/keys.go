@@ -35,6 +35,7 @@ const (
 	Ed25519          KeyType = "ed25519"
 	ECDSAP256        KeyType = "ecdsa-p256"
 	ECDSAP384        KeyType = "ecdsa-p384"
+	ECDSAP521        KeyType = "ecdsa-p521"
 	RSA2048          KeyType = "rsa-2048"
 	RSA3072          KeyType = "rsa-3072"
 	RSA4096          KeyType = "rsa-4096"
@@ -44,7 +45,7 @@ const (
 // Valid reports whether t is supported.
 func (t KeyType) Valid() bool {
 	switch t {
-	case AES128GCM96, AES256GCM96, ChaCha20Poly1305, Ed25519, ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096, HMAC:
+	case AES128GCM96, AES256GCM96, ChaCha20Poly1305, Ed25519, ECDSAP256, ECDSAP384, ECDSAP521, RSA2048, RSA3072, RSA4096, HMAC:
 		return true
 	}
 	return false
@@ -55,7 +56,7 @@ func (t KeyType) symmetric() bool {
 }
 func (t KeyType) rsa() bool { return t == RSA2048 || t == RSA3072 || t == RSA4096 }
 func (t KeyType) signing() bool {
-	return t == Ed25519 || t == ECDSAP256 || t == ECDSAP384 || t.rsa()
+	return t == Ed25519 || t == ECDSAP256 || t == ECDSAP384 || t == ECDSAP521 || t.rsa()
 }
 func (t KeyType) encrypting() bool { return t.symmetric() || t.rsa() }
 
@@ -126,11 +127,8 @@ func newVersion(t KeyType, r io.Reader, hmacBytes int, now time.Time) (*version,
 		if _, k, err = ed25519.GenerateKey(r); err == nil {
 			v.Secret, err = x509.MarshalPKCS8PrivateKey(k)
 		}
-	case ECDSAP256, ECDSAP384:
-		c := elliptic.P256()
-		if t == ECDSAP384 {
-			c = elliptic.P384()
-		}
+	case ECDSAP256, ECDSAP384, ECDSAP521:
+		c := map[KeyType]elliptic.Curve{ECDSAP256: elliptic.P256(), ECDSAP384: elliptic.P384(), ECDSAP521: elliptic.P521()}[t]
 		var k *ecdsa.PrivateKey
 		if k, err = ecdsa.GenerateKey(c, r); err == nil {
 			v.Secret, err = x509.MarshalPKCS8PrivateKey(k)
@@ -236,13 +234,16 @@ type Key struct {
 	Convergent bool `json:"convergent_encryption,omitempty"`
 	// AutoRotatePeriod, when not zero, rotates the key once its latest
 	// version is that old (checked whenever the key is used or read).
-	AutoRotatePeriod     time.Duration    `json:"auto_rotate_period,omitempty"`
-	Exportable           bool             `json:"exportable"`
-	DeletionAllowed      bool             `json:"deletion_allowed"`
-	MinDecryptionVersion int              `json:"min_decryption_version"`
-	MinEncryptionVersion int              `json:"min_encryption_version"`
-	LatestVersion        int              `json:"latest_version"`
-	Versions             map[int]*version `json:"versions"`
+	AutoRotatePeriod     time.Duration `json:"auto_rotate_period,omitempty"`
+	Exportable           bool          `json:"exportable"`
+	DeletionAllowed      bool          `json:"deletion_allowed"`
+	MinDecryptionVersion int           `json:"min_decryption_version"`
+	MinEncryptionVersion int           `json:"min_encryption_version"`
+	LatestVersion        int           `json:"latest_version"`
+	// MinAvailableVersion: versions below it were trimmed (their key
+	// material deleted); 0 if none was.
+	MinAvailableVersion int              `json:"min_available_version,omitempty"`
+	Versions            map[int]*version `json:"versions"`
 	// Release, when set, allows attestation-gated release of the key to
 	// enclaves that satisfy it.
 	Release *ReleasePolicy `json:"release_policy,omitempty"`

@@ -40,12 +40,21 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 		return s.configKey(req, rest[0])
 	case op == "keys" && len(rest) == 2 && rest[1] == "rotate" && (req.method == "POST" || req.method == "PUT"):
 		return s.rotateKey(req, rest[0])
+	case op == "keys" && len(rest) == 2 && rest[1] == "config" && req.method == "GET":
+		return s.readKey(rest[0])
+	case op == "keys" && len(rest) == 2 && rest[1] == "trim" && (req.method == "POST" || req.method == "PUT"):
+		return s.trimKey(req, rest[0])
+	case op == "hash" && len(rest) <= 1 && (req.method == "POST" || req.method == "PUT"):
+		return s.hash(req, rest)
+	case op == "cache-config":
+		return s.cacheConfig(req)
 	case op == "export" && len(rest) >= 2 && len(rest) <= 3 && rest[0] == "public-key" && req.method == "GET":
 		return s.exportPublic(rest[1:])
-	case op == "random" && len(rest) <= 1 && (req.method == "POST" || req.method == "PUT"):
+	case op == "random" && len(rest) <= 2 && (req.method == "POST" || req.method == "PUT"):
 		return s.random(req, rest)
-	case op == "keys" && len(rest) <= 1, op == "keys" && len(rest) == 2 && (rest[1] == "config" || rest[1] == "rotate"),
-		op == "export" && len(rest) >= 2 && len(rest) <= 3 && rest[0] == "public-key", op == "random" && len(rest) <= 1:
+	case op == "keys" && len(rest) <= 1, op == "keys" && len(rest) == 2 && (rest[1] == "config" || rest[1] == "rotate" || rest[1] == "trim"),
+		op == "hash" && len(rest) <= 1,
+		op == "export" && len(rest) >= 2 && len(rest) <= 3 && rest[0] == "public-key", op == "random" && len(rest) <= 2:
 		// A path kmsd serves, with a method it does not (Vault: 405).
 		return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported operation"}
 	}
@@ -300,6 +309,8 @@ func curveName(t KeyType) string {
 		return "P-256"
 	case ECDSAP384:
 		return "P-384"
+	case ECDSAP521:
+		return "P-521"
 	}
 	return string(t)
 }
@@ -328,7 +339,7 @@ func (s *Service) keyBody(k *Key) response {
 		"allow_plaintext_backup": false, "imported_key": false,
 		"deletion_allowed": k.DeletionAllowed, "latest_version": k.LatestVersion,
 		"min_decryption_version": k.MinDecryptionVersion, "min_encryption_version": k.MinEncryptionVersion,
-		"min_available_version": 0, "supports_encryption": k.Type.encrypting(), "supports_decryption": k.Type.encrypting(),
+		"min_available_version": k.MinAvailableVersion, "supports_encryption": k.Type.encrypting(), "supports_decryption": k.Type.encrypting(),
 		"supports_signing": k.Type.signing(), "supports_derivation": k.Type.symmetric(),
 		"auto_rotate_period": int64(k.AutoRotatePeriod / time.Second),
 		"keys":               versions, "release_policy": k.Release,
@@ -403,6 +414,9 @@ func (s *Service) configKey(req *request, name string) (response, error) {
 		if hasMinDec {
 			if minDec < 1 || minDec > k.LatestVersion {
 				return badRequest(fmt.Sprintf("min_decryption_version must be between 1 and the latest version %d", k.LatestVersion))
+			}
+			if minDec < k.MinAvailableVersion {
+				return badRequest(fmt.Sprintf("field \"min_decryption_version\" cannot be below min_available_version %d: older versions were trimmed", k.MinAvailableVersion))
 			}
 			k.MinDecryptionVersion = minDec
 		}
@@ -499,6 +513,18 @@ func (s *Service) random(req *request, rest []string) (response, error) {
 		return response{}, badRequest(fmt.Sprintf("field \"source\": only \"platform\" is supported by kmsd, not %q", src))
 	}
 	n := 32
+	// The path is random[/:source][/:bytes].
+	if len(rest) > 0 {
+		switch rest[0] {
+		case "platform":
+			rest = rest[1:]
+		case "seal", "all":
+			return response{}, badRequest(fmt.Sprintf("source %q: only \"platform\" is supported by kmsd", rest[0]))
+		}
+	}
+	if len(rest) > 1 {
+		return response{}, notFound("unsupported path")
+	}
 	if len(rest) == 1 {
 		v, err := strconv.Atoi(rest[0])
 		if err != nil {
@@ -529,4 +555,117 @@ func (s *Service) random(req *request, rest []string) (response, error) {
 		return response{data: map[string]any{"random_bytes": hex.EncodeToString(b)}}, nil
 	}
 	return response{}, badRequest("format must be base64 or hex")
+}
+
+var (
+	fieldsTrim        = fields{known: []string{"min_available_version"}}
+	fieldsHash        = fields{known: []string{"input", "algorithm", "format"}}
+	fieldsCacheConfig = fields{known: []string{"size"}}
+)
+
+// trimKey deletes the key material of versions below
+// min_available_version, which must not be above min_decryption_version
+// nor min_encryption_version (Vault's rule); nothing can use them after.
+func (s *Service) trimKey(req *request, name string) (response, error) {
+	if err := fieldsTrim.check(req.body); err != nil {
+		return response{}, err
+	}
+	n, ok, err := req.integer("min_available_version")
+	if err != nil {
+		return response{}, err
+	}
+	if !ok || n < 1 {
+		return response{}, badRequest("missing or invalid field \"min_available_version\": give a version of 1 or more")
+	}
+	k, err := s.update(name, func(k *Key) error {
+		switch {
+		case n > k.MinDecryptionVersion:
+			return badRequest(fmt.Sprintf("field \"min_available_version\" cannot be above min_decryption_version %d", k.MinDecryptionVersion))
+		case k.MinEncryptionVersion > 0 && n > k.MinEncryptionVersion:
+			return badRequest(fmt.Sprintf("field \"min_available_version\" cannot be above min_encryption_version %d", k.MinEncryptionVersion))
+		case n < k.MinAvailableVersion:
+			return badRequest(fmt.Sprintf("field \"min_available_version\" cannot go back below %d", k.MinAvailableVersion))
+		}
+		for v := range k.Versions {
+			if v < n {
+				delete(k.Versions, v)
+			}
+		}
+		k.MinAvailableVersion = n
+		return nil
+	})
+	if err != nil {
+		return response{}, err
+	}
+	s.log.Info("key trimmed", "name", name, "min_available_version", n)
+	return s.keyBody(k), nil
+}
+
+// hash is transit/hash[/:algorithm] and sys/tools/hash[/:algorithm]:
+// {input, algorithm (sha2-256 default), format (hex default, base64)}.
+func (s *Service) hash(req *request, rest []string) (response, error) {
+	if err := fieldsHash.check(req.body); err != nil {
+		return response{}, err
+	}
+	alg := ""
+	if len(rest) == 1 {
+		alg = rest[0]
+	}
+	if a, err := req.str("algorithm"); err != nil {
+		return response{}, err
+	} else if a != "" {
+		alg = a
+	}
+	if alg == "" {
+		alg = "sha2-256"
+	}
+	_, newHash, err := hashFor(alg)
+	if err != nil {
+		return response{}, err
+	}
+	raw, ok := req.body["input"]
+	if !ok || string(raw) == "null" {
+		return response{}, badRequest("missing field \"input\"")
+	}
+	in, err := req.b64("input")
+	if err != nil {
+		return response{}, err
+	}
+	format, err := req.str("format")
+	if err != nil {
+		return response{}, err
+	}
+	h := newHash()
+	h.Write(in)
+	sum := h.Sum(nil)
+	switch format {
+	case "", "hex":
+		return response{data: map[string]any{"sum": hex.EncodeToString(sum)}}, nil
+	case "base64":
+		return response{data: map[string]any{"sum": base64.StdEncoding.EncodeToString(sum)}}, nil
+	}
+	return response{}, badRequest(fmt.Sprintf("field \"format\": %q is not hex or base64", format))
+}
+
+// cacheConfig is transit/cache-config. kmsd keeps every key in enclave
+// memory: there is no policy cache to size, so the size reads as 0
+// (Vault's "unlimited") and only 0 can be written.
+func (s *Service) cacheConfig(req *request) (response, error) {
+	switch req.method {
+	case "GET":
+		return response{data: map[string]any{"size": 0}}, nil
+	case "POST", "PUT":
+		if err := fieldsCacheConfig.check(req.body); err != nil {
+			return response{}, err
+		}
+		n, _, err := req.integer("size")
+		if err != nil {
+			return response{}, err
+		}
+		if n != 0 {
+			return response{}, badRequest("field \"size\": kmsd keeps every key in enclave memory, so only 0 (unlimited) is accepted")
+		}
+		return response{data: map[string]any{"size": 0}}, nil
+	}
+	return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported operation"}
 }
