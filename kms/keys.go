@@ -244,6 +244,10 @@ type Key struct {
 	// material deleted); 0 if none was.
 	MinAvailableVersion int              `json:"min_available_version,omitempty"`
 	Versions            map[int]*version `json:"versions"`
+	// Imported: the key material came in through BYOK import; such a
+	// key rotates only with AllowRotation (Vault's rule).
+	Imported      bool `json:"imported,omitempty"`
+	AllowRotation bool `json:"allow_rotation,omitempty"`
 	// Release, when set, allows attestation-gated release of the key to
 	// enclaves that satisfy it.
 	Release *ReleasePolicy `json:"release_policy,omitempty"`

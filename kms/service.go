@@ -2,6 +2,7 @@ package kms
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -91,6 +92,10 @@ type Service struct {
 	auditBroken bool
 
 	seedRSA *rate.Limiter
+
+	// The BYOK wrapping key (byok.go), made on first use.
+	wrapMu  sync.Mutex
+	wrapKey *rsa.PrivateKey
 
 	// Set by New, under mu: the recovery key's record, and how many
 	// stored records were refused (Bootstrap and GenerateRoot refuse to

@@ -40,6 +40,12 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 		return s.configKey(req, rest[0])
 	case op == "keys" && len(rest) == 2 && rest[1] == "rotate" && (req.method == "POST" || req.method == "PUT"):
 		return s.rotateKey(req, rest[0])
+	case op == "wrapping_key" && len(rest) == 0:
+		return s.wrappingKeyAPI(req)
+	case op == "keys" && len(rest) == 2 && rest[1] == "import" && (req.method == "POST" || req.method == "PUT"):
+		return s.importKey(req, rest[0])
+	case op == "keys" && len(rest) == 2 && rest[1] == "import_version" && (req.method == "POST" || req.method == "PUT"):
+		return s.importVersion(req, rest[0])
 	case op == "keys" && len(rest) == 2 && rest[1] == "config" && req.method == "GET":
 		return s.readKey(rest[0])
 	case op == "keys" && len(rest) == 2 && rest[1] == "trim" && (req.method == "POST" || req.method == "PUT"):
@@ -52,7 +58,7 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 		return s.exportPublic(rest[1:])
 	case op == "random" && len(rest) <= 2 && (req.method == "POST" || req.method == "PUT"):
 		return s.random(req, rest)
-	case op == "keys" && len(rest) <= 1, op == "keys" && len(rest) == 2 && (rest[1] == "config" || rest[1] == "rotate" || rest[1] == "trim"),
+	case op == "keys" && len(rest) <= 1, op == "keys" && len(rest) == 2 && (rest[1] == "config" || rest[1] == "rotate" || rest[1] == "trim" || rest[1] == "import" || rest[1] == "import_version"),
 		op == "hash" && len(rest) <= 1,
 		op == "export" && len(rest) >= 2 && len(rest) <= 3 && rest[0] == "public-key", op == "random" && len(rest) <= 2:
 		// A path kmsd serves, with a method it does not (Vault: 405).
@@ -336,7 +342,7 @@ func (s *Service) keyBody(k *Key) response {
 	}
 	data := map[string]any{
 		"name": k.Name, "type": string(k.Type), "derived": k.Derived, "exportable": k.Exportable,
-		"allow_plaintext_backup": false, "imported_key": false,
+		"allow_plaintext_backup": false, "imported_key": k.Imported,
 		"deletion_allowed": k.DeletionAllowed, "latest_version": k.LatestVersion,
 		"min_decryption_version": k.MinDecryptionVersion, "min_encryption_version": k.MinEncryptionVersion,
 		"min_available_version": k.MinAvailableVersion, "supports_encryption": k.Type.encrypting(), "supports_decryption": k.Type.encrypting(),
@@ -353,6 +359,9 @@ func (s *Service) keyBody(k *Key) response {
 	}
 	if k.Type == HMAC {
 		data["key_size"] = k.hmacBytes()
+	}
+	if k.Imported {
+		data["imported_key_allow_rotation"] = k.AllowRotation
 	}
 	return response{data: data}
 }
@@ -456,6 +465,9 @@ func (s *Service) rotateKey(req *request, name string) (response, error) {
 	k0, err := s.key(name)
 	if err != nil {
 		return response{}, err
+	}
+	if k0.Imported && !k0.AllowRotation {
+		return response{}, badRequest("imported key was not created with allow_rotation: import a new version with keys/:name/import_version")
 	}
 	v, err := newVersion(k0.Type, s.cfg.Rand, k0.hmacBytes(), s.cfg.Now())
 	if err != nil {
