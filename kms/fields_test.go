@@ -255,6 +255,9 @@ func TestEveryTransitFieldHasItsEffectOrIsRefused(t *testing.T) {
 		{"transit/random", "source", `{"source":"platform"}`, ok, nil},
 		{"transit/random", "source", `{"source":"seal"}`, 0, nil},
 		{"transit/random", "bogus", `{"bogus":1}`, 0, nil},
+		// Export and backup are not served (404, saying why).
+		{"transit/backup/a", "enclave", `{}`, 404, nil},
+		{"transit/restore", "enclave", `{"backup":"x"}`, 404, nil},
 	} {
 		status, o := post(tc.path, tc.body)
 		name := tc.path + " " + tc.field + " " + tc.body

@@ -40,6 +40,9 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 		return s.configKey(req, rest[0])
 	case op == "keys" && len(rest) == 2 && rest[1] == "rotate" && (req.method == "POST" || req.method == "PUT"):
 		return s.rotateKey(req, rest[0])
+	case op == "backup" || op == "restore" || op == "export" && len(rest) >= 1 && rest[0] != "public-key":
+		// Vault's key export and backup: kmsd has neither, by design.
+		return response{}, notFound(fmt.Sprintf("transit/%s is not served: key material never leaves the enclave (no export, no backup; docs/KMS-API.md)", op))
 	case op == "wrapping_key" && len(rest) == 0:
 		return s.wrappingKeyAPI(req)
 	case op == "keys" && len(rest) == 2 && rest[1] == "import" && (req.method == "POST" || req.method == "PUT"):
