@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
+	"slices"
 	"time"
 )
 
@@ -57,6 +59,9 @@ type CertOptions struct {
 	Now        time.Time     // zero: time.Now()
 	Validity   time.Duration // zero: 30 days
 	CommonName string        // zero: "Shared Enclave"
+	// Hosts are the DNS names and IP addresses the certificate names,
+	// besides localhost, 127.0.0.1 and ::1 (always named).
+	Hosts []string
 }
 
 func (o *CertOptions) defaults() {
@@ -89,8 +94,16 @@ func selfSigned(opts CertOptions, key crypto.Signer, exts []pkix.Extension) (tls
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
-		DNSNames:              []string{"localhost"},
 		ExtraExtensions:       exts,
+	}
+	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, opts.Hosts...) {
+		if ip := net.ParseIP(h); ip != nil {
+			if !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			}
+		} else if !slices.Contains(tmpl.DNSNames, h) {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(opts.Rand, tmpl, tmpl, key.Public(), key)
 	if err != nil {

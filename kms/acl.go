@@ -94,14 +94,22 @@ func match(pattern, path string) (bool, int) {
 
 // allowed decides whether policies grant capability on path.
 func (s *Service) allowed(policies []string, path, capability string) bool {
+	caps := s.capabilities(policies, path)
+	return slices.Contains(caps, "root") || slices.Contains(caps, capability)
+}
+
+// capabilities lists what policies grant on path, as Vault's
+// sys/capabilities-self reports it: ["root"] for a root token,
+// ["deny"] when nothing (or a deny) applies.
+func (s *Service) capabilities(policies []string, path string) []string {
 	best, bestScore, denied := []string(nil), -1, false
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, name := range policies {
 		if name == "root" {
-			return true
+			return []string{"root"}
 		}
-		p := s.policies[name]
+		p := s.policyLocked(name)
 		if p == nil {
 			continue
 		}
@@ -120,5 +128,10 @@ func (s *Service) allowed(policies []string, path, capability string) bool {
 			}
 		}
 	}
-	return !denied && slices.Contains(best, capability)
+	if denied || len(best) == 0 {
+		return []string{capDeny}
+	}
+	best = slices.Clone(best)
+	slices.Sort(best)
+	return slices.Compact(best)
 }

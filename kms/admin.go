@@ -5,11 +5,11 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
 	"slices"
+	"sort"
 )
 
 // Policy paths of the seed endpoints: a token needs "read" on them.
@@ -24,19 +24,19 @@ const (
 // RSA key pairs (about a third of a CPU-second each) are rate-limited.
 func (s *Service) seedRoute(req *request, urlPath string) (func() (response, error), error) {
 	if req.method != "GET" {
-		return nil, &Error{http.StatusMethodNotAllowed, "method not allowed: use GET"}
+		return nil, &Error{Status: http.StatusMethodNotAllowed, Msg: "method not allowed: use GET"}
 	}
 	policyPath := "seed" + urlPath
 	perform := func() (response, error) { return s.seed(urlPath) }
-	if tok := s.authenticate(req.r); tok != nil && s.allowed(tok.Policies, policyPath, capRead) {
-		req.tok = tok
+	if h, tok, raw := s.authenticate(req.r); tok != nil && s.allowed(tok.Policies, policyPath, capRead) {
+		req.tok, req.tokHash, req.tokRaw = tok, h, raw
 		return perform, nil
 	}
 	if !s.cfg.SeedOpen {
-		return nil, &Error{http.StatusForbidden, fmt.Sprintf("permission denied: %s needs a token whose policy grants read on %q", urlPath, policyPath)}
+		return nil, &Error{Status: http.StatusForbidden, Msg: fmt.Sprintf("permission denied: %s needs a token whose policy grants read on %q", urlPath, policyPath)}
 	}
 	if policyPath == SeedRSAPath && !s.seedRSA.AllowN(s.cfg.Now(), 1) {
-		return nil, &Error{http.StatusTooManyRequests, fmt.Sprintf("too many requests: RSA key pairs for callers without a token are limited to %g per second; retry later, or use a token whose policy grants read on %q", float64(s.seedRSA.Limit()), SeedRSAPath)}
+		return nil, &Error{Status: http.StatusTooManyRequests, Msg: fmt.Sprintf("too many requests: RSA key pairs for callers without a token are limited to %g per second; retry later, or use a token whose policy grants read on %q", float64(s.seedRSA.Limit()), SeedRSAPath)}
 	}
 	return perform, nil
 }
@@ -70,67 +70,49 @@ func (s *Service) seed(path string) (response, error) {
 	}}, nil
 }
 
-// tokenCreate is POST /v1/auth/token/create: a token with the policies
-// asked for. A token can only hand out policies it has itself (or any,
-// for root), so no token can mint a stronger one.
-func (s *Service) tokenCreate(req *request) (response, error) {
-	if req.method != "POST" && req.method != "PUT" {
-		return response{}, &Error{http.StatusMethodNotAllowed, "use POST"}
-	}
-	var policies []string
-	if raw, ok := req.body["policies"]; ok {
-		if err := json.Unmarshal(raw, &policies); err != nil {
-			return response{}, badRequest("policies must be a list of names")
-		}
-	}
-	if len(policies) == 0 {
-		return response{}, badRequest("policies: give at least one policy")
-	}
-	isRoot := slices.Contains(req.tok.Policies, "root")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range policies {
-		if p == "root" && !isRoot {
-			return response{}, forbidden()
-		}
-		if p != "root" && s.policies[p] == nil {
-			return response{}, badRequest(fmt.Sprintf("policy %q does not exist", p))
-		}
-		if !isRoot && !slices.Contains(req.tok.Policies, p) {
-			return response{}, badRequest(fmt.Sprintf("a token may only grant policies it has itself; it lacks %q", p))
-		}
-	}
-	tok, err := s.createToken(policies)
-	if err != nil {
-		return response{}, err
-	}
-	acc := s.tokens[tokenHash(tok)].Accessor
-	return response{auth: map[string]any{
-		"client_token": tok, "accessor": acc, "policies": policies, "token_policies": policies,
-		"renewable": false, "lease_duration": 0, "orphan": true,
-	}}, nil
-}
-
-func (s *Service) policyAPI(req *request, name string) (response, error) {
-	if name == "root" {
-		return response{}, badRequest("the root policy cannot be changed")
-	}
+// policyAPI serves sys/policies/acl/:name and, legacy, sys/policy/:name
+// (whose body field may be "rules" and whose answer has "rules").
+func (s *Service) policyAPI(req *request, name string, legacy bool) (response, error) {
+	field := "policy"
 	switch req.method {
 	case "GET":
 		s.mu.RLock()
-		p := s.policies[name]
+		p := s.policyLocked(name)
 		s.mu.RUnlock()
-		if p == nil {
-			return response{}, notFound("no policy named " + name)
+		rules := ""
+		switch {
+		case name == "root":
+		case p == nil:
+			return response{}, notFound("")
+		default:
+			rules = p.Rules
 		}
-		return response{data: map[string]any{"name": p.Name, "policy": p.Rules}}, nil
+		if legacy {
+			return response{data: map[string]any{"name": name, "rules": rules}}, nil
+		}
+		return response{data: map[string]any{"name": name, "policy": rules}}, nil
 	case "POST", "PUT":
-		rules, err := req.str("policy")
+		known := []string{"policy"}
+		if legacy {
+			known = append(known, "rules")
+		}
+		if err := checkFields(req.body, known, nil, ""); err != nil {
+			return response{}, err
+		}
+		if name == "root" {
+			return response{}, badRequest("cannot update the root policy")
+		}
+		if legacy {
+			if _, ok := req.body["rules"]; ok {
+				field = "rules"
+			}
+		}
+		rules, err := req.str(field)
 		if err != nil {
 			return response{}, err
 		}
 		if rules == "" {
-			return response{}, badRequest("policy: the rules are empty")
+			return response{}, badRequest(fmt.Sprintf("field %q: the rules are empty", field))
 		}
 		if err := validName(name); err != nil {
 			return response{}, err
@@ -149,6 +131,9 @@ func (s *Service) policyAPI(req *request, name string) (response, error) {
 		s.policies[name] = p
 		return response{status: http.StatusNoContent}, nil
 	case "DELETE":
+		if name == "root" || name == "default" {
+			return response{}, badRequest(fmt.Sprintf("cannot delete the %s policy", name))
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.cfg.Store != nil {
@@ -159,7 +144,34 @@ func (s *Service) policyAPI(req *request, name string) (response, error) {
 		delete(s.policies, name)
 		return response{status: http.StatusNoContent}, nil
 	}
-	return response{}, &Error{http.StatusMethodNotAllowed, "unsupported method"}
+	return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported method"}
+}
+
+// policyNames lists the policies, "default" and "root" included.
+func (s *Service) policyNames() []string {
+	s.mu.RLock()
+	names := []string{"root"}
+	for n := range s.policies {
+		names = append(names, n)
+	}
+	s.mu.RUnlock()
+	if !slices.Contains(names, "default") {
+		names = append(names, "default")
+	}
+	sort.Strings(names)
+	return names
+}
+
+// policyList is LIST sys/policies/acl and the legacy GET sys/policy.
+func (s *Service) policyList(req *request) (response, error) {
+	switch {
+	case req.method == "LIST" && req.path != "sys/policy":
+		return response{data: map[string]any{"keys": s.policyNames()}}, nil
+	case req.method == "GET" && req.path == "sys/policy":
+		names := s.policyNames()
+		return response{data: map[string]any{"keys": names, "policies": names}}, nil
+	}
+	return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported method"}
 }
 
 func (s *Service) attestation() (response, error) {

@@ -25,33 +25,64 @@ type batchItem struct {
 	HMAC           string          `json:"hmac"`
 	KeyVersion     json.RawMessage `json:"key_version"`
 	Reference      string          `json:"reference"`
+
+	// has names the fields the item carries (an absent plaintext is
+	// refused, an empty one is encrypted).
+	has map[string]bool
 }
 
-// items returns batch_input, or the single request as one item.
-func (req *request) items() ([]batchItem, bool, error) {
+// items checks the request's fields against f and returns batch_input, or
+// the single request as one item.
+func (req *request) items(f fields) ([]batchItem, bool, error) {
+	if err := f.check(req.body); err != nil {
+		return nil, false, err
+	}
 	if raw, ok := req.body["batch_input"]; ok && string(raw) != "null" {
-		var items []batchItem
-		if err := json.Unmarshal(raw, &items); err != nil {
+		var objs []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &objs); err != nil {
 			return nil, true, badRequest("batch_input must be a list of objects")
 		}
-		if len(items) == 0 {
+		if len(objs) == 0 {
 			return nil, true, badRequest("batch_input is empty")
 		}
-		if len(items) > maxBatch {
-			return nil, true, badRequest(fmt.Sprintf("batch_input of %d items is over the limit of %d", len(items), maxBatch))
+		if len(objs) > maxBatch {
+			return nil, true, badRequest(fmt.Sprintf("batch_input of %d items is over the limit of %d", len(objs), maxBatch))
+		}
+		items := make([]batchItem, len(objs))
+		for i, o := range objs {
+			if err := checkFields(o, f.item, f.itemUnsupported, fmt.Sprintf("batch_input[%d]: ", i)); err != nil {
+				return nil, true, err
+			}
+			if err := itemFrom(o, &items[i]); err != nil {
+				return nil, true, badRequest(fmt.Sprintf("batch_input[%d]: %s", i, publicMessage(err)))
+			}
 		}
 		return items, true, nil
 	}
 	var it batchItem
-	var err error
+	if err := itemFrom(req.body, &it); err != nil {
+		return nil, false, err
+	}
+	return []batchItem{it}, false, nil
+}
+
+// itemFrom reads the item fields of o (the request body or one
+// batch_input object).
+func itemFrom(o map[string]json.RawMessage, it *batchItem) error {
+	r := &request{body: o}
+	it.has = map[string]bool{}
 	for field, dst := range map[string]*string{"plaintext": &it.Plaintext, "ciphertext": &it.Ciphertext, "context": &it.Context,
 		"associated_data": &it.AssociatedData, "input": &it.Input, "signature": &it.Signature, "hmac": &it.HMAC, "reference": &it.Reference} {
-		if *dst, err = req.str(field); err != nil {
-			return nil, false, err
+		var err error
+		if *dst, err = r.str(field); err != nil {
+			return err
+		}
+		if raw, ok := o[field]; ok && string(raw) != "null" {
+			it.has[field] = true
 		}
 	}
-	it.KeyVersion = req.body["key_version"]
-	return []batchItem{it}, false, nil
+	it.KeyVersion = o["key_version"]
+	return nil
 }
 
 // itemVersion picks the version an item asks for (key_version, 0 or
@@ -92,36 +123,62 @@ type itemResult struct {
 	HMAC       string  `json:"hmac,omitempty"`
 	Valid      *bool   `json:"valid,omitempty"`
 	KeyVersion int     `json:"key_version,omitempty"`
-	Reference  string  `json:"reference,omitempty"`
-	Error      string  `json:"error,omitempty"`
+	// Reference is echoed in every batch result (Vault's rule), and
+	// absent from a single answer.
+	Reference *string `json:"reference,omitempty"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// batchMode says how a batch with failed items answers.
+type batchMode struct {
+	// strict: 400 if any item failed (encrypt, decrypt), or
+	// partialCode when some, not all, failed and it is set. Otherwise
+	// (rewrap, sign, verify, hmac) the answer is 200 with the errors in
+	// the items, as Vault does.
+	strict      bool
+	partialCode int
+	// failed is a failed item's result before its error is set: Vault
+	// shows "plaintext": "" on a failed decrypt item, "valid": false on
+	// a failed verify item.
+	failed func() itemResult
 }
 
 // runBatch applies fn to every item. A single request returns fn's
 // result as data, or its error; a batch returns batch_results with an
-// "error" per failed item, and status 400 if any failed (Vault's rule).
-func runBatch(items []batchItem, batch bool, fn func(it batchItem) (itemResult, error)) (response, error) {
+// "error" per failed item.
+func runBatch(items []batchItem, batch bool, mode batchMode, fn func(it batchItem) (itemResult, error)) (response, error) {
 	if !batch {
 		out, err := fn(items[0])
 		if err != nil {
 			return response{}, err
 		}
-		out.Reference = items[0].Reference
 		return response{data: out}, nil
 	}
 	results := make([]itemResult, len(items))
-	failed := false
+	failed := 0
 	for i, it := range items {
 		out, err := fn(it)
 		if err != nil {
-			failed = true
-			out = itemResult{Error: publicMessage(err)}
+			if statusOf(err) >= 500 {
+				return response{}, err
+			}
+			failed++
+			out = itemResult{}
+			if mode.failed != nil {
+				out = mode.failed()
+			}
+			out.Error = publicMessage(err)
 		}
-		out.Reference = it.Reference
+		ref := it.Reference
+		out.Reference = &ref
 		results[i] = out
 	}
 	r := response{data: map[string]any{"batch_results": results}}
-	if failed {
+	if failed > 0 && mode.strict {
 		r.status = http.StatusBadRequest
+		if failed < len(items) && mode.partialCode != 0 {
+			r.status = mode.partialCode
+		}
 	}
 	return r, nil
 }
@@ -129,20 +186,26 @@ func runBatch(items []batchItem, batch bool, fn func(it batchItem) (itemResult, 
 // aeadOp runs an encrypt-family operation (encrypt, decrypt, rewrap) on
 // every item, with the item's context and associated data decoded (the
 // request's top-level associated_data applies to items without one).
-func (s *Service) aeadOp(req *request, name string, fn func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error)) (response, error) {
-	k, err := s.key(name)
+func (s *Service) aeadOp(req *request, k *Key, f fields, mode batchMode, fn func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error)) (response, error) {
+	items, batch, err := req.items(f)
 	if err != nil {
 		return response{}, err
 	}
-	items, batch, err := req.items()
-	if err != nil {
-		return response{}, err
+	if mode.strict {
+		if mode.partialCode, err = req.partialFailureCode(); err != nil {
+			return response{}, err
+		}
+	}
+	for _, name := range []string{"padding_scheme", "encrypt_padding_scheme", "decrypt_padding_scheme"} {
+		if err := req.paddingScheme(name, k); err != nil {
+			return response{}, err
+		}
 	}
 	topAD, err := req.b64("associated_data")
 	if err != nil {
 		return response{}, err
 	}
-	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
+	return runBatch(items, batch, mode, func(it batchItem) (itemResult, error) {
 		ctx, err := optB64(it.Context, "context")
 		if err != nil {
 			return itemResult{}, err
@@ -172,7 +235,17 @@ func encryptItem(k *Key, it batchItem, pt, ctx, ad []byte) (itemResult, error) {
 }
 
 func (s *Service) encrypt(req *request, name string) (response, error) {
-	return s.aeadOp(req, name, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
+	k, err := s.key(name)
+	if isKeyNotFound(err) && req.mayCreate {
+		k, err = s.upsertForEncrypt(req, name)
+	}
+	if err != nil {
+		return response{}, err
+	}
+	return s.aeadOp(req, k, fieldsEncrypt, batchMode{strict: true}, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
+		if !it.has["plaintext"] {
+			return itemResult{}, badRequest("missing plaintext to encrypt")
+		}
 		pt, err := decodeB64(it.Plaintext, "plaintext")
 		if err != nil {
 			return itemResult{}, err
@@ -181,8 +254,44 @@ func (s *Service) encrypt(req *request, name string) (response, error) {
 	})
 }
 
+// upsertForEncrypt creates the missing key of an encrypt request, as
+// Vault does: of the request's type (default aes256-gcm96, which must
+// support encryption), derived if the request carries a context,
+// convergent if it asks for convergent_encryption.
+func (s *Service) upsertForEncrypt(req *request, name string) (*Key, error) {
+	items, _, err := req.items(fieldsEncrypt)
+	if err != nil {
+		return nil, err
+	}
+	typ, err := req.str("type")
+	if err != nil {
+		return nil, err
+	}
+	if typ != "" && KeyType(typ).Valid() && !KeyType(typ).encrypting() {
+		return nil, badRequest(fmt.Sprintf("field \"type\": key type %s does not support encryption, so encrypt cannot create it", typ))
+	}
+	body := map[string]json.RawMessage{}
+	for _, f := range []string{"type", "convergent_encryption"} {
+		if raw, ok := req.body[f]; ok {
+			body[f] = raw
+		}
+	}
+	for _, it := range items {
+		if it.Context != "" {
+			body["derived"] = json.RawMessage("true")
+		}
+	}
+	k, _, err := s.newKey(&request{body: body}, name)
+	return k, err
+}
+
 func (s *Service) decrypt(req *request, name string) (response, error) {
-	return s.aeadOp(req, name, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
+	k, err := s.key(name)
+	if err != nil {
+		return response{}, err
+	}
+	failed := func() itemResult { empty := ""; return itemResult{Plaintext: &empty} }
+	return s.aeadOp(req, k, fieldsDecrypt, batchMode{strict: true, failed: failed}, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
 		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
 		if err != nil {
 			return itemResult{}, err
@@ -193,7 +302,11 @@ func (s *Service) decrypt(req *request, name string) (response, error) {
 }
 
 func (s *Service) rewrap(req *request, name string) (response, error) {
-	return s.aeadOp(req, name, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
+	k, err := s.key(name)
+	if err != nil {
+		return response{}, err
+	}
+	return s.aeadOp(req, k, fieldsRewrap, batchMode{}, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
 		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
 		if err != nil {
 			return itemResult{}, err
@@ -206,12 +319,18 @@ func (s *Service) datakey(req *request, kind, name string) (response, error) {
 	if kind != "plaintext" && kind != "wrapped" {
 		return response{}, badRequest("datakey type must be plaintext or wrapped")
 	}
+	if err := fieldsDatakey.check(req.body); err != nil {
+		return response{}, err
+	}
 	k, err := s.key(name)
 	if err != nil {
 		return response{}, err
 	}
 	if !k.Type.encrypting() {
 		return response{}, badRequest(fmt.Sprintf("key type %s does not support encryption", k.Type))
+	}
+	if err := req.paddingScheme("padding_scheme", k); err != nil {
+		return response{}, err
 	}
 	bits, ok, err := req.integer("bits")
 	if err != nil {
@@ -255,6 +374,14 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 	if err != nil {
 		return response{}, err
 	}
+	f := fieldsSign
+	if verify {
+		f = fieldsVerify
+	}
+	items, batch, err := req.items(f)
+	if err != nil {
+		return response{}, err
+	}
 	var p signParams
 	if len(rest) == 2 {
 		p.hashAlg = rest[1]
@@ -273,11 +400,14 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 	if p.prehashed, _, err = req.boolean("prehashed"); err != nil {
 		return response{}, err
 	}
-	items, batch, err := req.items()
-	if err != nil {
+	if err := p.check(k.Type); err != nil {
 		return response{}, err
 	}
-	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
+	mode := batchMode{}
+	if verify {
+		mode.failed = func() itemResult { no := false; return itemResult{Valid: &no} }
+	}
+	return runBatch(items, batch, mode, func(it batchItem) (itemResult, error) {
 		in, err := decodeB64(it.Input, "input")
 		if err != nil {
 			return itemResult{}, err
@@ -290,6 +420,9 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 			return itemResult{Valid: &ok}, nil
 		}
 		if verify {
+			if it.Signature == "" {
+				return itemResult{}, badRequest("missing signature to verify")
+			}
 			ok, err := k.verify(it.Signature, in, p)
 			if err != nil {
 				return itemResult{}, err
@@ -313,6 +446,10 @@ func (s *Service) hmacOp(req *request, rest []string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
+	items, batch, err := req.items(fieldsHMAC)
+	if err != nil {
+		return response{}, err
+	}
 	alg := ""
 	if len(rest) == 2 {
 		alg = rest[1]
@@ -322,21 +459,10 @@ func (s *Service) hmacOp(req *request, rest []string) (response, error) {
 	} else if a != "" {
 		alg = a
 	}
-	items, batch, err := req.items()
-	if err != nil {
-		return response{}, err
-	}
-	return runBatch(items, batch, func(it batchItem) (itemResult, error) {
+	return runBatch(items, batch, batchMode{}, func(it batchItem) (itemResult, error) {
 		in, err := decodeB64(it.Input, "input")
 		if err != nil {
 			return itemResult{}, err
-		}
-		if it.HMAC != "" {
-			ok, err := k.verifyHMAC(it.HMAC, alg, in)
-			if err != nil {
-				return itemResult{}, err
-			}
-			return itemResult{Valid: &ok}, nil
 		}
 		n, v, err := k.itemVersion(it)
 		if err != nil {

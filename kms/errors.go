@@ -2,6 +2,7 @@ package kms
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 )
 
@@ -9,13 +10,28 @@ import (
 type Error struct {
 	Status int
 	Msg    string
+	// noKey marks "the key named does not exist" (see keyNotFound).
+	noKey bool
 }
 
 func (e *Error) Error() string { return "kms: " + e.Msg }
 
-func badRequest(msg string) error { return &Error{http.StatusBadRequest, msg} }
-func notFound(msg string) error   { return &Error{http.StatusNotFound, msg} }
-func forbidden() error            { return &Error{http.StatusForbidden, "permission denied"} }
+func badRequest(msg string) error { return &Error{Status: http.StatusBadRequest, Msg: msg} }
+func notFound(msg string) error   { return &Error{Status: http.StatusNotFound, Msg: msg} }
+
+// keyNotFound is Vault's answer to an operation on a key that does not
+// exist: 400 "encryption key not found" (reading the key itself is 404,
+// see readKey).
+func keyNotFound(name string) error {
+	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("encryption key not found: %q", name), noKey: true}
+}
+
+func isKeyNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.noKey
+}
+
+func forbidden() error { return &Error{Status: http.StatusForbidden, Msg: "permission denied"} }
 
 // Sentinels callers branch on.
 var (

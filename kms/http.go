@@ -23,8 +23,15 @@ type request struct {
 	path   string // without the leading /v1/
 	body   map[string]json.RawMessage
 	tok    *token
-	w      http.ResponseWriter
-	r      *http.Request
+	// tokHash and tokRaw are the caller's token (for the self
+	// endpoints); tokRaw never leaves the request.
+	tokHash [32]byte
+	tokRaw  string
+	// mayCreate: the token was authorized to create the key the
+	// request names (Vault's "create" capability on a missing key).
+	mayCreate bool
+	w         http.ResponseWriter
+	r         *http.Request
 }
 
 type response struct {
@@ -64,8 +71,17 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp response
+	lastUse := false
+	if err == nil && req.tok != nil {
+		// A token with num_uses spends one now that the request is
+		// audited; its last use revokes it once the request has run.
+		lastUse, err = s.useToken(req.tokHash)
+	}
 	if err == nil {
 		resp, err = perform()
+	}
+	if lastUse {
+		s.revokeExhausted(req.tokHash)
 	}
 	status := http.StatusOK
 	if err != nil {
@@ -98,7 +114,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
 	default:
-		writeJSON(w, status, envelope{RequestID: reqID, Data: resp.data, Auth: resp.auth})
+		writeJSON(w, status, envelope{RequestID: reqID, Data: resp.data, Auth: resp.auth, MountType: mountType(req.path)})
 	}
 }
 
@@ -112,6 +128,21 @@ type envelope struct {
 	WrapInfo      any    `json:"wrap_info"`
 	Warnings      any    `json:"warnings"`
 	Auth          any    `json:"auth"`
+	MountType     string `json:"mount_type"`
+}
+
+// mountType is the envelope's mount_type: the type of the mount serving
+// path, as Vault reports it.
+func mountType(path string) string {
+	switch {
+	case strings.HasPrefix(path, "transit/"):
+		return "transit"
+	case strings.HasPrefix(path, "auth/token/"):
+		return "token"
+	case strings.HasPrefix(path, "sys/"):
+		return "system"
+	}
+	return ""
 }
 
 // publicMessage is what a client is told about err: API errors verbatim,
@@ -146,7 +177,7 @@ func (s *Service) readBody(req *request) error {
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
-			return &Error{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over the %d-byte limit", s.cfg.MaxBody)}
+			return &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body over the %d-byte limit", s.cfg.MaxBody)}
 		}
 		return badRequest("could not read the request body")
 	}
@@ -258,6 +289,10 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	case !strings.HasPrefix(urlPath, "/v1/"):
 		return nil, notFound("no handler for " + urlPath)
 	}
+	if req.method == "LIST" && len(req.path) > 1 {
+		// Vault lists "transit/keys/" and "transit/keys" alike.
+		req.path = strings.TrimSuffix(req.path, "/")
+	}
 	// Unauthenticated endpoints.
 	switch req.path {
 	case "sys/health":
@@ -267,18 +302,56 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 		}, nil
 	case "sys/attestation":
 		return s.attestation, nil
+	case "sys/seal-status", "sys/leader":
+		if req.method != "GET" {
+			return nil, &Error{Status: http.StatusMethodNotAllowed, Msg: "method not allowed: use GET"}
+		}
+		return func() (response, error) { return s.sysStatus(req.path) }, nil
 	}
-	req.tok = s.authenticate(req.r)
+	req.tokHash, req.tok, req.tokRaw = s.authenticate(req.r)
 	if req.tok == nil {
 		return nil, forbidden()
 	}
 	need := capability(req.method)
-	ok := s.allowed(req.tok.Policies, req.path, need)
-	if !ok && need == capUpdate {
-		ok = s.allowed(req.tok.Policies, req.path, capCreate)
+	var ok bool
+	if strings.HasPrefix(req.path, "sys/internal/ui/mounts/") || req.path == "sys/internal/ui/mounts" {
+		// Any valid token may ask which mount serves a path (Vault's
+		// rule for this endpoint).
+		ok = true
+	} else if name, upsert := upsertKey(req.path); upsert && need == capUpdate {
+		// Vault's existence check: writing to a key that does not
+		// exist is "create", to one that does is "update".
+		s.mu.RLock()
+		exists := s.keys[name] != nil
+		s.mu.RUnlock()
+		if !exists {
+			need = capCreate
+		}
+		ok = s.allowed(req.tok.Policies, req.path, need)
+		req.mayCreate = ok && need == capCreate
+	} else {
+		ok = s.allowed(req.tok.Policies, req.path, need)
+		if !ok && need == capList {
+			// Vault checks a LIST against the path with a trailing
+			// slash; policies written either way are honoured.
+			ok = s.allowed(req.tok.Policies, req.path+"/", need)
+		}
+		if !ok && need == capUpdate {
+			ok = s.allowed(req.tok.Policies, req.path, capCreate)
+		}
 	}
 	if !ok {
 		return nil, forbidden()
+	}
+	// Response wrapping (Vault's X-Vault-Wrap-TTL) is not implemented: a
+	// request asking for it is refused rather than answered unwrapped,
+	// which would hand the secret to whoever was meant to get only a
+	// wrapping token.
+	if _, asked := req.r.Header[http.CanonicalHeaderKey("X-Vault-Wrap-TTL")]; asked {
+		return nil, badRequest(errWrapping + " (X-Vault-Wrap-TTL)")
+	}
+	if strings.HasPrefix(req.path, "sys/wrapping/") {
+		return nil, badRequest(errWrapping + " (" + req.path + ")")
 	}
 	if err := s.readBody(req); err != nil {
 		return nil, err
@@ -287,22 +360,60 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	switch {
 	case len(seg) >= 2 && seg[0] == "transit":
 		return func() (response, error) { return s.transit(req, seg[1:]) }, nil
-	case req.path == "auth/token/create":
-		return func() (response, error) { return s.tokenCreate(req) }, nil
-	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl":
-		return func() (response, error) { return s.policyAPI(req, seg[3]) }, nil
+	case len(seg) >= 3 && len(seg) <= 5 && seg[0] == "sys" && seg[1] == "tools" && (seg[2] == "hash" || seg[2] == "random"):
+		return func() (response, error) {
+			if req.method != "POST" && req.method != "PUT" {
+				return response{}, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported operation"}
+			}
+			if seg[2] == "hash" {
+				if len(seg) > 4 {
+					return response{}, notFound("unsupported path")
+				}
+				return s.hash(req, seg[3:])
+			}
+			return s.random(req, seg[3:])
+		}, nil
+	case len(seg) == 3 && seg[0] == "auth" && seg[1] == "token":
+		return func() (response, error) { return s.tokenAPI(req, seg[2]) }, nil
+	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl" && seg[3] != "":
+		return func() (response, error) { return s.policyAPI(req, seg[3], false) }, nil
+	case len(seg) == 3 && seg[0] == "sys" && seg[1] == "policy" && seg[2] != "":
+		return func() (response, error) { return s.policyAPI(req, seg[2], true) }, nil
+	case req.path == "sys/policies/acl" || req.path == "sys/policies/acl/" || req.path == "sys/policy":
+		return func() (response, error) { return s.policyList(req) }, nil
+	case req.path == "sys/mounts" || strings.HasPrefix(req.path, "sys/internal/ui/mounts"):
+		return func() (response, error) { return s.mounts(req) }, nil
+	case req.path == "sys/capabilities-self" || req.path == "sys/capabilities" || req.path == "sys/capabilities-accessor":
+		return func() (response, error) { return s.capabilitiesSelf(req) }, nil
 	}
 	return nil, notFound("unsupported path")
 }
 
+// upsertKey names the key of a path that creates it when missing
+// (transit/keys/:name and transit/encrypt/:name).
+func upsertKey(path string) (string, bool) {
+	seg := strings.Split(path, "/")
+	if len(seg) == 3 && seg[0] == "transit" && (seg[1] == "keys" || seg[1] == "encrypt") {
+		return seg[2], true
+	}
+	return "", false
+}
+
+// errWrapping is the answer to any use of response wrapping.
+const errWrapping = "response wrapping is not supported by kmsd: the request was not performed; ask without -wrap-ttl"
+
 // authenticate returns the token the request carries (X-Vault-Token or
 // Authorization: Bearer), or nil.
-func (s *Service) authenticate(r *http.Request) *token {
+func (s *Service) authenticate(r *http.Request) ([32]byte, *token, string) {
 	tok := r.Header.Get("X-Vault-Token")
 	if tok == "" {
 		tok, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	}
-	return s.lookupToken(tok)
+	h, t := s.lookupTokenHash(tok)
+	if t == nil {
+		return h, nil, ""
+	}
+	return h, t, tok
 }
 
 // operation names a request for metrics without any key or policy name:
@@ -327,7 +438,9 @@ func operation(path string) string {
 		}
 		return "transit/other"
 	case len(seg) >= 2 && (seg[0] == "sys" || seg[0] == "auth"):
-		known := map[string]bool{"sys/health": true, "sys/attestation": true, "sys/policies": true, "auth/token": true}
+		known := map[string]bool{"sys/health": true, "sys/attestation": true, "sys/policies": true, "auth/token": true,
+			"sys/seal-status": true, "sys/leader": true, "sys/mounts": true, "sys/policy": true, "sys/internal": true,
+			"sys/capabilities": true, "sys/capabilities-self": true, "sys/capabilities-accessor": true}
 		if op := seg[0] + "/" + seg[1]; known[op] {
 			return op
 		}

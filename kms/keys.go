@@ -35,6 +35,7 @@ const (
 	Ed25519          KeyType = "ed25519"
 	ECDSAP256        KeyType = "ecdsa-p256"
 	ECDSAP384        KeyType = "ecdsa-p384"
+	ECDSAP521        KeyType = "ecdsa-p521"
 	RSA2048          KeyType = "rsa-2048"
 	RSA3072          KeyType = "rsa-3072"
 	RSA4096          KeyType = "rsa-4096"
@@ -44,7 +45,7 @@ const (
 // Valid reports whether t is supported.
 func (t KeyType) Valid() bool {
 	switch t {
-	case AES128GCM96, AES256GCM96, ChaCha20Poly1305, Ed25519, ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096, HMAC:
+	case AES128GCM96, AES256GCM96, ChaCha20Poly1305, Ed25519, ECDSAP256, ECDSAP384, ECDSAP521, RSA2048, RSA3072, RSA4096, HMAC:
 		return true
 	}
 	return false
@@ -55,7 +56,7 @@ func (t KeyType) symmetric() bool {
 }
 func (t KeyType) rsa() bool { return t == RSA2048 || t == RSA3072 || t == RSA4096 }
 func (t KeyType) signing() bool {
-	return t == Ed25519 || t == ECDSAP256 || t == ECDSAP384 || t.rsa()
+	return t == Ed25519 || t == ECDSAP256 || t == ECDSAP384 || t == ECDSAP521 || t.rsa()
 }
 func (t KeyType) encrypting() bool { return t.symmetric() || t.rsa() }
 
@@ -126,11 +127,8 @@ func newVersion(t KeyType, r io.Reader, hmacBytes int, now time.Time) (*version,
 		if _, k, err = ed25519.GenerateKey(r); err == nil {
 			v.Secret, err = x509.MarshalPKCS8PrivateKey(k)
 		}
-	case ECDSAP256, ECDSAP384:
-		c := elliptic.P256()
-		if t == ECDSAP384 {
-			c = elliptic.P384()
-		}
+	case ECDSAP256, ECDSAP384, ECDSAP521:
+		c := map[KeyType]elliptic.Curve{ECDSAP256: elliptic.P256(), ECDSAP384: elliptic.P384(), ECDSAP521: elliptic.P521()}[t]
 		var k *ecdsa.PrivateKey
 		if k, err = ecdsa.GenerateKey(c, r); err == nil {
 			v.Secret, err = x509.MarshalPKCS8PrivateKey(k)
@@ -188,26 +186,35 @@ func (v *version) exportPublic(t KeyType) (string, error) {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
 }
 
-// aead returns the AEAD of a symmetric version; for a derived key, the
-// key is HKDF-SHA256(secret, info = context).
-func (v *version) aead(t KeyType, context []byte, derived bool) (cipher.AEAD, error) {
+// aeadFor returns the AEAD of a symmetric version. For a derived key the
+// key is HKDF-SHA256(secret, salt = none, info = context), as Vault
+// derives it; for a convergent key the 32 bytes that follow the
+// encryption key in the same HKDF output are the key of the nonce HMAC
+// (Vault's convergent version 3).
+func (v *version) aeadFor(t KeyType, context []byte, derived, convergent bool) (cipher.AEAD, []byte, error) {
 	if !derived {
 		if len(context) != 0 {
-			return nil, badRequest("'context' was given but the key is not derived")
+			return nil, nil, badRequest(`field "context" was given but the key is not derived`)
 		}
-		return v.aeadOnce(t)
+		a, err := v.aeadOnce(t)
+		return a, nil, err
 	}
-	key := v.Secret
-	{
-		if len(context) == 0 {
-			return nil, badRequest("missing 'context' for key derivation: the key was created with derived=true, so every operation must include a context")
-		}
-		var err error
-		if key, err = hkdf.Key(sha256.New, v.Secret, nil, string(context), len(v.Secret)); err != nil {
-			return nil, err
-		}
+	if len(context) == 0 {
+		return nil, nil, badRequest(`missing field "context" for key derivation: the key was created with derived=true, so every operation must include a context`)
 	}
-	return newAEAD(t, key)
+	n := len(v.Secret)
+	if convergent {
+		n += 32
+	}
+	key, err := hkdf.Key(sha256.New, v.Secret, nil, string(context), n)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := newAEAD(t, key[:len(v.Secret)])
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, key[len(v.Secret):], nil
 }
 
 func (v *version) hmacKey(t KeyType) []byte {
@@ -219,15 +226,28 @@ func (v *version) hmacKey(t KeyType) []byte {
 
 // Key is a named transit key with its versions and configuration.
 type Key struct {
-	Name                 string           `json:"name"`
-	Type                 KeyType          `json:"type"`
-	Derived              bool             `json:"derived"`
-	Exportable           bool             `json:"exportable"`
-	DeletionAllowed      bool             `json:"deletion_allowed"`
-	MinDecryptionVersion int              `json:"min_decryption_version"`
-	MinEncryptionVersion int              `json:"min_encryption_version"`
-	LatestVersion        int              `json:"latest_version"`
-	Versions             map[int]*version `json:"versions"`
+	Name    string  `json:"name"`
+	Type    KeyType `json:"type"`
+	Derived bool    `json:"derived"`
+	// Convergent: the same plaintext and context give the same
+	// ciphertext (needs Derived).
+	Convergent bool `json:"convergent_encryption,omitempty"`
+	// AutoRotatePeriod, when not zero, rotates the key once its latest
+	// version is that old (checked whenever the key is used or read).
+	AutoRotatePeriod     time.Duration `json:"auto_rotate_period,omitempty"`
+	Exportable           bool          `json:"exportable"`
+	DeletionAllowed      bool          `json:"deletion_allowed"`
+	MinDecryptionVersion int           `json:"min_decryption_version"`
+	MinEncryptionVersion int           `json:"min_encryption_version"`
+	LatestVersion        int           `json:"latest_version"`
+	// MinAvailableVersion: versions below it were trimmed (their key
+	// material deleted); 0 if none was.
+	MinAvailableVersion int              `json:"min_available_version,omitempty"`
+	Versions            map[int]*version `json:"versions"`
+	// Imported: the key material came in through BYOK import; such a
+	// key rotates only with AllowRotation (Vault's rule).
+	Imported      bool `json:"imported,omitempty"`
+	AllowRotation bool `json:"allow_rotation,omitempty"`
 	// Release, when set, allows attestation-gated release of the key to
 	// enclaves that satisfy it.
 	Release *ReleasePolicy `json:"release_policy,omitempty"`
@@ -262,6 +282,11 @@ func (k *Key) versionFor(asked int) (int, *version, error) {
 	}
 	if k.MinEncryptionVersion > 0 && n < k.MinEncryptionVersion {
 		return 0, nil, badRequest(fmt.Sprintf("key version %d is below min_encryption_version %d", n, k.MinEncryptionVersion))
+	}
+	if n < k.MinDecryptionVersion {
+		// Its output could never be decrypted or verified (Vault has
+		// archived such versions and refuses them too).
+		return 0, nil, badRequest(fmt.Sprintf("key version %d is below min_decryption_version %d", n, k.MinDecryptionVersion))
 	}
 	v := k.Versions[n]
 	if v == nil {

@@ -25,6 +25,13 @@ func formatVersioned(n int, b []byte) string {
 }
 
 func parseVersioned(s, what string) (int, []byte, error) {
+	return parseVersionedEnc(s, what, base64.StdEncoding)
+}
+
+// parseVersionedEnc parses a versioned value whose body is in enc: JWS
+// signatures are base64url without padding, everything else standard
+// base64, as in Vault; nothing is tried in the other encoding.
+func parseVersionedEnc(s, what string, enc *base64.Encoding) (int, []byte, error) {
 	rest, ok := strings.CutPrefix(s, "vault:v")
 	if !ok {
 		return 0, nil, badRequest(fmt.Sprintf("invalid %s: no vault:v prefix", what))
@@ -37,12 +44,13 @@ func parseVersioned(s, what string) (int, []byte, error) {
 	if err != nil || n < 1 {
 		return 0, nil, badRequest(fmt.Sprintf("invalid %s: bad version %q", what, vs))
 	}
-	b, err := base64.StdEncoding.DecodeString(body)
+	b, err := enc.DecodeString(body)
 	if err != nil {
-		if b2, err2 := base64.RawURLEncoding.DecodeString(body); err2 == nil {
-			return n, b2, nil
+		hint := ""
+		if enc == base64.StdEncoding && what == "signature" {
+			hint = " (a JWS signature needs marshaling_algorithm=jws)"
 		}
-		return 0, nil, badRequest(fmt.Sprintf("invalid %s: bad base64", what))
+		return 0, nil, badRequest(fmt.Sprintf("invalid %s: bad base64%s", what, hint))
 	}
 	return n, b, nil
 }
@@ -59,12 +67,20 @@ func decodeB64(s, field string) ([]byte, error) {
 func (k *Key) encrypt(n int, v *version, plaintext, context, ad []byte) (string, error) {
 	switch {
 	case k.Type.symmetric():
-		a, err := v.aead(k.Type, context, k.Derived)
+		a, nonceKey, err := v.aeadFor(k.Type, context, k.Derived, k.Convergent)
 		if err != nil {
 			return "", err
 		}
 		nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plaintext)+a.Overhead())
-		if _, err := rand.Read(nonce); err != nil {
+		if k.Convergent {
+			// Vault's convergent encryption (version 3): the nonce is
+			// HMAC-SHA256 of the plaintext under a key derived with the
+			// encryption key from the context, so the same plaintext and
+			// context give the same ciphertext.
+			m := hmac.New(sha256.New, nonceKey)
+			m.Write(plaintext)
+			copy(nonce, m.Sum(nil))
+		} else if _, err := rand.Read(nonce); err != nil {
 			return "", err
 		}
 		return formatVersioned(n, a.Seal(nonce, nonce, plaintext, ad)), nil
@@ -108,7 +124,7 @@ func (k *Key) decrypt(ciphertext string, context, ad []byte) ([]byte, int, error
 		}
 		return p, n, nil
 	}
-	a, err := v.aead(k.Type, context, k.Derived)
+	a, _, err := v.aeadFor(k.Type, context, k.Derived, false)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -150,6 +166,40 @@ type signParams struct {
 	sigAlg     string // pss | pkcs1v15 (RSA)
 	marshaling string // asn1 | jws (ECDSA)
 	prehashed  bool
+}
+
+// check refuses parameters that do not apply to a key type, rather than
+// ignoring them.
+func (p *signParams) check(t KeyType) error {
+	if !t.signing() {
+		return nil // the operation itself is refused
+	}
+	if t == Ed25519 && p.prehashed {
+		return badRequest("field \"prehashed\" is not supported for ed25519 keys: kmsd signs with pure Ed25519, which hashes the message itself")
+	}
+	if p.sigAlg != "" && !t.rsa() {
+		return badRequest(fmt.Sprintf("field \"signature_algorithm\" applies only to RSA keys, not %s", t))
+	}
+	switch p.sigAlg {
+	case "", "pss", "pkcs1v15":
+	default:
+		return badRequest(fmt.Sprintf("unsupported signature_algorithm %q", p.sigAlg))
+	}
+	switch p.marshaling {
+	case "", "asn1", "jws":
+	default:
+		return badRequest(fmt.Sprintf("unsupported marshaling_algorithm %q", p.marshaling))
+	}
+	return nil
+}
+
+// encoding is the base64 alphabet of signatures: base64url without
+// padding for JWS, standard base64 otherwise.
+func (p *signParams) encoding() *base64.Encoding {
+	if p.marshaling == "jws" {
+		return base64.RawURLEncoding
+	}
+	return base64.StdEncoding
 }
 
 func (p *signParams) digest(input []byte, t KeyType) (crypto.Hash, []byte, error) {
@@ -204,10 +254,7 @@ func (k *Key) sign(n int, v *version, input []byte, p signParams) (string, error
 				sig = make([]byte, 2*size)
 				r.FillBytes(sig[:size])
 				sv.FillBytes(sig[size:])
-				return "vault:v" + strconv.Itoa(n) + ":" + base64.RawURLEncoding.EncodeToString(sig), nil
 			}
-		default:
-			return "", badRequest(fmt.Sprintf("unsupported marshaling_algorithm %q", p.marshaling))
 		}
 	case *rsa.PrivateKey:
 		switch p.sigAlg {
@@ -222,14 +269,14 @@ func (k *Key) sign(n int, v *version, input []byte, p signParams) (string, error
 	if err != nil {
 		return "", err
 	}
-	return formatVersioned(n, sig), nil
+	return "vault:v" + strconv.Itoa(n) + ":" + p.encoding().EncodeToString(sig), nil
 }
 
 func (k *Key) verify(signature string, input []byte, p signParams) (bool, error) {
 	if !k.Type.signing() {
 		return false, badRequest(fmt.Sprintf("key type %s does not support verification", k.Type))
 	}
-	n, sig, err := parseVersioned(signature, "signature")
+	n, sig, err := parseVersionedEnc(signature, "signature", p.encoding())
 	if err != nil {
 		return false, err
 	}
@@ -260,7 +307,6 @@ func (k *Key) verify(signature string, input []byte, p signParams) (bool, error)
 			der, _ := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])})
 			return ecdsa.VerifyASN1(key, digest, der), nil
 		}
-		return false, badRequest(fmt.Sprintf("unsupported marshaling_algorithm %q", p.marshaling))
 	case *rsa.PublicKey:
 		switch p.sigAlg {
 		case "", "pss":

@@ -64,6 +64,9 @@ func releaseKey(shared, eph, recipient []byte) ([]byte, error) {
 }
 
 func (s *Service) release(req *request, name string) (response, error) {
+	if err := fieldsRelease.check(req.body); err != nil {
+		return response{}, err
+	}
 	if s.cfg.Verifier == nil {
 		return response{}, badRequest("key release is not enabled on this server")
 	}
@@ -120,7 +123,7 @@ func (s *Service) release(req *request, name string) (response, error) {
 	}
 	if _, err := attest.VerifyAndCheck(req.r.Context(), s.cfg.Verifier, k.Release.Policy().WithReportData(rd[:]), quote); err != nil {
 		s.log.Info("key release refused", "key", name, "err", err)
-		return response{}, &Error{403, "release refused: " + err.Error()}
+		return response{}, &Error{Status: 403, Msg: "release refused: " + err.Error()}
 	}
 	n, v, err := k.versionFor(0)
 	if err != nil {

@@ -214,12 +214,12 @@ func (s *Service) installRoot(deliver Deliver, revoke [][32]byte) error {
 		}
 	}
 	for _, old := range revoke {
-		delete(s.tokens, old)
+		s.dropToken(old)
 	}
 	for th, tt := range marks {
-		s.tokens[th] = tt
+		s.putToken(th, tt)
 	}
-	s.tokens[h] = t
+	s.putToken(h, t)
 	s.recovery = rr
 	s.log.Info("root token installed", "accessor", t.Accessor, "revoked_root_tokens", len(revoke))
 	return nil

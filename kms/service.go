@@ -2,6 +2,7 @@ package kms
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -80,15 +81,21 @@ type Service struct {
 	cfg Config
 	log *slog.Logger
 
-	mu       sync.RWMutex
-	keys     map[string]*Key
-	tokens   map[[32]byte]*token
-	policies map[string]*aclPolicy
+	mu     sync.RWMutex
+	keys   map[string]*Key
+	tokens map[[32]byte]*token
+	// accessors indexes tokens by accessor (kept with tokens, under mu).
+	accessors map[string][32]byte
+	policies  map[string]*aclPolicy
 
 	auditMu     sync.Mutex
 	auditBroken bool
 
 	seedRSA *rate.Limiter
+
+	// The BYOK wrapping key (byok.go), made on first use.
+	wrapMu  sync.Mutex
+	wrapKey *rsa.PrivateKey
 
 	// Set by New, under mu: the recovery key's record, and how many
 	// stored records were refused (Bootstrap and GenerateRoot refuse to
@@ -97,7 +104,9 @@ type Service struct {
 	refused  int
 }
 
-// token is an API token. Only its SHA-256 is kept.
+// token is an API token. Only its SHA-256 is kept. The lifecycle fields
+// are Vault's; a record from before they existed has them all zero: an
+// orphan that never expires, with unlimited uses.
 type token struct {
 	Accessor string    `json:"accessor"`
 	Policies []string  `json:"policies"`
@@ -106,6 +115,24 @@ type token struct {
 	// key, so that deleting the recovery record cannot make the store
 	// look like one from before recovery keys (see root.go).
 	Recoverable bool `json:"recoverable,omitempty"`
+
+	// Parent is the accessor of the token that created this one; ""
+	// for an orphan. Revoking a token revokes its descendants, and a
+	// token whose parent has expired is no longer valid.
+	Parent string `json:"parent,omitempty"`
+	// Expire is when the token stops working; zero: never (root).
+	Expire time.Time `json:"expire,omitzero"`
+	// TTL is the lease the token was created or last renewed with.
+	TTL            time.Duration `json:"ttl,omitempty"`
+	ExplicitMaxTTL time.Duration `json:"explicit_max_ttl,omitempty"`
+	Period         time.Duration `json:"period,omitempty"`
+	Renewable      bool          `json:"renewable,omitempty"`
+	// NumUses is the number of uses left; 0: unlimited. The use that
+	// brings it to zero revokes the token.
+	NumUses     int               `json:"num_uses,omitempty"`
+	DisplayName string            `json:"display_name,omitempty"`
+	Meta        map[string]string `json:"meta,omitempty"`
+	LastRenewal time.Time         `json:"last_renewal,omitzero"`
 }
 
 // New loads the service's state from cfg.Store. Records that fail to open
@@ -129,7 +156,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.SeedRSARate <= 0 {
 		cfg.SeedRSARate = 1
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, keys: map[string]*Key{}, tokens: map[[32]byte]*token{}, policies: map[string]*aclPolicy{},
+	s := &Service{cfg: cfg, log: cfg.Logger, keys: map[string]*Key{}, tokens: map[[32]byte]*token{}, accessors: map[string][32]byte{}, policies: map[string]*aclPolicy{},
 		seedRSA: rate.NewLimiter(rate.Limit(cfg.SeedRSARate), max(1, int(math.Ceil(cfg.SeedRSARate))))}
 	if cfg.Store == nil {
 		return s, nil
@@ -164,7 +191,7 @@ func New(cfg Config) (*Service, error) {
 			if err := json.Unmarshal(v, &t); err != nil || len(k) != 32 {
 				return errors.New("bad token record")
 			}
-			s.tokens[[32]byte(k)] = &t
+			s.putToken([32]byte(k), &t)
 			return nil
 		})
 	}
@@ -227,8 +254,8 @@ func (s *Service) saveKey(k *Key) error {
 	return s.persist(kindKey, s.blind(k.Name), k)
 }
 
-// createToken makes a token with the given policies and stores it; s.mu
-// is held.
+// createToken makes an orphan token with the given policies, without a
+// TTL, and stores it; s.mu is held.
 func (s *Service) createToken(policies []string) (string, error) {
 	tok, h, t, err := s.newToken(policies)
 	if err != nil {
@@ -237,7 +264,7 @@ func (s *Service) createToken(policies []string) (string, error) {
 	if err := s.persist(kindToken, h[:], t); err != nil {
 		return "", err
 	}
-	s.tokens[h] = t
+	s.putToken(h, t)
 	return tok, nil
 }
 
@@ -259,14 +286,18 @@ func (s *Service) newToken(policies []string) (string, [32]byte, *token, error) 
 
 func tokenHash(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
 
-func (s *Service) lookupToken(tok string) *token {
-	if tok == "" {
-		return nil
+// putToken and dropToken keep tokens and accessors together; s.mu is
+// held (or the service is not yet shared).
+func (s *Service) putToken(h [32]byte, t *token) {
+	s.tokens[h] = t
+	s.accessors[t.Accessor] = h
+}
+
+func (s *Service) dropToken(h [32]byte) {
+	if t := s.tokens[h]; t != nil {
+		delete(s.accessors, t.Accessor)
 	}
-	h := tokenHash(tok)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.tokens[h]
+	delete(s.tokens, h)
 }
 
 // KeyCount is the number of keys.

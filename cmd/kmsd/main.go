@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,6 +65,7 @@ type options struct {
 	seedRSARate             float64
 	printRootToken          bool
 	generateRoot            bool
+	tlsSAN                  string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -99,10 +101,14 @@ Flags:
 	fs.Int64Var(&o.maxBody, "max-body", 1<<20, "largest request body accepted, in bytes")
 	fs.BoolVar(&o.openSeed, "open-seed-endpoints", false, "serve /generate-aes-key and /generate-rsa-key-pair to callers without a token\n(default: a token whose policy grants read on seed/generate-aes-key or seed/generate-rsa-key-pair)")
 	fs.Float64Var(&o.seedRSARate, "seed-rsa-rate", 1, "with --open-seed-endpoints, RSA key pairs per second for callers without a token (bursts of up to the same number, at least 1); more are answered 429")
+	fs.StringVar(&o.tlsSAN, "tls-san", "", "more DNS names and IP addresses for the TLS certificate, comma-separated\n(it always names localhost, 127.0.0.1 and ::1), so that VAULT_CACERT-style checks pass for the address clients use")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if err := o.Finish(fs, "KMSD_", getenv, nil); err != nil {
+		return nil, err
+	}
+	if _, err := tlsHosts(o.tlsSAN); err != nil {
 		return nil, err
 	}
 	switch {
@@ -192,7 +198,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		audit = f
 	}
 
-	cert, err := atls.NewCertificate(ctx, be.Attester, atls.CertOptions{CommonName: "Shared Enclave KMS"}, atls.GramineStandard, atls.GramineLegacy)
+	hosts, _ := tlsHosts(o.tlsSAN) // checked by parseFlags
+	cert, err := atls.NewCertificate(ctx, be.Attester, atls.CertOptions{CommonName: "Shared Enclave KMS", Hosts: hosts}, atls.GramineStandard, atls.GramineLegacy)
 	if err != nil {
 		return fail("RA-TLS certificate: %v", err)
 	}
@@ -357,4 +364,38 @@ func version() string {
 		return "shared-enclave " + bi.Main.Version
 	}
 	return "shared-enclave"
+}
+
+// tlsHosts splits --tls-san into DNS names and IP addresses, refusing
+// anything that is neither.
+func tlsHosts(list string) ([]string, error) {
+	var hosts []string
+	for _, h := range strings.Split(list, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if net.ParseIP(h) == nil && !validDNSName(h) {
+			return nil, fmt.Errorf("--tls-san: %q is neither an IP address nor a DNS name", h)
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
+}
+
+func validDNSName(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimPrefix(h, "*."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -316,7 +316,7 @@ func TestKMSDMetrics(t *testing.T) {
 	c := vaultOverRATLS(t, addr, readToken(t, tok), be, be.DefaultPolicy)
 	c.Logical().Write("transit/keys/secret-key-name-q9", nil)
 	c.Logical().Write("transit/encrypt/secret-key-name-q9", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("metric-plaintext"))})
-	c.Logical().Write("transit/encrypt/missing", map[string]any{"plaintext": "AA=="})
+	c.Logical().Write("transit/decrypt/missing", map[string]any{"ciphertext": "vault:v1:AAAA"})
 	resp, err := http.Get("http://" + maddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func TestKMSDMetrics(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	m := string(b)
-	for _, want := range []string{`kms_requests_total{operation="transit/encrypt",status="200"} 1`, `kms_requests_total{operation="transit/encrypt",status="404"} 1`,
+	for _, want := range []string{`kms_requests_total{operation="transit/encrypt",status="200"} 1`, `kms_requests_total{operation="transit/decrypt",status="400"} 1`,
 		`kms_keys 1`, `kms_request_duration_seconds_count{operation="transit/keys"} 1`, `shared_enclave_simulated{service="kmsd"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
