@@ -103,7 +103,9 @@ func extDetail(e *PayloadError) (string, bool) {
 	return "", false
 }
 
-func wrongLen(got, want int) error { return &PayloadError{Problem: WrongLength, Len: got, Follow: want} }
+func wrongLen(got, want int) error {
+	return &PayloadError{Problem: WrongLength, Len: got, Follow: want}
+}
 
 // HelloInfo is a HELLO payload: HelloMagic ‖ version u8 ‖ features u32.
 type HelloInfo struct {
