@@ -167,7 +167,9 @@ type refusal struct {
 
 // refuseDetail is r with a text that says more (ReasonExtMalformed,
 // ReasonOverLimit).
-func refuseDetail(r Reason, detail string) refusal { return refusal{reason: r, n: -1, m: -1, detail: detail} }
+func refuseDetail(r Reason, detail string) refusal {
+	return refusal{reason: r, n: -1, m: -1, detail: detail}
+}
 
 func refuse(r Reason) refusal { return refusal{reason: r, n: -1, m: -1} }
 

@@ -91,13 +91,13 @@ type DeliveryMetrics interface {
 
 type noMetrics struct{}
 
-func (noMetrics) Subscriptions(int)  {}
-func (noMetrics) CreditGranted(int)  {}
-func (noMetrics) Pushed(bool)        {}
-func (noMetrics) Acked(int)          {}
-func (noMetrics) AckWaitExpired()    {}
-func (noMetrics) Released(int)       {}
-func (noMetrics) DuplicateDropped()  {}
+func (noMetrics) Subscriptions(int) {}
+func (noMetrics) CreditGranted(int) {}
+func (noMetrics) Pushed(bool)       {}
+func (noMetrics) Acked(int)         {}
+func (noMetrics) AckWaitExpired()   {}
+func (noMetrics) Released(int)      {}
+func (noMetrics) DuplicateDropped() {}
 
 func (noMetrics) Connection(bool)        {}
 func (noMetrics) Attestation(string)     {}
