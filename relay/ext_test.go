@@ -3,6 +3,8 @@ package relay
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -452,5 +454,50 @@ func TestDurableRedeliveryAndDedupAcrossRestart(t *testing.T) {
 	}
 	if m, ok, _ := d.Pop("b"); !ok || string(m.Data) != "m2" {
 		t.Fatalf("POLL after release: %q", m.Data)
+	}
+}
+
+// TestExtensionReasonsDistinctAndDocumented: each extension Reason has its
+// own metric label, and docs/PROTOCOL.md gives its fixed text.
+func TestExtensionReasonsDistinctAndDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]bool{}
+	for _, r := range append(Reasons(), ExtensionReasons()...) {
+		if labels[r.Label()] {
+			t.Errorf("label %q used twice", r.Label())
+		}
+		labels[r.Label()] = true
+	}
+	for _, r := range ExtensionReasons() {
+		if r == ReasonExtMalformed || r == ReasonOverLimit {
+			continue // their texts say what exactly (tested in TestExtensionBadInput)
+		}
+		if !strings.Contains(string(doc), `"`+r.Text()+`"`) {
+			t.Errorf("reason %q: docs/PROTOCOL.md does not give its text %q", r.Label(), r.Text())
+		}
+	}
+}
+
+// TestDedupTableFull: when the window holds MaxDedupIDs ids a new id is
+// refused, never let through by forgetting an old one; a retry of a
+// remembered id is still answered as a success.
+func TestDedupTableFull(t *testing.T) {
+	s := startServer(t, func(c *Config) { c.Limits = Limits{MaxDedupIDs: 2} })
+	a := extClient(t, s.addr, "a")
+	for _, id := range []string{"1", "2"} {
+		a.send(wire.SendID, sendID(id, "a", id))
+		a.expect(wire.SendAck, "")
+	}
+	a.send(wire.SendID, sendID("3", "a", "3"))
+	if got := a.expect(wire.SendNack, ""); string(got) != "de-duplication table full" {
+		t.Fatalf("SEND_NACK %q", got)
+	}
+	a.send(wire.SendID, sendID("1", "a", "1"))
+	a.expect(wire.SendAck, "")
+	if n, _ := s.Totals(); n != 2 {
+		t.Fatalf("%d messages stored, want 2", n)
 	}
 }
