@@ -19,6 +19,10 @@ const (
 	kindMessage = "relay/msg"     // blind(id) ‖ seq u64 → from-length u16 ‖ from ‖ data
 	kindMsgID   = "relay/msgid"   // blind(id) ‖ seq u64 → the sender's message id, for a message sent with SEND_ID
 	kindDedup   = "relay/dedup"   // blind(from ‖ 0 ‖ msgid) → expiry, unix ms u64
+	// kindTail keeps a mailbox's next sequence number when it becomes
+	// empty, so that delivery ids are never reused after a restart (a
+	// client may still acknowledge an id it was given before).
+	kindTail = "relay/tail" // blind(id) → next seq u64
 )
 
 // DurableMailboxes keeps mailboxes in a sealed store. Push and Pop write
@@ -143,6 +147,26 @@ func OpenDurableMailboxes(st *store.Store, l Limits, log *slog.Logger) (*Durable
 	})
 	if err != nil {
 		return nil, fmt.Errorf("relay: reading the stored message ids: %w (no record was changed; check the disk, then start again)", err)
+	}
+	err = st.Scan(kindTail, nil, func(k, v []byte, err error) error {
+		if errors.Is(err, store.ErrIO) {
+			return err
+		}
+		if err != nil || len(v) != 8 {
+			return nil
+		}
+		if b := byBlind[string(k)]; b != nil {
+			if t := binary.BigEndian.Uint64(v); t > b.tail {
+				if b.count == 0 {
+					b.head, b.next = t, t
+				}
+				b.tail = t
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay: reading the mailbox sequence numbers: %w (no record was changed; check the disk, then start again)", err)
 	}
 	now := time.Now()
 	var expired [][]byte
@@ -428,15 +452,22 @@ func (d *DurableMailboxes) takeLocked(b *durableBox) (seq uint64, m Message, red
 	}
 }
 
-// removeLocked deletes a stored message (and its id record).
+// removeLocked deletes a stored message (and its id record; and writes
+// the mailbox's next sequence number when it is the last).
 func (d *DurableMailboxes) removeLocked(b *durableBox, seq uint64) error {
 	var err error
-	if _, ok := b.msgIDs[seq]; ok {
+	_, hasID := b.msgIDs[seq]
+	if hasID || b.count == 1 {
 		bt := d.st.NewBatch()
-		if err = bt.Delete(kindMessage, b.key(seq)); err == nil {
-			if err = bt.Delete(kindMsgID, b.key(seq)); err == nil {
-				err = bt.Commit(store.NoSync)
-			}
+		err = bt.Delete(kindMessage, b.key(seq))
+		if err == nil && hasID {
+			err = bt.Delete(kindMsgID, b.key(seq))
+		}
+		if err == nil && b.count == 1 {
+			err = bt.Put(kindTail, b.blind, binary.BigEndian.AppendUint64(nil, b.tail))
+		}
+		if err == nil {
+			err = bt.Commit(store.NoSync)
 		}
 	} else {
 		err = d.st.Delete(kindMessage, b.key(seq), store.NoSync)

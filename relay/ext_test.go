@@ -501,3 +501,27 @@ func TestDedupTableFull(t *testing.T) {
 		t.Fatalf("%d messages stored, want 2", n)
 	}
 }
+
+// TestDurableDeliveryIDsNotReused: a mailbox emptied by acks, then
+// reopened, numbers its next message after the last one, so an old
+// delivery id never names a new message.
+func TestDurableDeliveryIDsNotReused(t *testing.T) {
+	dir := t.TempDir()
+	d, st := openDurable(t, dir, 1, nil)
+	d.Create("b")
+	d.Push("b", Message{From: "a", Data: []byte("1")})
+	first, _, _ := d.Take("b")
+	d.Ack("b", first.Seq)
+	d.Sync()
+	st.Close()
+	d, st = openDurable(t, dir, 1, nil)
+	defer st.Close()
+	d.Push("b", Message{From: "a", Data: []byte("2")})
+	if ok, _ := d.Ack("b", first.Seq); ok {
+		t.Fatal("an old delivery id acknowledged a new message")
+	}
+	second, _, _ := d.Take("b")
+	if second.Seq <= first.Seq {
+		t.Fatalf("delivery id %d reused after %d", second.Seq, first.Seq)
+	}
+}

@@ -160,7 +160,10 @@ func (mm *MemoryMailboxes) Create(id string) error {
 	if len(mm.boxes) >= mm.limits.MaxMailboxes {
 		return ErrTooMany
 	}
-	mm.boxes[id] = &memBox{}
+	// Sequence numbers (delivery ids) start from the clock, so that a
+	// client holding ids from before a restart cannot acknowledge a
+	// different message that got the same number.
+	mm.boxes[id] = &memBox{next: uint64(time.Now().UnixNano())}
 	return nil
 }
 
