@@ -46,7 +46,9 @@ func TestCrashUnderPushLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy, Timeout: 5 * time.Second}
-	key := func(b []byte) [2]int { return [2]int{int(binary.BigEndian.Uint32(b[:4])), int(binary.BigEndian.Uint32(b[4:]))} }
+	key := func(b []byte) [2]int {
+		return [2]int{int(binary.BigEndian.Uint32(b[:4])), int(binary.BigEndian.Uint32(b[4:]))}
+	}
 
 	var mu sync.Mutex
 	sendAcked := map[[2]int]bool{} // SEND_ACK received
