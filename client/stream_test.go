@@ -17,7 +17,9 @@ import (
 	"github.com/sharedenclave/sharedenclave/store"
 )
 
-func simConfig(t *testing.T, dir string) client.Config {
+func simConfig(t *testing.T, dir string) client.Config { return simConfigB(t, dir) }
+
+func simConfigB(t testing.TB, dir string) client.Config {
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: dir})
 	if err != nil {
 		t.Fatal(err)
