@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -523,5 +524,69 @@ func TestDurableDeliveryIDsNotReused(t *testing.T) {
 	second, _, _ := d.Take("b")
 	if second.Seq <= first.Seq {
 		t.Fatalf("delivery id %d reused after %d", second.Seq, first.Seq)
+	}
+}
+
+// deliveryRecorder counts the DeliveryMetrics events.
+type deliveryRecorder struct {
+	noMetrics
+	mu                                                                sync.Mutex
+	subs, credit, pushed, redelivered, acked, expired, released, dups int
+}
+
+func (d *deliveryRecorder) Subscriptions(n int) { d.mu.Lock(); d.subs += n; d.mu.Unlock() }
+func (d *deliveryRecorder) CreditGranted(n int) { d.mu.Lock(); d.credit += n; d.mu.Unlock() }
+func (d *deliveryRecorder) Pushed(re bool) {
+	d.mu.Lock()
+	d.pushed++
+	if re {
+		d.redelivered++
+	}
+	d.mu.Unlock()
+}
+func (d *deliveryRecorder) Acked(n int)       { d.mu.Lock(); d.acked += n; d.mu.Unlock() }
+func (d *deliveryRecorder) AckWaitExpired()   { d.mu.Lock(); d.expired++; d.mu.Unlock() }
+func (d *deliveryRecorder) Released(n int)    { d.mu.Lock(); d.released += n; d.mu.Unlock() }
+func (d *deliveryRecorder) DuplicateDropped() { d.mu.Lock(); d.dups++; d.mu.Unlock() }
+
+// TestDeliveryMetrics: subscriptions, credit, pushes and redeliveries,
+// acks, ack-wait expiries, releases at disconnect and duplicates dropped
+// are each counted.
+func TestDeliveryMetrics(t *testing.T) {
+	rec := &deliveryRecorder{}
+	s := startServer(t, func(c *Config) { c.Metrics = rec; c.AckWait = 300 * time.Millisecond })
+	a := extClient(t, s.addr, "a")
+	b := extClient(t, s.addr, "b")
+	b.send(wire.Subscribe, wire.AppendU32(nil, 5))
+	b.expect(wire.SubscribeAck, "")
+	a.send(wire.SendID, sendID("x", "b", "1"))
+	a.expect(wire.SendAck, "")
+	a.send(wire.SendID, sendID("x", "b", "1"))
+	a.expect(wire.SendAck, "")
+	first := b.delivery()
+	again := b.delivery() // after the ack-wait
+	if again.ID != first.ID || again.Flags != wire.FlagRedelivered {
+		t.Fatalf("redelivery %+v", again)
+	}
+	b.ack(again.ID)
+	a.send(wire.SendData, addressed("b", []byte("2")))
+	a.expect(wire.SendAck, "")
+	b.delivery()
+	b.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		rec.mu.Lock()
+		done := rec.released == 1
+		rec.mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.subs != 0 || rec.credit != 5 || rec.pushed != 3 || rec.redelivered != 1 || rec.acked != 1 || rec.expired != 1 || rec.released != 1 || rec.dups != 1 {
+		t.Fatalf("metrics: %d subscriptions, %d credit, %d pushed (%d redelivered), %d acked, %d ack-wait expiries, %d released, %d duplicates",
+			rec.subs, rec.credit, rec.pushed, rec.redelivered, rec.acked, rec.expired, rec.released, rec.dups)
 	}
 }
