@@ -188,10 +188,11 @@ func (c *Client) maintain(l *link) {
 		c.cur = nil
 		c.up = make(chan struct{})
 		// Deliveries of the lost connection not yet taken are dropped: the
-		// relay releases them and delivers them again.
+		// relay releases them and delivers them again. (Polled ones are
+		// kept: POLL removed them from the relay.)
 		kept := c.inbox[:0]
 		for _, d := range c.inbox {
-			if d.gen != l.gen {
+			if d.gen != l.gen || l.features&wire.FeatureDelivery == 0 {
 				kept = append(kept, d)
 			}
 		}
@@ -427,6 +428,17 @@ func (l *link) ping(every time.Duration) {
 func (l *link) poll() {
 	pause := 10 * time.Millisecond
 	for {
+		l.c.mu.Lock()
+		full := len(l.c.inbox) >= l.c.o.Window
+		l.c.mu.Unlock()
+		if full { // the application is behind: leave the rest on the relay
+			select {
+			case <-l.dead:
+				return
+			case <-time.After(pause):
+			}
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.c.cfg.Timeout)
 		r, err := l.request(ctx, wire.PollData, nil)
 		cancel()
