@@ -219,3 +219,44 @@ func TestClientReconnectThroughRestart(t *testing.T) {
 	}
 	t.Cleanup(closeStore)
 }
+
+// TestDuplicateSendAcrossRestart: a send retried with the same message id
+// after the relay (with a data dir) restarted is answered as a success
+// and delivered once.
+func TestDuplicateSendAcrossRestart(t *testing.T) {
+	sim := filepath.Join(t.TempDir(), "sim")
+	data := t.TempDir()
+	tweak, closeStore := durable(t, data)
+	r := relaytest.Start(t, sim, "127.0.0.1:0", tweak)
+	addr := r.Addr
+	opts := func(id string, rx bool) client.Options {
+		return client.Options{Addrs: []string{addr}, ID: id, Receive: rx, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	}
+	rx := connect(t, sim, opts("rx", true))
+	rx.Close() // the mailbox exists; nobody is receiving
+	tx := connect(t, sim, opts("tx", false))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := tx.SendID(ctx, "rx", []byte("order-17"), []byte("pay 5")); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	closeStore()
+	tweak, closeStore = durable(t, data)
+	t.Cleanup(func() { closeStore() })
+	relaytest.Start(t, sim, addr, tweak)
+	if err := tx.SendID(ctx, "rx", []byte("order-17"), []byte("pay 5")); err != nil {
+		t.Fatalf("retry after the restart: %v", err)
+	}
+	rx = connect(t, sim, opts("rx", true))
+	d, err := rx.Receive(ctx)
+	if err != nil || string(d.Data) != "pay 5" || string(d.MsgID) != "order-17" {
+		t.Fatalf("%+v %v", d, err)
+	}
+	rx.Ack(ctx, d)
+	short, c2 := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer c2()
+	if d, err := rx.Receive(short); err == nil {
+		t.Fatalf("the retried send was delivered too: %q", d.Data)
+	}
+}
