@@ -43,7 +43,8 @@ type Deduper interface {
 type dedupTable struct {
 	max  int
 	m    map[string]time.Time
-	fifo []dedupEntry
+	fifo []dedupEntry // fifo[head:] are live or stale entries, oldest first
+	head int
 }
 
 type dedupEntry struct {
@@ -58,15 +59,18 @@ func newDedupTable(l Limits) dedupTable {
 // prune forgets the keys expired at now and returns them.
 func (d *dedupTable) prune(now time.Time) []string {
 	var gone []string
-	i := 0
-	for ; i < len(d.fifo) && !d.fifo[i].exp.After(now); i++ {
-		if exp, ok := d.m[d.fifo[i].key]; ok && exp.Equal(d.fifo[i].exp) {
-			delete(d.m, d.fifo[i].key)
-			gone = append(gone, d.fifo[i].key)
+	for ; d.head < len(d.fifo) && !d.fifo[d.head].exp.After(now); d.head++ {
+		e := d.fifo[d.head]
+		if exp, ok := d.m[e.key]; ok && exp.Equal(e.exp) {
+			delete(d.m, e.key)
+			gone = append(gone, e.key)
 		}
+		d.fifo[d.head] = dedupEntry{}
 	}
-	if i > 0 {
-		d.fifo = append(d.fifo[:0], d.fifo[i:]...)
+	// Compact once the consumed part is most of the slice: amortised O(1).
+	if d.head > 64 && d.head*2 > len(d.fifo) {
+		n := copy(d.fifo, d.fifo[d.head:])
+		d.fifo, d.head = d.fifo[:n], 0
 	}
 	return gone
 }

@@ -590,3 +590,25 @@ func TestDeliveryMetrics(t *testing.T) {
 			rec.subs, rec.credit, rec.pushed, rec.redelivered, rec.acked, rec.expired, rec.released, rec.dups)
 	}
 }
+
+// TestDedupWindowExpires: an id is forgotten after the window (a send
+// with it is stored again), and the table's memory follows what it holds.
+func TestDedupWindowExpires(t *testing.T) {
+	mm := NewMemoryMailboxes(Limits{DedupWindow: 50 * time.Millisecond})
+	mm.Create("b")
+	for i := range 1000 {
+		if dup, err := mm.PushOnce("b", Message{From: "a", ID: []byte(fmt.Sprint(i))}); dup || err != nil {
+			t.Fatal(dup, err)
+		}
+	}
+	if dup, _ := mm.PushOnce("b", Message{From: "a", ID: []byte("7")}); !dup {
+		t.Fatal("an id inside the window was not recognised")
+	}
+	time.Sleep(80 * time.Millisecond)
+	if dup, err := mm.PushOnce("b", Message{From: "a", ID: []byte("7")}); dup || err != nil {
+		t.Fatalf("an id past the window: dup %v, %v", dup, err)
+	}
+	if len(mm.dedup.m) != 1 || len(mm.dedup.fifo)-mm.dedup.head != 1 {
+		t.Fatalf("table holds %d ids, %d queued after the window passed", len(mm.dedup.m), len(mm.dedup.fifo)-mm.dedup.head)
+	}
+}
