@@ -82,6 +82,13 @@ type relayPair struct {
 }
 
 func (r *relaySystem) receiver(ctx context.Context, mode, topic string) (pair, error) {
+	if mode == modePush {
+		c, err := r.client(ctx, mode, topic, true)
+		if err != nil {
+			return nil, err
+		}
+		return &relayPushPair{c: c}, nil
+	}
 	c, err := r.conn(ctx, mode, topic)
 	return &relayPair{c: c, mode: mode}, err
 }
@@ -94,7 +101,7 @@ func (r *relaySystem) sender(ctx context.Context, mode, topic string) (pair, err
 func (p *relayPair) send(_ context.Context, payloads [][]byte) (int, error) {
 	var n int
 	var err error
-	if p.mode == modePipelined {
+	if p.mode == modePipelined || p.mode == modePush {
 		n, err = p.c.Pipeline(p.to, payloads)
 	} else if err = p.c.Send(p.to, payloads[0]); err == nil {
 		n = 1
@@ -134,11 +141,17 @@ type natsSystem struct{ s *natsServer }
 func (n *natsSystem) name() string                      { return "nats" }
 func (n *natsSystem) cpu(string) (time.Duration, error) { return n.s.cpu() }
 func (n *natsSystem) receiver(ctx context.Context, mode, topic string) (pair, error) {
+	if mode == modePush {
+		mode = modePipelined // core publish and a core subscription
+	}
 	return n.s.newPair(ctx, mode, topic)
 }
 func (n *natsSystem) sender(ctx context.Context, mode, topic string) (pair, error) {
 	// The receiver's natsPair sends too; a sender only needs its own
 	// connection on the same subject.
+	if mode == modePush {
+		mode = modePipelined
+	}
 	return n.s.newSender(ctx, mode, topic)
 }
 
@@ -189,7 +202,7 @@ func runCell(ctx context.Context, sys system, mode string, size, senders, receiv
 		go func() {
 			defer wg.Done()
 			n := 1
-			if mode == modePipelined {
+			if mode == modePipelined || mode == modePush {
 				n = batchSize
 			}
 			batch := make([][]byte, n)
@@ -270,6 +283,7 @@ type compareOptions struct {
 	modes      []string
 	write, png string
 	relayd     string
+	idle       int // subscribed idle clients for the idle-CPU row (push mode)
 }
 
 type cellKey struct {
@@ -369,7 +383,18 @@ func benchCompare(ctx context.Context, o compareOptions, out io.Writer) error {
 		}
 		md.WriteString(row + "\n")
 	}
-	md.WriteString("\nNATS counterparts: lock-step = request/reply (the receiver responds), pipelined = core publish with one flush per 64 messages, durable = JetStream file storage with synchronous PubAcks and a pull consumer fetching up to 64 and acking each message (the relay's durable receivers likewise send up to 64 POLLs per round trip; its senders wait for each SEND_ACK). nats-server 2.9 has no per-message fsync setting, so JetStream acknowledges before its data reaches the disk while the relay's SEND_ACK waits for fsync.\n")
+	if slices.Contains(o.modes, modePush) && ns != nil {
+		maxRate := 0.0
+		if rs := results[cellKey{modePush, 64, 1, 1}]["relay"]; len(rs) > 0 {
+			maxRate = median(rs).rate
+		}
+		extra, err := deliveryReport(ctx, systems, maxRate, o.duration, o.idle)
+		if err != nil {
+			return err
+		}
+		md.WriteString(extra)
+	}
+	md.WriteString("\nNATS counterparts: push = pipelined senders to a relay push subscription (client.Client, window 512, one ACK per batch taken) against core publish to a core subscription; lock-step = request/reply (the receiver responds), pipelined = core publish with one flush per 64 messages, durable = JetStream file storage with synchronous PubAcks and a pull consumer fetching up to 64 and acking each message (the relay's durable receivers likewise send up to 64 POLLs per round trip; its senders wait for each SEND_ACK). nats-server 2.9 has no per-message fsync setting, so JetStream acknowledges before its data reaches the disk while the relay's SEND_ACK waits for fsync.\n")
 	fmt.Fprint(out, md.String())
 	if o.write != "" {
 		if err := replaceSection(o.write, "relay-vs-nats", md.String()); err != nil {

@@ -52,10 +52,11 @@ func main() {
 		fs.IntVar(&o.reps, "reps", 3, "how many times the two systems are alternated per cell")
 		pairs := fs.String("pairs", "1,4,16", "sender/receiver pairs per cell (a 16→1 fan-in cell is always added)")
 		payloads := fs.String("payloads", "64,1024,16384", "payload sizes in bytes")
-		modes := fs.String("modes", "lock-step,pipelined,durable", "modes to run")
+		modes := fs.String("modes", "lock-step,pipelined,durable,push", "modes to run (push adds the open-loop latency, request/reply and idle-subscriber rows)")
 		fs.StringVar(&o.write, "write", "", "markdown file whose bench:relay-vs-nats section to replace (e.g. docs/BENCHMARKS.md)")
 		fs.StringVar(&o.png, "png", "", "write a PNG chart of the relay/NATS ratios here")
 		fs.StringVar(&o.relayd, "relayd", "", "relayd binary (default: go build ./cmd/relayd)")
+		fs.IntVar(&o.idle, "idle", 1000, "subscribed idle clients for the idle-CPU row (with the push mode)")
 		fs.Parse(os.Args[2:])
 		var err error
 		if o.pairs, err = ints(*pairs); err == nil {
@@ -63,7 +64,7 @@ func main() {
 		}
 		o.modes = strings.Split(*modes, ",")
 		for _, m := range o.modes {
-			if m != modeLockStep && m != modePipelined && m != modeDurable {
+			if m != modeLockStep && m != modePipelined && m != modeDurable && m != modePush {
 				err = fmt.Errorf("unknown mode %q", m)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/atls"
@@ -53,9 +54,12 @@ type ServerError struct{ Reason string }
 
 func (e *ServerError) Error() string { return "client: server error: " + e.Reason }
 
-// Conn is an attested connection to a relay. Its methods are not safe for
-// concurrent use; use one Conn per goroutine.
+// Conn is an attested connection to a relay speaking the seed protocol,
+// one request at a time: its methods are safe for concurrent use, and
+// they take turns. For push delivery, acknowledgements, message ids and
+// reconnection use Client.
 type Conn struct {
+	mu      sync.Mutex // one request (or pipeline) at a time
 	conn    *tls.Conn
 	r       *wire.Reader
 	w       *bufio.Writer
@@ -155,6 +159,8 @@ func expect(f wire.Frame, ack, nack wire.Type) error {
 
 // Register claims a client id for this connection.
 func (c *Conn) Register(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	p, err := wire.AppendRegister(nil, id)
 	if err != nil {
 		return fmt.Errorf("client: register: %w", err)
@@ -171,6 +177,8 @@ func (c *Conn) Register(id string) error {
 // relay would refuse (empty, over 255 bytes, not UTF-8) returns an error
 // wrapping wire.ErrMalformed and nothing is sent.
 func (c *Conn) Send(recipient string, data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	p, err := wire.AppendAddressed(nil, recipient, data)
 	if err != nil {
 		return fmt.Errorf("client: send: recipient: %w", err)
@@ -185,6 +193,8 @@ func (c *Conn) Send(recipient string, data []byte) error {
 // Poll fetches the oldest message waiting for this client. ok is false
 // when the mailbox is empty.
 func (c *Conn) Poll() (from string, data []byte, ok bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	f, err := c.roundTrip(wire.PollData, nil)
 	if err != nil {
 		return "", nil, false, err
@@ -209,6 +219,8 @@ func (c *Conn) Poll() (from string, data []byte, ok bool, err error) {
 // answers. It returns how many were acknowledged and the first NACK or
 // error. Order is kept; a NACKed message is not retried.
 func (c *Conn) Pipeline(recipient string, msgs [][]byte) (acked int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var payload []byte
 	for _, m := range msgs {
 		payload, err = wire.AppendAddressed(payload[:0], recipient, m)
@@ -243,6 +255,8 @@ func (c *Conn) Pipeline(recipient string, msgs [][]byte) (acked int, err error) 
 // returning the messages that came back (oldest first). It is Poll for a
 // receiver that expects many messages.
 func (c *Conn) PollMany(n int) ([]Message, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for i := 0; i < n; i++ {
 		if err := c.write(wire.PollData, nil); err != nil {
 			return nil, err

@@ -68,6 +68,15 @@ type Relay struct {
 	delivered    prometheus.Counter
 	depth        prometheus.GaugeFunc
 	bytes        prometheus.GaugeFunc
+
+	// The delivery extension (relay.DeliveryMetrics).
+	subscriptions prometheus.Gauge
+	credit        prometheus.Counter
+	pushed        *prometheus.CounterVec
+	acked         prometheus.Counter
+	ackWait       prometheus.Counter
+	released      prometheus.Counter
+	duplicates    prometheus.Counter
 }
 
 // Depth reports the total messages and bytes waiting in all mailboxes.
@@ -83,7 +92,15 @@ func (r *Registry) NewRelay(depth Depth) *Relay {
 		nacks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_nacks_total", Help: "NACKs sent by type and reason."}, []string{"type", "reason"}),
 		delivered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_delivered_total", Help: "Messages delivered by POLL."}),
 	}
-	r.reg.MustRegister(m.conns, m.connsTotal, m.attestations, m.frames, m.nacks, m.delivered)
+	m.subscriptions = prometheus.NewGauge(prometheus.GaugeOpts{Name: "relay_subscriptions", Help: "Live push subscriptions."})
+	m.credit = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_credit_granted_total", Help: "Credit granted by SUBSCRIBE and CREDIT, in messages."})
+	m.pushed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_pushed_total", Help: "DELIVER frames sent (subscriptions and FETCH), by whether the message was redelivered."}, []string{"redelivered"})
+	m.acked = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_acked_total", Help: "Deliveries acknowledged."})
+	m.ackWait = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_ack_wait_expired_total", Help: "Deliveries released for redelivery because their ack-wait expired."})
+	m.released = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_released_total", Help: "Unacknowledged deliveries released for redelivery because their session ended."})
+	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_duplicates_dropped_total", Help: "SEND_IDs dropped as duplicates of a message id in the de-duplication window."})
+	r.reg.MustRegister(m.conns, m.connsTotal, m.attestations, m.frames, m.nacks, m.delivered,
+		m.subscriptions, m.credit, m.pushed, m.acked, m.ackWait, m.released, m.duplicates)
 	if depth != nil {
 		r.reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_mailbox_messages", Help: "Messages waiting in all mailboxes."}, func() float64 { n, _ := depth(); return float64(n) }),
@@ -109,7 +126,7 @@ func (m *Relay) Attestation(result string) { m.attestations.WithLabelValues(resu
 // Frame implements relay.Metrics. Unknown types share one label value.
 func (m *Relay) Frame(t wire.Type) {
 	name := t.String()
-	if !t.Known() {
+	if !t.Known() && !t.Extension() {
 		name = "UNKNOWN"
 	}
 	m.frames.WithLabelValues(name).Inc()
@@ -123,6 +140,35 @@ func (m *Relay) Nack(t wire.Type, r relay.Reason) {
 
 // Delivered implements relay.Metrics.
 func (m *Relay) Delivered() { m.delivered.Inc() }
+
+// Subscriptions implements relay.DeliveryMetrics.
+func (m *Relay) Subscriptions(delta int) { m.subscriptions.Add(float64(delta)) }
+
+// CreditGranted implements relay.DeliveryMetrics.
+func (m *Relay) CreditGranted(n int) { m.credit.Add(float64(n)) }
+
+// Pushed implements relay.DeliveryMetrics.
+func (m *Relay) Pushed(redelivered bool) {
+	if redelivered {
+		m.pushed.WithLabelValues("true").Inc()
+	} else {
+		m.pushed.WithLabelValues("false").Inc()
+	}
+}
+
+// Acked implements relay.DeliveryMetrics.
+func (m *Relay) Acked(n int) { m.acked.Add(float64(n)) }
+
+// AckWaitExpired implements relay.DeliveryMetrics.
+func (m *Relay) AckWaitExpired() { m.ackWait.Inc() }
+
+// Released implements relay.DeliveryMetrics.
+func (m *Relay) Released(n int) { m.released.Add(float64(n)) }
+
+// DuplicateDropped implements relay.DeliveryMetrics.
+func (m *Relay) DuplicateDropped() { m.duplicates.Inc() }
+
+var _ relay.DeliveryMetrics = (*Relay)(nil)
 
 // KMS implements kms.Metrics.
 type KMS struct {

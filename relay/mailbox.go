@@ -1,15 +1,19 @@
 package relay
 
 import (
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Message is one piece of data waiting in a mailbox.
 type Message struct {
 	From string
 	Data []byte
+	// ID is the sender's message id (SEND_ID), empty for SEND_DATA.
+	ID []byte
 }
 
 // Mailbox errors.
@@ -19,6 +23,9 @@ var (
 	ErrTooMany     = errors.New("relay: too many mailboxes")
 	// ErrRelayFull: all mailboxes together hold Limits.MaxTotalBytes.
 	ErrRelayFull = errors.New("relay: relay full")
+	// ErrDedupFull: Limits.MaxDedupIDs message ids are inside the
+	// de-duplication window; a send with a new id is refused.
+	ErrDedupFull = errors.New("relay: de-duplication table full")
 )
 
 // Mailboxes stores messages per client id. A mailbox is created when its
@@ -51,6 +58,13 @@ type Limits struct {
 	// together, so that many ids cannot add up to more memory than the
 	// enclave has; default 1 GiB.
 	MaxTotalBytes int64
+	// DedupWindow is how long a message id (SEND_ID) is remembered, so
+	// that a retry inside it is dropped as a duplicate; default 2 minutes.
+	DedupWindow time.Duration
+	// MaxDedupIDs bounds the ids remembered at once; default 100000. When
+	// it is reached a SEND_ID with a new id is refused (never forgotten
+	// early, which would let a duplicate through).
+	MaxDedupIDs int
 }
 
 func (l *Limits) defaults() {
@@ -66,6 +80,12 @@ func (l *Limits) defaults() {
 	if l.MaxTotalBytes <= 0 {
 		l.MaxTotalBytes = 1 << 30
 	}
+	if l.DedupWindow <= 0 {
+		l.DedupWindow = 2 * time.Minute
+	}
+	if l.MaxDedupIDs <= 0 {
+		l.MaxDedupIDs = 100000
+	}
 }
 
 // MemoryMailboxes keeps mailboxes in enclave memory: nothing survives a
@@ -75,19 +95,59 @@ type MemoryMailboxes struct {
 	total  atomic.Int64 // data bytes in all mailboxes
 	mu     sync.RWMutex
 	boxes  map[string]*memBox
+
+	dmu   sync.Mutex
+	dedup dedupTable
 }
 
+// memBox is one mailbox. Every message has a sequence number; a message
+// is in exactly one of queue (never taken), returned (taken, released,
+// waiting for redelivery; sorted by seq) and held (taken, not acked).
 type memBox struct {
-	mu    sync.Mutex
-	queue []Message
-	head  int
-	bytes int64
+	mu       sync.Mutex
+	queue    []memEntry
+	head     int
+	bytes    int64
+	next     uint64
+	held     map[uint64]memEntry
+	returned []memEntry
+}
+
+type memEntry struct {
+	seq         uint64
+	m           Message
+	redelivered bool
+}
+
+func (b *memBox) count() int { return len(b.queue) - b.head + len(b.held) + len(b.returned) }
+
+// front removes and returns the oldest message not held.
+func (b *memBox) front() (memEntry, bool) {
+	if len(b.returned) > 0 && (b.head == len(b.queue) || b.returned[0].seq < b.queue[b.head].seq) {
+		e := b.returned[0]
+		b.returned[0] = memEntry{}
+		b.returned = b.returned[1:]
+		return e, true
+	}
+	if b.head == len(b.queue) {
+		return memEntry{}, false
+	}
+	e := b.queue[b.head]
+	b.queue[b.head] = memEntry{}
+	b.head++
+	if b.head == len(b.queue) {
+		b.queue, b.head = b.queue[:0], 0
+	} else if b.head > 64 && b.head*2 > len(b.queue) {
+		n := copy(b.queue, b.queue[b.head:])
+		b.queue, b.head = b.queue[:n], 0
+	}
+	return e, true
 }
 
 // NewMemoryMailboxes returns empty in-memory mailboxes.
 func NewMemoryMailboxes(l Limits) *MemoryMailboxes {
 	l.defaults()
-	return &MemoryMailboxes{limits: l, boxes: map[string]*memBox{}}
+	return &MemoryMailboxes{limits: l, boxes: map[string]*memBox{}, dedup: newDedupTable(l)}
 }
 
 // Create implements Mailboxes.
@@ -100,7 +160,10 @@ func (mm *MemoryMailboxes) Create(id string) error {
 	if len(mm.boxes) >= mm.limits.MaxMailboxes {
 		return ErrTooMany
 	}
-	mm.boxes[id] = &memBox{}
+	// Sequence numbers (delivery ids) start from the clock, so that a
+	// client holding ids from before a restart cannot acknowledge a
+	// different message that got the same number.
+	mm.boxes[id] = &memBox{next: uint64(time.Now().UnixNano())}
 	return nil
 }
 
@@ -118,7 +181,7 @@ func (mm *MemoryMailboxes) Push(id string, m Message) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.queue)-b.head >= mm.limits.MaxMessages || b.bytes+int64(len(m.Data)) > mm.limits.MaxBytes {
+	if b.count() >= mm.limits.MaxMessages || b.bytes+int64(len(m.Data)) > mm.limits.MaxBytes {
 		return ErrMailboxFull
 	}
 	if mm.total.Add(int64(len(m.Data))) > mm.limits.MaxTotalBytes {
@@ -126,7 +189,11 @@ func (mm *MemoryMailboxes) Push(id string, m Message) error {
 		return ErrRelayFull
 	}
 	m.Data = append([]byte(nil), m.Data...)
-	b.queue = append(b.queue, m)
+	if len(m.ID) > 0 {
+		m.ID = append([]byte(nil), m.ID...)
+	}
+	b.queue = append(b.queue, memEntry{seq: b.next, m: m})
+	b.next++
 	b.bytes += int64(len(m.Data))
 	return nil
 }
@@ -139,21 +206,94 @@ func (mm *MemoryMailboxes) Pop(id string) (Message, bool, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.head == len(b.queue) {
+	e, ok := b.front()
+	if !ok {
 		return Message{}, false, nil
 	}
-	m := b.queue[b.head]
-	b.queue[b.head] = Message{}
-	b.head++
-	b.bytes -= int64(len(m.Data))
-	mm.total.Add(-int64(len(m.Data)))
-	if b.head == len(b.queue) {
-		b.queue, b.head = b.queue[:0], 0
-	} else if b.head > 64 && b.head*2 > len(b.queue) {
-		n := copy(b.queue, b.queue[b.head:])
-		b.queue, b.head = b.queue[:n], 0
+	b.bytes -= int64(len(e.m.Data))
+	mm.total.Add(-int64(len(e.m.Data)))
+	return e.m, true, nil
+}
+
+// Take implements Acker.
+func (mm *MemoryMailboxes) Take(id string) (Delivery, bool, error) {
+	b := mm.box(id)
+	if b == nil {
+		return Delivery{}, false, ErrNoMailbox
 	}
-	return m, true, nil
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.front()
+	if !ok {
+		return Delivery{}, false, nil
+	}
+	if b.held == nil {
+		b.held = map[uint64]memEntry{}
+	}
+	b.held[e.seq] = e
+	return Delivery{Seq: e.seq, Message: e.m, Redelivered: e.redelivered}, true, nil
+}
+
+// Ack implements Acker.
+func (mm *MemoryMailboxes) Ack(id string, seq uint64) (bool, error) {
+	b := mm.box(id)
+	if b == nil {
+		return false, ErrNoMailbox
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.held[seq]
+	if !ok {
+		return false, nil
+	}
+	delete(b.held, seq)
+	b.bytes -= int64(len(e.m.Data))
+	mm.total.Add(-int64(len(e.m.Data)))
+	return true, nil
+}
+
+// Release implements Acker.
+func (mm *MemoryMailboxes) Release(id string, seq uint64) error {
+	b := mm.box(id)
+	if b == nil {
+		return ErrNoMailbox
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.held[seq]
+	if !ok {
+		return nil
+	}
+	delete(b.held, seq)
+	e.redelivered = true
+	i := len(b.returned)
+	for i > 0 && b.returned[i-1].seq > seq {
+		i--
+	}
+	b.returned = append(b.returned, memEntry{})
+	copy(b.returned[i+1:], b.returned[i:])
+	b.returned[i] = e
+	return nil
+}
+
+// PushOnce implements Deduper.
+func (mm *MemoryMailboxes) PushOnce(id string, m Message) (bool, error) {
+	k := dedupKey(m.From, m.ID)
+	mm.dmu.Lock()
+	defer mm.dmu.Unlock()
+	now := time.Now()
+	mm.dedup.prune(now)
+	if mm.dedup.has(k) {
+		return true, nil
+	}
+	if mm.dedup.full() {
+		return false, ErrDedupFull
+	}
+	if err := mm.Push(id, m); err != nil {
+		return false, err
+	}
+	mm.dedup.add(k, now.Add(mm.limits.DedupWindow))
+	return false, nil
 }
 
 // Depth returns the number of messages and bytes waiting for id.
@@ -164,7 +304,7 @@ func (mm *MemoryMailboxes) Depth(id string) (int, int64) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.queue) - b.head, b.bytes
+	return b.count(), b.bytes
 }
 
 // Totals returns the messages and data bytes waiting in all mailboxes.
@@ -173,9 +313,22 @@ func (mm *MemoryMailboxes) Totals() (messages, bytes int64) {
 	defer mm.mu.RUnlock()
 	for _, b := range mm.boxes {
 		b.mu.Lock()
-		messages += int64(len(b.queue) - b.head)
+		messages += int64(b.count())
 		bytes += b.bytes
 		b.mu.Unlock()
 	}
 	return messages, bytes
 }
+
+// dedupKey names a (sender, message id) pair in the de-duplication table
+// of MemoryMailboxes: 16 bytes, whatever the lengths.
+func dedupKey(from string, msgID []byte) string {
+	h := sha256.New()
+	h.Write([]byte(from))
+	h.Write([]byte{0})
+	h.Write(msgID)
+	return string(h.Sum(nil)[:16])
+}
+
+// DedupWindow is how long a message id is remembered (Limits.DedupWindow).
+func (mm *MemoryMailboxes) DedupWindow() time.Duration { return mm.limits.DedupWindow }

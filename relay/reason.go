@@ -41,7 +41,25 @@ const (
 	ReasonRegisterBeforePoll
 	ReasonMailboxUnreadable
 
-	numReasons
+	numReasons // end of the seed's reasons (Reasons)
+)
+
+// Reasons of the extension frames (EXT_NACK unless noted); see
+// ExtensionReasons.
+const (
+	ReasonExtMalformed Reason = numReasons + iota
+	ReasonHelloAgain
+	ReasonNotNegotiated
+	ReasonRegisterBeforeFetch
+	ReasonRegisterBeforeSubscribe
+	ReasonAlreadySubscribed
+	ReasonFetchWhileSubscribed
+	ReasonCreditBeforeSubscribe
+	ReasonOverLimit
+	ReasonAckNotStored
+	ReasonDedupFull // SEND_NACK to a SEND_ID
+
+	endReasons
 )
 
 // reasons gives each Reason its metric label and its NACK text. A text
@@ -49,7 +67,7 @@ const (
 // (Len, then Follow). Labels are the texts where the text is fixed (the
 // values relay_nacks_total has always had); the malformed-payload reasons,
 // once all counted as "malformed", now have a label each.
-var reasons = [numReasons]struct{ label, text string }{
+var reasons = [endReasons]struct{ label, text string }{
 	ReasonEmptyID:            {"empty client id", "empty client id"},
 	ReasonIDTooLong:          {"client id too long", "client id of %d bytes, longer than " + strconv.Itoa(wire.MaxIDLen)},
 	ReasonIDNotUTF8:          {"client id not UTF-8", "client id is not valid UTF-8"},
@@ -68,9 +86,22 @@ var reasons = [numReasons]struct{ label, text string }{
 	ReasonNotStored:          {"message could not be stored", "message could not be stored"},
 	ReasonRegisterBeforePoll: {"register before polling", "register before polling"},
 	ReasonMailboxUnreadable:  {"mailbox could not be read", "mailbox could not be read"},
+
+	ReasonExtMalformed:            {"malformed extension payload", "malformed payload"},
+	ReasonHelloAgain:              {"extensions already negotiated", "extensions already negotiated"},
+	ReasonNotNegotiated:           {"extension not negotiated", "extension not negotiated on this connection"},
+	ReasonRegisterBeforeFetch:     {"register before fetching", "register before fetching"},
+	ReasonRegisterBeforeSubscribe: {"register before subscribing", "register before subscribing"},
+	ReasonAlreadySubscribed:       {"already subscribed", "already subscribed"},
+	ReasonFetchWhileSubscribed:    {"fetch while subscribed", "fetch while subscribed: deliveries go to the subscription"},
+	ReasonCreditBeforeSubscribe:   {"subscribe before granting credit", "subscribe before granting credit"},
+	ReasonOverLimit:               {"over the limit", "over the limit"},
+	ReasonAckNotStored:            {"acknowledgement could not be stored", "acknowledgement could not be stored"},
+	ReasonDedupFull:               {"de-duplication table full", "de-duplication table full"},
 }
 
-// Reasons returns every Reason except ReasonNone.
+// Reasons returns every Reason of the seed frames (REGISTER_CLIENT,
+// SEND_DATA, POLL_DATA) except ReasonNone.
 func Reasons() []Reason {
 	rs := make([]Reason, 0, numReasons-1)
 	for r := ReasonNone + 1; r < numReasons; r++ {
@@ -79,9 +110,19 @@ func Reasons() []Reason {
 	return rs
 }
 
+// ExtensionReasons returns the Reasons of the extension frames
+// (docs/PROTOCOL.md section 8).
+func ExtensionReasons() []Reason {
+	var rs []Reason
+	for r := numReasons; r < endReasons; r++ {
+		rs = append(rs, r)
+	}
+	return rs
+}
+
 // Label is the reason's value of the "reason" label of relay_nacks_total.
 func (r Reason) Label() string {
-	if r == ReasonNone || r >= numReasons {
+	if r == ReasonNone || r >= endReasons {
 		return "none"
 	}
 	return reasons[r].label
@@ -94,7 +135,7 @@ func (r Reason) String() string { return r.Label() }
 // (ReasonIDTooLong, ReasonShortPayload, ReasonIDLengthMismatch) it is the
 // text as docs/PROTOCOL.md writes it, with N and M for the lengths.
 func (r Reason) Text() string {
-	if r == ReasonNone || r >= numReasons {
+	if r == ReasonNone || r >= endReasons {
 		return ""
 	}
 	t := strings.Replace(reasons[r].text, "%d", "N", 1)
@@ -103,7 +144,7 @@ func (r Reason) Text() string {
 
 // text is the NACK text with the lengths n and m filled in.
 func (r Reason) text(n, m int) string {
-	if r == ReasonNone || r >= numReasons {
+	if r == ReasonNone || r >= endReasons {
 		return ""
 	}
 	t := reasons[r].text
@@ -116,10 +157,18 @@ func (r Reason) text(n, m int) string {
 	return t
 }
 
-// refusal is a Reason with the lengths its text quotes.
+// refusal is a Reason with the lengths its text quotes, or (extension
+// reasons) the exact text.
 type refusal struct {
 	reason Reason
 	n, m   int
+	detail string
+}
+
+// refuseDetail is r with a text that says more (ReasonExtMalformed,
+// ReasonOverLimit).
+func refuseDetail(r Reason, detail string) refusal {
+	return refusal{reason: r, n: -1, m: -1, detail: detail}
 }
 
 func refuse(r Reason) refusal { return refusal{reason: r, n: -1, m: -1} }
@@ -143,8 +192,15 @@ func payloadRefusal(err error) refusal {
 		r.reason = ReasonShortPayload
 	case wire.IDLengthMismatch:
 		r.reason = ReasonIDLengthMismatch
+	default:
+		return refuseDetail(ReasonExtMalformed, pe.Detail())
 	}
 	return r
 }
 
-func (r refusal) text() string { return r.reason.text(r.n, r.m) }
+func (r refusal) text() string {
+	if r.detail != "" {
+		return r.detail
+	}
+	return r.reason.text(r.n, r.m)
+}

@@ -48,6 +48,17 @@ type Config struct {
 	// Rand is the source of the key that tags client ids in the log
 	// (see Server.idTag); default crypto/rand.
 	Rand io.Reader
+
+	// The delivery extension (docs/PROTOCOL.md section 8). MaxBatch caps
+	// the messages of one FETCH (default 256, at most 65535);
+	// MaxFetchWait the wait of one FETCH (default 30 s); MaxCredit the
+	// credit a subscription may hold (default 1024); AckWait how long a
+	// delivered message waits for its ACK before it is released for
+	// redelivery (default 30 s). Larger requests are refused, not clamped.
+	MaxBatch     int
+	MaxFetchWait time.Duration
+	MaxCredit    int
+	AckWait      time.Duration
 }
 
 // Metrics receives relay events; package metrics (or a test) implements it.
@@ -59,7 +70,34 @@ type Metrics interface {
 	Delivered()
 }
 
+// DeliveryMetrics is implemented by Metrics that also count the delivery
+// extension's events; the relay finds it by type assertion.
+type DeliveryMetrics interface {
+	// Subscriptions changes the number of live subscriptions by delta.
+	Subscriptions(delta int)
+	// CreditGranted counts credit granted by SUBSCRIBE and CREDIT.
+	CreditGranted(n int)
+	// Pushed counts a DELIVER frame sent (by a subscription or a FETCH).
+	Pushed(redelivered bool)
+	// Acked counts acknowledged deliveries.
+	Acked(n int)
+	// AckWaitExpired counts deliveries released after the ack-wait.
+	AckWaitExpired()
+	// Released counts deliveries released when their session ended.
+	Released(n int)
+	// DuplicateDropped counts SEND_IDs dropped as duplicates.
+	DuplicateDropped()
+}
+
 type noMetrics struct{}
+
+func (noMetrics) Subscriptions(int) {}
+func (noMetrics) CreditGranted(int) {}
+func (noMetrics) Pushed(bool)       {}
+func (noMetrics) Acked(int)         {}
+func (noMetrics) AckWaitExpired()   {}
+func (noMetrics) Released(int)      {}
+func (noMetrics) DuplicateDropped() {}
 
 func (noMetrics) Connection(bool)        {}
 func (noMetrics) Attestation(string)     {}
@@ -82,6 +120,11 @@ type Server struct {
 	wg       sync.WaitGroup
 	nextID   atomic.Uint64
 	conns    atomic.Int64
+
+	dm       DeliveryMetrics
+	wmu      sync.RWMutex
+	waiters  map[string]chan struct{} // id → its extension session's wake-up
+	nWaiters atomic.Int64
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -116,6 +159,36 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
+	for _, c := range []struct {
+		name string
+		v    int64
+	}{{"MaxBatch", int64(cfg.MaxBatch)}, {"MaxFetchWait", int64(cfg.MaxFetchWait)}, {"MaxCredit", int64(cfg.MaxCredit)}, {"AckWait", int64(cfg.AckWait)}} {
+		if c.v < 0 {
+			return nil, fmt.Errorf("relay: Config.%s is negative", c.name)
+		}
+	}
+	if cfg.MaxBatch > 0xFFFF {
+		return nil, fmt.Errorf("relay: Config.MaxBatch %d is over 65535 (FETCH states it in a u16)", cfg.MaxBatch)
+	}
+	if cfg.MaxFetchWait > 0xFFFFFFFF*time.Millisecond || cfg.AckWait > 0xFFFFFFFF*time.Millisecond {
+		return nil, errors.New("relay: Config.MaxFetchWait and AckWait must fit in a u32 of milliseconds")
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.MaxFetchWait == 0 {
+		cfg.MaxFetchWait = 30 * time.Second
+	}
+	if cfg.MaxCredit == 0 {
+		cfg.MaxCredit = 1024
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	dm, ok := cfg.Metrics.(DeliveryMetrics)
+	if !ok {
+		dm = noMetrics{}
+	}
 	logKey := make([]byte, 32)
 	if _, err := io.ReadFull(cfg.Rand, logKey); err != nil {
 		return nil, fmt.Errorf("relay: generating the log key: %w", err)
@@ -129,6 +202,8 @@ func New(cfg Config) (*Server, error) {
 		reg:      registry{live: map[string]*session{}, bindings: cfg.Bindings},
 		sessions: map[*session]struct{}{},
 		lns:      map[net.Listener]struct{}{},
+		dm:       dm,
+		waiters:  map[string]chan struct{}{},
 	}, nil
 }
 
@@ -207,7 +282,7 @@ func (s *Server) handle(c net.Conn) {
 	s.cfg.Metrics.Connection(true)
 	defer s.cfg.Metrics.Connection(false)
 	tc := tls.Server(c, atls.ServerConfig(s.cfg.Certificate))
-	sess := &session{srv: s, conn: tc, log: log}
+	sess := &session{srv: s, conn: tc, log: log, stopCh: make(chan struct{})}
 	if !s.track(sess) {
 		c.Close()
 		return

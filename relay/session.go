@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,13 +26,17 @@ type session struct {
 	stopped atomic.Bool
 	out     *bufio.Writer
 	scratch []byte
-	dirty   bool // a mailbox was written since the last flush
+	dirty   bool      // a mailbox was written since the last flush
+	ext     *extState // nil until a HELLO negotiates the extension
+	stopCh  chan struct{}
+	stopMu  sync.Once
 }
 
 // stop asks the session to finish its current request and close: a read
 // waiting for the next frame is woken by an expired deadline.
 func (s *session) stop() {
 	s.stopped.Store(true)
+	s.stopMu.Do(func() { close(s.stopCh) })
 	s.conn.SetReadDeadline(time.Now())
 }
 
@@ -70,6 +75,15 @@ func (s *session) serve() {
 		}
 		cfg.Metrics.Frame(f.Type)
 		s.handle(f)
+		if s.ext != nil {
+			// A HELLO negotiated the extension: the rest of the session
+			// runs in its loop, with the same reader.
+			if !s.flush() {
+				return
+			}
+			s.serveExt(r)
+			return
+		}
 		// Flush when the client has nothing more pending: a pipelining
 		// client gets many answers per write.
 		if r.Buffered() == 0 || s.out.Buffered() > 8<<10 {
@@ -149,6 +163,7 @@ func (s *session) handle(f wire.Frame) {
 		case err == nil:
 			s.dirty = true
 			s.reply(wire.SendAck, "")
+			srv.wake(string(to))
 		case errors.Is(err, ErrNoMailbox):
 			s.nack(wire.SendNack, refuse(ReasonRecipientNotFound))
 		case errors.Is(err, ErrMailboxFull):
@@ -191,6 +206,9 @@ func (s *session) handle(f wire.Frame) {
 		}
 
 	default:
+		if f.Type == wire.Hello && s.ext == nil && s.hello(f.Payload) {
+			return
+		}
 		if f.Type.Known() {
 			s.reply(wire.Error, fmt.Sprintf("frame type 0x%02X (%s) is sent by the server, not the client", uint8(f.Type), f.Type))
 		} else {

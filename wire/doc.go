@@ -27,4 +27,13 @@
 // *SizeError for a payload its u32 length cannot state. The NACK types and ERROR
 // carry an optional UTF-8 reason. docs/PROTOCOL.md gives every type and
 // when each answer is sent.
+//
+// # Extension frames
+//
+// ext.go holds the frames of the negotiated delivery extension (HELLO,
+// FETCH, SUBSCRIBE, CREDIT, ACK, SEND_ID, PING and their answers, DELIVER;
+// docs/PROTOCOL.md section 8). They are not seed types: Type.Known is
+// false for them. Each has an Append and a Parse function; fixed-size
+// payloads accept exactly their size, and the encoders refuse what the
+// decoders refuse.
 package wire

@@ -38,10 +38,14 @@ func (t Type) String() string {
 	if n, ok := typeNames[t]; ok {
 		return n
 	}
+	if n, ok := extNames[t]; ok {
+		return n
+	}
 	return fmt.Sprintf("UNKNOWN(0x%02X)", uint8(t))
 }
 
-// Known reports whether t is one of the types above.
+// Known reports whether t is one of the seed types above (not an
+// extension type: see Extension).
 func (t Type) Known() bool { _, ok := typeNames[t]; return ok }
 
 // FromClient reports whether t is a type a client may send.
@@ -89,7 +93,11 @@ type PayloadError struct {
 	Follow int
 }
 
-func (e *PayloadError) Error() string {
+func (e *PayloadError) Error() string { return ErrMalformed.Error() + ": " + e.Detail() }
+
+// Detail is what is wrong, without the package prefix: the text a relay
+// puts in a NACK.
+func (e *PayloadError) Detail() string {
 	var d string
 	switch e.Problem {
 	case EmptyID:
@@ -103,9 +111,13 @@ func (e *PayloadError) Error() string {
 	case IDLengthMismatch:
 		d = fmt.Sprintf("id length %d, but %d bytes follow", e.Len, e.Follow)
 	default:
+		if x, ok := extDetail(e); ok {
+			d = x
+			break
+		}
 		d = fmt.Sprintf("problem %d", e.Problem)
 	}
-	return ErrMalformed.Error() + ": " + d
+	return d
 }
 
 // Unwrap returns ErrMalformed.

@@ -35,6 +35,7 @@ Usage:
   enclavectl relay register --id ID [--addr HOST:PORT] [--simulation --sim-dir DIR]
   enclavectl relay send --id ID --to ID MESSAGE... [flags]
   enclavectl relay poll --id ID [--all] [flags]
+  enclavectl relay receive --id ID [--follow [--count N]] [flags]
         the relay calls from a shell: connect, attest, register as ID, act
   enclavectl kms key create|read|list|rotate, kms encrypt|decrypt NAME …,
         kms policy write NAME FILE, kms token create --policy NAMES

@@ -37,10 +37,10 @@ func addRelayFlags(fs *flag.FlagSet) relayFlags {
 	}
 }
 
-// connect dials the relay and registers --id.
-func (f relayFlags) connect(ctx context.Context) (*client.Conn, error) {
+// config is the client Config the flags describe.
+func (f relayFlags) config() (client.Config, error) {
 	if *f.id == "" {
-		return nil, errors.New("--id is required")
+		return client.Config{}, errors.New("--id is required")
 	}
 	simDir := *f.simDir
 	if *f.simulation && simDir == "" {
@@ -48,13 +48,22 @@ func (f relayFlags) connect(ctx context.Context) (*client.Conn, error) {
 	}
 	be, err := backend.Open(backend.Options{Simulation: *f.simulation, SimDir: simDir, SimISVProdID: 2, SimISVSVN: 1, PCCS: *f.pccs})
 	if err != nil {
-		return nil, err
+		return client.Config{}, err
 	}
 	policy, err := policyfile.PeerPolicy(*f.policy, be.DefaultPolicy)
 	if err != nil {
+		return client.Config{}, err
+	}
+	return client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: policy, Timeout: *f.timeout}, nil
+}
+
+// connect dials the relay and registers --id.
+func (f relayFlags) connect(ctx context.Context) (*client.Conn, error) {
+	cfg, err := f.config()
+	if err != nil {
 		return nil, err
 	}
-	c, err := client.Dial(ctx, *f.addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: policy, Timeout: *f.timeout})
+	c, err := client.Dial(ctx, *f.addr, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +144,68 @@ func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.
 				return 0
 			}
 		}
+
+	case "receive":
+		fs := newFlags("relay receive", "relay receive --id ID [--follow] [--count N] [flags]", stderr)
+		rf := addRelayFlags(fs)
+		follow := fs.Bool("follow", false, "print messages as they arrive (pushed by the relay) until interrupted, reconnecting if the connection fails")
+		count := fs.Int("count", 0, "with --follow, exit after N messages (0: no limit)")
+		if pos, err := parseInterspersed(fs, args); err != nil {
+			return flagStatus(err)
+		} else if len(pos) != 0 {
+			return usageErr(stderr, fs, "unexpected argument %q", pos[0])
+		}
+		if *count < 0 || (*count > 0 && !*follow) {
+			return usageErr(stderr, fs, "--count must be positive and needs --follow")
+		}
+		return receive(ctx, rf, *follow, *count, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "enclavectl: unknown command \"relay %s\"\n\n%s", sub, usage)
 	return 2
+}
+
+// receive waits for one message (up to --timeout), or with follow prints
+// every message as it arrives. Each is acknowledged once printed: the
+// relay keeps it until then, and delivers it again if enclavectl dies
+// first.
+func receive(ctx context.Context, rf relayFlags, follow bool, count int, stdout, stderr io.Writer) int {
+	cfg, err := rf.config()
+	if err != nil {
+		return fail(stderr, "relay receive", err, "")
+	}
+	cctx, cancel := context.WithTimeout(ctx, *rf.timeout)
+	c, err := client.Connect(cctx, cfg, client.Options{Addrs: []string{*rf.addr}, ID: *rf.id, Receive: true})
+	cancel()
+	if err != nil {
+		return fail(stderr, "relay receive", err, "")
+	}
+	defer c.Close()
+	if !c.Extensions() {
+		fmt.Fprintln(stderr, "enclavectl: relay receive: the relay has no push delivery; polling instead")
+	}
+	for n := 0; ; {
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if !follow {
+			rctx, cancel = context.WithTimeout(ctx, *rf.timeout)
+		}
+		d, err := c.Receive(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0 // interrupted
+			}
+			if !follow && errors.Is(err, context.DeadlineExceeded) {
+				fmt.Fprintln(stdout, "no data available")
+				return 0
+			}
+			return fail(stderr, "relay receive", err, "")
+		}
+		fmt.Fprintf(stdout, "from %s: %s\n", d.From, d.Data)
+		if err := c.Ack(ctx, d); err != nil {
+			return fail(stderr, "relay receive", err, "the message was printed but not acknowledged: the relay will deliver it again")
+		}
+		if n++; !follow || (count > 0 && n >= count) {
+			return 0
+		}
+	}
 }

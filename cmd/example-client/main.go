@@ -6,7 +6,11 @@
 //	poll              fetch the oldest message waiting for us
 //	quit              close the connection and exit
 //
-// Usage: example-client [--simulation --sim-dir DIR] [--policy FILE] <server_ip> <server_port> [client_id]
+// With --follow it reads no commands: it prints each message as the relay
+// pushes it ("from ID: MESSAGE"), acknowledging it once printed, until
+// interrupted, reconnecting if the connection fails.
+//
+// Usage: example-client [--simulation --sim-dir DIR] [--policy FILE] [--follow] <server_ip> <server_port> [client_id]
 package main
 
 import (
@@ -45,6 +49,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	policyPath := fs.String("policy", "", "TOML policy: which relay enclaves to accept (required under SGX)")
 	pccs := fs.String("pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
 	timeout := fs.Duration("timeout", 15*time.Second, "deadline for connecting and for each request")
+	follow := fs.Bool("follow", false, "print messages as they arrive (pushed by the relay) instead of reading commands")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: example-client [flags] <server_ip> <server_port> [client_id]
 
@@ -53,6 +58,7 @@ Connects to a Shared Enclave relay, attests, registers client_id (default
   send ID MESSAGE   send MESSAGE to client ID
   poll              fetch the oldest message waiting for this client
   quit              close the connection and exit
+With --follow it prints each message as it arrives instead, until interrupted.
 
 Flags:
 `)
@@ -94,6 +100,9 @@ Flags:
 		fmt.Fprintln(stderr, "example-client: SIMULATION MODE: attestation uses a simulated platform, not a real enclave")
 	}
 	addr := net.JoinHostPort(pos[0], pos[1])
+	if *follow {
+		return followMode(ctx, addr, id, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: policy, Timeout: *timeout}, stdout, stderr)
+	}
 	c, err := client.Dial(ctx, addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: policy, Timeout: *timeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "example-client: connecting to %s: %v\n", addr, err)
@@ -168,4 +177,33 @@ func report(w io.Writer, err error) bool {
 	}
 	fmt.Fprintf(w, "connection failed: %v\n", err)
 	return false
+}
+
+// followMode prints every message pushed to id until ctx is done; each is
+// acknowledged once printed.
+func followMode(ctx context.Context, addr, id string, cfg client.Config, stdout, stderr io.Writer) int {
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	c, err := client.Connect(cctx, cfg, client.Options{Addrs: []string{addr}, ID: id, Receive: true})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "example-client: connecting to %s as %q: %v\n", addr, id, err)
+		return 1
+	}
+	defer c.Close()
+	mode := "messages are pushed as they arrive"
+	if !c.Extensions() {
+		mode = "the relay has no push delivery: polling"
+	}
+	fmt.Fprintf(stdout, "registered as %s; following (%s)\n", id, mode)
+	err = c.Subscribe(ctx, func(d *client.Delivery) {
+		fmt.Fprintf(stdout, "from %s: %s\n", d.From, d.Data)
+		if err := c.Ack(ctx, d); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(stderr, "example-client: acknowledging: %v (the relay will deliver it again)\n", err)
+		}
+	})
+	if ctx.Err() != nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "example-client: %v\n", err)
+	return 1
 }

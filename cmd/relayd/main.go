@@ -59,6 +59,12 @@ type options struct {
 	shutdownWait  time.Duration
 	logFormat     string
 	logLevel      string
+	ackWait       time.Duration
+	maxCredit     int
+	maxBatch      int
+	maxFetchWait  time.Duration
+	dedupWindow   time.Duration
+	dedupIDs      int
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
@@ -91,6 +97,12 @@ Flags:
 	fs.IntVar(&o.maxConns, "max-conns", 10000, "concurrent connections accepted")
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", 5*time.Minute, "close a session that sends nothing for this long")
 	fs.DurationVar(&o.attestTimeout, "attest-timeout", 15*time.Second, "deadline for the TLS handshake and attestation")
+	fs.DurationVar(&o.ackWait, "ack-wait", 30*time.Second, "a pushed or fetched message not acknowledged for this long is redelivered")
+	fs.IntVar(&o.maxCredit, "max-credit", 1024, "most credit (messages) a push subscription may hold")
+	fs.IntVar(&o.maxBatch, "max-fetch-batch", 256, "most messages one FETCH may ask for (at most 65535)")
+	fs.DurationVar(&o.maxFetchWait, "max-fetch-wait", 30*time.Second, "longest wait one FETCH may ask for")
+	fs.DurationVar(&o.dedupWindow, "dedup-window", 2*time.Minute, "how long a message id (SEND_ID) is remembered to drop duplicates")
+	fs.IntVar(&o.dedupIDs, "dedup-ids", 100000, "message ids remembered at once; a SEND_ID with a new id beyond it is refused")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -112,6 +124,16 @@ Flags:
 		return nil, errors.New("--max-conns must be positive")
 	case o.idleTimeout <= 0 || o.attestTimeout <= 0:
 		return nil, errors.New("timeouts must be positive")
+	case o.ackWait <= 0 || o.ackWait > 0xFFFFFFFF*time.Millisecond:
+		return nil, errors.New("--ack-wait must be positive and under 49 days")
+	case o.maxFetchWait <= 0 || o.maxFetchWait > 0xFFFFFFFF*time.Millisecond:
+		return nil, errors.New("--max-fetch-wait must be positive and under 49 days")
+	case o.maxCredit < 1:
+		return nil, errors.New("--max-credit must be positive")
+	case o.maxBatch < 1 || o.maxBatch > 0xFFFF:
+		return nil, errors.New("--max-fetch-batch must be between 1 and 65535")
+	case o.dedupWindow <= 0 || o.dedupIDs < 1:
+		return nil, errors.New("--dedup-window and --dedup-ids must be positive")
 	}
 	return o, nil
 }
@@ -197,7 +219,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			}
 			log.Info("seal key rotated", "generation", st.Sealer().Generation(), "records_resealed", n)
 		}
-		dm, err := relay.OpenDurableMailboxes(st, relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes}, log)
+		dm, err := relay.OpenDurableMailboxes(st, relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes, DedupWindow: o.dedupWindow, MaxDedupIDs: o.dedupIDs}, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "relayd: %v\n", err)
 			return 1
@@ -220,11 +242,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Peer:        &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: clients, Timeout: o.attestTimeout},
 		Bindings:    bindings,
 		Mailboxes:   boxes,
-		Limits:      relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes, MaxTotalBytes: o.totalBytes},
+		Limits:      relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes, MaxTotalBytes: o.totalBytes, DedupWindow: o.dedupWindow, MaxDedupIDs: o.dedupIDs},
 		MaxPayload:  o.maxPayload,
 		MaxConns:    o.maxConns,
 		IdleTimeout: o.idleTimeout,
 		Logger:      log,
+
+		AckWait:      o.ackWait,
+		MaxCredit:    o.maxCredit,
+		MaxBatch:     o.maxBatch,
+		MaxFetchWait: o.maxFetchWait,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "relayd: %v\n", err)

@@ -3,8 +3,11 @@
 // cmd/relayd TestNodeClientFromProtocolDoc. Quotes are made and checked by
 // the enclavectl binary the test builds (`sim quote`, `quote verify`).
 //
-// usage: node relay-client.js HOST PORT SIM_DIR ENCLAVECTL
-// prints one JSON object describing what happened.
+// usage: node relay-client.js HOST PORT SIM_DIR ENCLAVECTL [ext]
+// prints one JSON object describing what happened. With "ext" it goes on,
+// after the seed protocol's steps, with the extension of docs/PROTOCOL.md
+// section 8 (HELLO, SUBSCRIBE, SEND_ID, DELIVER, ACK), reported under "ext";
+// without it, it is a client of the seed protocol only.
 'use strict';
 const tls = require('tls');
 const crypto = require('crypto');
@@ -13,7 +16,7 @@ const os = require('os');
 const path = require('path');
 const { execFileSync } = require('child_process');
 
-const [host, port, simDir, enclavectl] = process.argv.slice(2);
+const [host, port, simDir, enclavectl, mode] = process.argv.slice(2);
 const out = { steps: [] };
 const done = (err) => {
   if (err) out.error = String(err && err.message || err);
@@ -57,6 +60,48 @@ async function readFrame() {
   const h = await read(5);
   const n = h.readUInt32BE(1);
   return { type: h[0], payload: n ? await read(n) : Buffer.alloc(0) };
+}
+
+// Section 8: DELIVER frames (0x98) come between answers; every other frame
+// answers the oldest request.
+async function extension() {
+  const ext = { steps: [], deliveries: [] };
+  out.ext = ext;
+  const answer = async (name, type, payload) => {
+    sock.write(frame(type, payload));
+    for (;;) {
+      const f = await readFrame();
+      if (f.type === 0x98) { ext.deliveries.push(parseDeliver(f.payload)); continue; }
+      ext.steps.push({ name, type: f.type, payload: f.payload.toString('hex') });
+      return f;
+    }
+  };
+  const u32 = (n) => { const b = Buffer.alloc(4); b.writeUInt32BE(n, 0); return b; };
+  const hello = await answer('hello', 0x10, Buffer.concat([Buffer.from('SEXT'), Buffer.from([1]), u32(3)]));
+  if (hello.type === 0x90) ext.features = hello.payload.readUInt32BE(5);
+  await answer('subscribe', 0x12, u32(4));
+  const sendID = (id, to, data) => Buffer.concat([Buffer.from([Buffer.byteLength(id)]), Buffer.from(id), addressed(to, data)]);
+  await answer('send_id', 0x15, sendID('n1', 'node-client', 'pushed to node'));
+  await answer('send_id again', 0x15, sendID('n1', 'node-client', 'pushed to node'));
+  await answer('ping', 0x17, Buffer.alloc(0));
+  if (ext.deliveries.length > 0) {
+    const ack = Buffer.alloc(3 + 8);
+    ack[0] = 0;
+    ack.writeUInt16BE(1, 1);
+    ack.writeBigUInt64BE(BigInt(ext.deliveries[0].id), 3);
+    await answer('ack', 0x14, ack);
+  }
+  await answer('fetch while subscribed', 0x11, Buffer.from([0, 1, 0, 0, 0, 0]));
+}
+function parseDeliver(p) {
+  const id = p.readBigUInt64BE(0).toString();
+  const flags = p[8];
+  const m = p[9];
+  const msgid = p.subarray(10, 10 + m).toString();
+  const n = p.readUInt16BE(10 + m);
+  const from = p.subarray(12 + m, 12 + m + n).toString();
+  const data = p.subarray(12 + m + n).toString();
+  return { id, flags, msgid, from, data };
 }
 
 const sock = tls.connect({ host, port: Number(port), rejectUnauthorized: false, minVersion: 'TLSv1.2' });
@@ -114,6 +159,7 @@ sock.on('secureConnect', async () => {
     await ask('send to unknown', 0x02, addressed('nobody', 'x'));
     await ask('unknown type', 0x04, Buffer.alloc(0));
     await ask('register empty', 0x01, Buffer.alloc(0));
+    if (mode === 'ext') await extension();
     sock.end();
     done();
   } catch (e) {
