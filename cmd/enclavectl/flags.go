@@ -86,3 +86,12 @@ func newFlagsHelpOut(name, synopsis string, args []string, stdout, stderr io.Wri
 	}
 	return fs
 }
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
+}

@@ -37,7 +37,7 @@ Usage:
   enclavectl relay poll --id ID [--all] [flags]
         the relay calls from a shell: connect, attest, register as ID, act
   enclavectl kms key create|read|list|rotate, kms encrypt|decrypt NAME …,
-        kms policy write NAME FILE, kms token create --policy NAMES
+        kms policy write NAME FILE, kms token create --policies NAMES
         the KMS calls over attested TLS (token from --token-file or
         $SHARED_ENCLAVE_TOKEN, never a flag); "enclavectl kms" lists them
   enclavectl ratls cert --out CERT.pem (--key KEY.pem | --key-out KEY.pem)

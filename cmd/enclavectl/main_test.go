@@ -169,7 +169,7 @@ func TestKMSCommands(t *testing.T) {
 	if code, _, stderr := kms("policy", "write", "enc", pol); code != 0 {
 		t.Fatalf("policy write: %q", stderr)
 	}
-	code, newTok, stderr := kms("token", "create", "--policy", "enc")
+	code, newTok, stderr := kms("token", "create", "--policies", "enc")
 	if code != 0 || !strings.HasPrefix(newTok, "se.") {
 		t.Fatalf("token create: %d %q %q", code, newTok, stderr)
 	}

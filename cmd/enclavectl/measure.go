@@ -23,7 +23,7 @@ func measure(args []string, stdout, stderr io.Writer) int {
 	}
 	mr, err := sim.FileMeasurement(pos[0])
 	if err != nil {
-		return fail(stderr, "measure", err, "")
+		return fail(stderr, "measure", err, "give the path of a binary (relayd, kmsd, example-client) as built for the enclave")
 	}
 	if *simDir == "" {
 		fmt.Fprintln(stdout, mr)
@@ -33,6 +33,7 @@ func measure(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "measure", err, "")
 	}
-	fmt.Fprintf(stdout, "mrenclave = %q\nmrsigner = %q\n", mr.String(), p.MRSigner().String())
+	// Lines of a policy file's [peers] table, as policyfile reads them.
+	fmt.Fprintf(stdout, "mrenclave = [%q]\nmrsigner = [%q]\n", mr.String(), p.MRSigner().String())
 	return 0
 }
