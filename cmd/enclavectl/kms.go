@@ -20,6 +20,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/cli"
 )
 
 // kmsFlags are the flags of every `enclavectl kms` command. The token is
@@ -171,29 +172,22 @@ var kmsSynopsis = map[string]struct {
 	"token create": {"kms token create --policies NAME[,NAME] [flags]", 0},
 }
 
-func kmsCmd(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, kmsUsage)
-		return 2
-	}
-	if isHelp(args[0]) {
-		fmt.Fprint(stdout, kmsUsage)
-		return 0
-	}
-	cmd := args[0]
-	args = args[1:]
-	if (cmd == "key" || cmd == "policy" || cmd == "token") && len(args) > 0 {
+func kmsCmd(ctx context.Context, cmd string, args []string, env func(string) string, stdout, stderr io.Writer) int {
+	if (cmd == "key" || cmd == "policy" || cmd == "token") && len(args) > 0 && !cli.IsHelp(args[0]) {
 		cmd += " " + args[0]
 		args = args[1:]
 	}
 	synopsis, ok := kmsSynopsis[cmd]
 	if !ok {
 		if cmd == "key" || cmd == "policy" || cmd == "token" {
+			if len(args) > 0 && cli.IsHelp(args[0]) {
+				fmt.Fprint(stdout, kmsUsage)
+				return 0
+			}
 			fmt.Fprintf(stderr, "enclavectl kms %s: want a subcommand\n\n%s", cmd, kmsUsage)
-		} else {
-			fmt.Fprintf(stderr, "enclavectl: unknown command \"kms %s\"\n\n%s", cmd, kmsUsage)
+			return 2
 		}
-		return 2
+		return unknownSub(stderr, "kms", cmd)
 	}
 	fs := newFlagsHelpOut("kms "+cmd, synopsis.usage, args, stdout, stderr)
 	kf := addKMSFlags(fs)

@@ -101,8 +101,8 @@ func TestUsageErrors(t *testing.T) {
 	if code, out, _ := runCmd(t, "help"); code != 0 || !strings.Contains(out, "quote verify") {
 		t.Errorf("help: %d", code)
 	}
-	if code, _, stderr := runCmd(t, "sim", "init", "--help"); code != 0 || !strings.Contains(stderr, "-out-of-date") {
-		t.Errorf("sim init --help: %d %s", code, stderr)
+	if code, stdout, stderr := runCmd(t, "sim", "init", "--help"); code != 0 || !strings.Contains(stdout, "-out-of-date") || stderr != "" {
+		t.Errorf("sim init --help: %d %q %q", code, stdout, stderr)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // values a --simulation policy names. Under SGX, use the values
 // deploy/gramine/build.sh prints from gramine-sgx-sigstruct-view.
 func measure(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("measure", "measure BINARY [--sim-dir DIR]", stderr)
+	fs := newFlagsHelpOut("measure", "measure BINARY [--sim-dir DIR]", args, stdout, stderr)
 	simDir := fs.String("sim-dir", "", "also print the simulated platform's MRSIGNER")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

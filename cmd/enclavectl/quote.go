@@ -32,7 +32,7 @@ Exit status:
   3  genuine, but refused by the policy (the JSON says which rule)`
 
 func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("quote verify", quoteVerifySynopsis, stderr)
+	fs := newFlagsHelpOut("quote verify", quoteVerifySynopsis, args, stdout, stderr)
 	quotePath := fs.String("quote", "", "quote file, binary or hex ('-' for standard input)")
 	vf := addVerifyFlags(fs)
 	ego := fs.Bool("ego", false, "the quote carries EGo's 16-byte report header")

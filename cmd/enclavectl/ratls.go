@@ -53,21 +53,14 @@ var ratlsFormats = map[string][]atls.Format{
 	"ego":            {atls.EGo},
 }
 
-func ratlsCmd(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
+func ratlsCmd(ctx context.Context, sub string, args []string, _ func(string) string, stdout, stderr io.Writer) int {
 	switch sub {
 	case "cert":
 		return ratlsCert(ctx, args, stdout, stderr)
 	case "inspect":
 		return ratlsInspect(ctx, args, stdout, stderr)
-	case "help", "--help", "-h":
-		fmt.Fprint(stdout, ratlsUsage)
-		return 0
-	case "":
-		fmt.Fprint(stderr, ratlsUsage)
-		return 2
 	}
-	fmt.Fprintf(stderr, "enclavectl: unknown command \"ratls %s\"\n\n%s", sub, ratlsUsage)
-	return 2
+	return unknownSub(stderr, "ratls", sub)
 }
 
 func ratlsCert(ctx context.Context, args []string, stdout, stderr io.Writer) int {

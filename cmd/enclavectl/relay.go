@@ -65,10 +65,26 @@ func (f relayFlags) connect(ctx context.Context) (*client.Conn, error) {
 	return c, nil
 }
 
-func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
+const relayUsage = `Usage: enclavectl relay COMMAND [flags]
+
+The relay calls from a shell: connect, attest (enclavectl attests itself to
+the relay too, so outside --simulation it runs under gramine-sgx), register
+as --id, act.
+
+Commands:
+  relay register --id ID [flags]
+  relay send --id ID --to ID MESSAGE... [flags]
+  relay poll --id ID [--all] [flags]
+
+Every command takes --addr HOST:PORT (default 127.0.0.1:12345), --policy
+FILE (which relay to trust, SGX), --pccs URL, --simulation [--sim-dir DIR],
+--timeout DURATION. Run "enclavectl relay COMMAND --help" for the flags.
+`
+
+func relayCmd(ctx context.Context, sub string, args []string, _ func(string) string, stdout, stderr io.Writer) int {
 	switch sub {
 	case "register":
-		fs := newFlags("relay register", "relay register --id ID [flags]", stderr)
+		fs := newFlagsHelpOut("relay register", "relay register --id ID [flags]", args, stdout, stderr)
 		rf := addRelayFlags(fs)
 		if pos, err := parseInterspersed(fs, args); err != nil {
 			return flagStatus(err)
@@ -84,7 +100,7 @@ func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.
 		return 0
 
 	case "send":
-		fs := newFlags("relay send", "relay send --id ID --to ID MESSAGE... [flags]", stderr)
+		fs := newFlagsHelpOut("relay send", "relay send --id ID --to ID MESSAGE... [flags]", args, stdout, stderr)
 		rf := addRelayFlags(fs)
 		to := fs.String("to", "", "recipient client id (required)")
 		pos, err := parseInterspersed(fs, args)
@@ -106,7 +122,7 @@ func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.
 		return 0
 
 	case "poll":
-		fs := newFlags("relay poll", "relay poll --id ID [--all] [flags]", stderr)
+		fs := newFlagsHelpOut("relay poll", "relay poll --id ID [--all] [flags]", args, stdout, stderr)
 		rf := addRelayFlags(fs)
 		all := fs.Bool("all", false, "poll until the mailbox is empty")
 		if pos, err := parseInterspersed(fs, args); err != nil {
@@ -136,6 +152,5 @@ func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.
 			}
 		}
 	}
-	fmt.Fprintf(stderr, "enclavectl: unknown command \"relay %s\"\n\n%s", sub, usage)
-	return 2
+	return unknownSub(stderr, "relay", sub)
 }

@@ -18,7 +18,7 @@ import (
 )
 
 func simInit(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sim init", "sim init DIR [flags]", stderr)
+	fs := newFlagsHelpOut("sim init", "sim init DIR [flags]", args, stdout, stderr)
 	outOfDate := fs.Bool("out-of-date", false, "give the platform an OutOfDate TCB (for testing policies)")
 	validity := fs.Duration("validity", 365*24*time.Hour, "how long the signed collateral stays current")
 	pos, err := parseInterspersed(fs, args)
@@ -43,7 +43,7 @@ func simInit(args []string, stdout, stderr io.Writer) int {
 }
 
 func simRefresh(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sim refresh", "sim refresh DIR [flags]", stderr)
+	fs := newFlagsHelpOut("sim refresh", "sim refresh DIR [flags]", args, stdout, stderr)
 	validity := fs.Duration("validity", 365*24*time.Hour, "how long the signed collateral stays current")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -64,7 +64,7 @@ func simRefresh(args []string, stdout, stderr io.Writer) int {
 }
 
 func simQuote(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sim quote", "sim quote --sim-dir DIR --report-data HEX [flags]", stderr)
+	fs := newFlagsHelpOut("sim quote", "sim quote --sim-dir DIR --report-data HEX [flags]", args, stdout, stderr)
 	dir := fs.String("sim-dir", "", "simulated platform directory (from enclavectl sim init)")
 	rdHex := fs.String("report-data", "", "report data, up to 64 bytes as hex (zero-padded)")
 	mrHex := fs.String("mrenclave", "", "MRENCLAVE as 64 hex digits (default: SHA-256 of this enclavectl binary)")
@@ -118,7 +118,7 @@ func simQuote(args []string, stdout, stderr io.Writer) int {
 }
 
 func simServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sim serve", "sim serve --sim-dir DIR [--listen ADDR]", stderr)
+	fs := newFlagsHelpOut("sim serve", "sim serve --sim-dir DIR [--listen ADDR]", args, stdout, stderr)
 	dir := fs.String("sim-dir", "", "simulated platform directory")
 	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on")
 	if _, err := parseInterspersed(fs, args); err != nil {

@@ -55,7 +55,7 @@ func TestExampleClientUsage(t *testing.T) {
 		t.Errorf("one argument: exit %d", code)
 	}
 	errb.Reset()
-	if code := run(context.Background(), []string{"--help"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(errb.String(), "send ID MESSAGE") {
+	if code := run(context.Background(), []string{"--help"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "send ID MESSAGE") || errb.Len() != 0 {
 		t.Errorf("--help: %d %q", code, errb.String())
 	}
 	// Without --simulation it needs Gramine, and says so.

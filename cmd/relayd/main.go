@@ -24,6 +24,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/cli"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/relay"
@@ -33,7 +34,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil))
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil))
 }
 
 type options struct {
@@ -55,12 +56,11 @@ type options struct {
 	logLevel      string
 }
 
-func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
+	args = cli.Args(args)
 	o := &options{}
 	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: relayd [flags]
+	cli.SetUsage(fs, args, stdout, stderr, `Usage: relayd [flags]
 
 The Shared Enclave relay. Without --simulation it must run under gramine-sgx
 with DCAP attestation, and --policy must say which client enclaves may connect.
@@ -72,8 +72,6 @@ environment, which wins over the file.
 
 Flags:
 `)
-		fs.PrintDefaults()
-	}
 	o.Register(fs, ":12345", "127.0.0.1:9412", "directory for durable, sealed mailboxes (default: memory-only, lost on restart)")
 	fs.BoolVar(&o.rotateSeal, "rotate-seal-key", false, "at start, move the data dir to a new seal key generation and re-seal every record")
 	fs.StringVar(&o.policy, "policy", "", "TOML policy: which client enclaves may connect, optional id bindings (required under SGX)")
@@ -107,8 +105,8 @@ Flags:
 
 // run starts relayd and blocks until ctx is done; ready, if not nil,
 // receives the listening address.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) int {
-	o, err := parseFlags(args, getenv, stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) int {
+	o, err := parseFlags(args, getenv, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
