@@ -31,7 +31,7 @@ func measure(args []string, stdout, stderr io.Writer) int {
 	}
 	p, err := sim.Load(*simDir)
 	if err != nil {
-		return fail(stderr, "measure", err, "")
+		return fail(stderr, "measure", err, "--sim-dir must be a platform made by `enclavectl sim init DIR` (relayd --simulation makes .sim)")
 	}
 	// Lines of a policy file's [peers] table, as policyfile reads them.
 	fmt.Fprintf(stdout, "mrenclave = [%q]\nmrsigner = [%q]\n", mr.String(), p.MRSigner().String())

@@ -15,6 +15,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
@@ -178,5 +179,9 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 			alts = append(alts, store.Alternate{Name: "--seal-policy " + p, Root: r})
 		}
 	}
-	return store.Open(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
+	st, err := store.Open(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
+	if errors.Is(err, syscall.EAGAIN) { // the store's lock file is held by another process
+		return nil, fmt.Errorf("--data-dir %s is in use: another kmsd or relayd holds its lock (%v)\nhint: stop the process using it (or wait for it to exit), or give this one another --data-dir", s.DataDir, err)
+	}
+	return st, err
 }
