@@ -197,7 +197,7 @@ func (v *version) aead(t KeyType, context []byte, derived bool) (cipher.AEAD, er
 		}
 		return v.aeadOnce(t)
 	}
-	key := v.Secret
+	var key []byte
 	{
 		if len(context) == 0 {
 			return nil, badRequest("missing 'context' for key derivation: the key was created with derived=true, so every operation must include a context")

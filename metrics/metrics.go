@@ -66,8 +66,6 @@ type Relay struct {
 	frames       *prometheus.CounterVec
 	nacks        *prometheus.CounterVec
 	delivered    prometheus.Counter
-	depth        prometheus.GaugeFunc
-	bytes        prometheus.GaugeFunc
 }
 
 // Depth reports the total messages and bytes waiting in all mailboxes.

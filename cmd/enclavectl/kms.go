@@ -99,34 +99,34 @@ func (f kmsFlags) client(tok string) (*vault.Client, error) {
 
 // kmsError turns an error of a kms command into one line and a hint
 // saying what to do next.
-func kmsError(err error, f kmsFlags) (error, string) {
+func kmsError(err error, f kmsFlags) (string, error) {
 	var re *vault.ResponseError
 	if errors.As(err, &re) {
 		msg := fmt.Errorf("kmsd answered %d: %s", re.StatusCode, strings.Join(re.Errors, "; "))
 		switch re.StatusCode {
 		case http.StatusForbidden:
-			return msg, "the token is not valid, or its policies do not grant this path: use the root token, or one made by `enclavectl kms token create --policies NAME` for a policy (`enclavectl kms policy write`) that grants it"
+			return "the token is not valid, or its policies do not grant this path: use the root token, or one made by `enclavectl kms token create --policies NAME` for a policy (`enclavectl kms policy write`) that grants it", msg
 		case http.StatusNotFound:
-			return msg, "no such key or path: `enclavectl kms key list` shows the keys"
+			return "no such key or path: `enclavectl kms key list` shows the keys", msg
 		case http.StatusTooManyRequests:
-			return msg, "kmsd is rate-limiting these requests: wait and try again"
+			return "kmsd is rate-limiting these requests: wait and try again", msg
 		}
-		return msg, ""
+		return "", msg
 	}
 	switch {
 	case errors.Is(err, policyfile.ErrNoPolicy):
-		return err, "under SGX, --policy FILE says which kmsd enclaves to trust (docs/DEPLOY.md, step 5); for a simulated kmsd pass --simulation"
+		return "under SGX, --policy FILE says which kmsd enclaves to trust (docs/DEPLOY.md, step 5); for a simulated kmsd pass --simulation", err
 	case errors.Is(err, atls.ErrPeer), errors.Is(err, attest.ErrNotGenuine), errors.Is(err, attest.ErrPolicy), errors.Is(err, atls.ErrNoEvidence):
 		if *f.simulation {
-			return err, "kmsd's certificate did not pass attestation: --sim-dir must be the simulated platform kmsd runs on (kmsd --simulation uses .sim in its working directory)"
+			return "kmsd's certificate did not pass attestation: --sim-dir must be the simulated platform kmsd runs on (kmsd --simulation uses .sim in its working directory)", err
 		}
-		return err, "kmsd's certificate did not pass attestation: check that --addr is kmsd, that --policy names its MRENCLAVE or MRSIGNER, and that the collateral (--pccs, --collateral) is current; a simulated kmsd needs --simulation"
+		return "kmsd's certificate did not pass attestation: check that --addr is kmsd, that --policy names its MRENCLAVE or MRSIGNER, and that the collateral (--pccs, --collateral) is current; a simulated kmsd needs --simulation", err
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return err, fmt.Sprintf("nothing is listening at %s: start kmsd, or give its address with --addr HOST:PORT", *f.addr)
+		return fmt.Sprintf("nothing is listening at %s: start kmsd, or give its address with --addr HOST:PORT", *f.addr), err
 	case errors.Is(err, os.ErrNotExist) && *f.simulation:
-		return err, "no simulated platform there: start kmsd --simulation first (it creates .sim), or give --sim-dir DIR"
+		return "no simulated platform there: start kmsd --simulation first (it creates .sim), or give --sim-dir DIR", err
 	}
-	return err, ""
+	return "", err
 }
 
 const kmsUsage = `Usage: enclavectl kms COMMAND [flags]
@@ -223,7 +223,7 @@ func kmsCmd(ctx context.Context, cmd string, args []string, env func(string) str
 	}
 	c, err := kf.client(tok)
 	if err != nil {
-		e, hint := kmsError(err, kf)
+		hint, e := kmsError(err, kf)
 		return fail(stderr, "kms "+cmd, e, hint)
 	}
 	var out any
@@ -269,7 +269,7 @@ func kmsCmd(ctx context.Context, cmd string, args []string, env func(string) str
 		}
 	}
 	if err != nil {
-		e, hint := kmsError(err, kf)
+		hint, e := kmsError(err, kf)
 		return fail(stderr, "kms "+cmd, e, hint)
 	}
 	if s, ok := out.(string); ok {

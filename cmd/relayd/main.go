@@ -41,9 +41,6 @@ type options struct {
 	startup.Server
 	rotateSeal    bool
 	policy        string
-	pccs          string
-	collateral    string
-	gramineDir    string
 	maxPayload    int
 	mailboxMsgs   int
 	mailboxBytes  int64
@@ -51,9 +48,6 @@ type options struct {
 	maxConns      int
 	idleTimeout   time.Duration
 	attestTimeout time.Duration
-	shutdownWait  time.Duration
-	logFormat     string
-	logLevel      string
 }
 
 func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
@@ -135,10 +129,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintf(stderr, "relayd: %v\n", err)
 			return 1
 		}
-		clients, _ = f.Peers.Policy()
+		if clients, err = f.Peers.Policy(); err != nil {
+			fmt.Fprintf(stderr, "relayd: --policy %s: [peers]: %v\nhint: [peers] must name mrenclave or mrsigner values (docs/DEPLOY.md, step 5)\n", o.policy, err)
+			return 1
+		}
 		bindings = map[string]*attest.Policy{}
 		for _, b := range f.Bindings {
-			bindings[b.ID], _ = b.Policy()
+			if bindings[b.ID], err = b.Policy(); err != nil {
+				fmt.Fprintf(stderr, "relayd: --policy %s: binding for id %q: %v\nhint: each [[bindings]] entry must name mrenclave or mrsigner values\n", o.policy, b.ID, err)
+				return 1
+			}
 		}
 	}
 	if clients == nil {
