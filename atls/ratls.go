@@ -335,13 +335,15 @@ func findExt(cert *x509.Certificate, oids ...asn1.ObjectIdentifier) (value []byt
 // Gramine's verifier, a preferred extension that is present but unusable
 // is an error: there is no falling back to another format.
 func Evidence(cert *x509.Certificate) (quote []byte, reportData [64]byte, f Format, err error) {
-	for _, fd := range Extract(cert) {
-		if fd.Err != nil {
-			return nil, reportData, 0, fd.Err
-		}
-		return fd.Quote, fd.ReportData, fd.Format, nil
+	found := Extract(cert)
+	if len(found) == 0 {
+		return nil, reportData, 0, ErrNoEvidence
 	}
-	return nil, reportData, 0, ErrNoEvidence
+	fd := found[0] // the preferred format
+	if fd.Err != nil {
+		return nil, reportData, 0, fd.Err
+	}
+	return fd.Quote, fd.ReportData, fd.Format, nil
 }
 
 func parseTaggedEvidence(v []byte) (quote, claims []byte, err error) {

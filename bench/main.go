@@ -41,12 +41,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench relay|durable|kms|attest|compare [flags]")
+		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
 	switch os.Args[1] {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(os.Stdout, usage)
+		os.Exit(0)
 	case "compare":
-		fs := flag.NewFlagSet("compare", flag.ExitOnError)
+		fs := newFlagSet("compare")
 		o := compareOptions{}
 		fs.DurationVar(&o.duration, "duration", 2e9, "how long each cell runs")
 		fs.IntVar(&o.reps, "reps", 3, "how many times the two systems are alternated per cell")
@@ -77,7 +80,7 @@ func main() {
 			os.Exit(1)
 		}
 	case "attest":
-		fs := flag.NewFlagSet("attest", flag.ExitOnError)
+		fs := newFlagSet("attest")
 		d := fs.Duration("duration", 3e9, "how long each measurement runs")
 		fs.Parse(os.Args[2:])
 		if err := benchAttest(ctx, *d, os.Stdout); err != nil {
@@ -85,7 +88,7 @@ func main() {
 			os.Exit(1)
 		}
 	case "relay", "durable", "kms":
-		fs := flag.NewFlagSet("relay", flag.ExitOnError)
+		fs := newFlagSet(os.Args[1])
 		o := relayOptions{}
 		fs.DurationVar(&o.duration, "duration", 3e9, "how long each cell runs")
 		pairs := fs.String("pairs", "1,4,16", "sender/receiver pairs per cell (durable: senders)")
@@ -113,9 +116,34 @@ func main() {
 			os.Exit(1)
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay, durable, kms, attest or compare)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "bench: unknown benchmark %q (want relay, durable, kms, attest or compare)\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
+}
+
+const usage = `Usage: go run ./bench BENCHMARK [flags]
+
+Benchmarks (each starts its servers on loopback and prints a markdown table):
+  relay     relayd in simulation: delivered msg/s and CPU per message
+  durable   relayd memory-only and with --data-dir: acknowledged SENDs/s
+  kms       kmsd: encrypt requests/s, batch items/s, raw AES-GCM beside
+  attest    quote verification and attested handshakes
+  compare   relay against nats-server, cell by cell (docs/BENCHMARKS.md)
+
+Run "go run ./bench BENCHMARK --help" for its flags.
+`
+
+// newFlagSet returns the flags of a benchmark: --help prints them on
+// standard output and exits 0; a mistake prints them on standard error
+// and exits 2.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	for _, a := range os.Args[2:] {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(os.Stdout)
+		}
+	}
+	return fs
 }
 
 func ints(s string) ([]int, error) {

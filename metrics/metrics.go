@@ -66,9 +66,6 @@ type Relay struct {
 	frames       *prometheus.CounterVec
 	nacks        *prometheus.CounterVec
 	delivered    prometheus.Counter
-	depth        prometheus.GaugeFunc
-	bytes        prometheus.GaugeFunc
-
 	// The delivery extension (relay.DeliveryMetrics).
 	subscriptions prometheus.Gauge
 	credit        prometheus.Counter

@@ -20,7 +20,6 @@ func BenchmarkPipelined(b *testing.B) {
 	}
 	per := b.N/pairs + 1
 	var wg sync.WaitGroup
-	type pr struct{ s, r interface{} }
 	senders := make([]func(), pairs)
 	receivers := make([]func(), pairs)
 	for i := 0; i < pairs; i++ {

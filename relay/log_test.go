@@ -84,7 +84,7 @@ func TestLogNeverNamesAClient(t *testing.T) {
 	if !(closed[0] == reg[0] && closed[1] == reg[1]) && !(closed[0] == reg[1] && closed[1] == reg[0]) {
 		t.Errorf("session closed tags %v do not match registered tags %v", closed, reg)
 	}
-	if s.idTag(alice) != s.idTag(alice) || s.idTag(alice) == startServer(t, nil).idTag(alice) {
+	if first, again := s.idTag(alice), s.idTag(alice); first != again || first == startServer(t, nil).idTag(alice) {
 		t.Error("id tags must be stable within a run and differ between runs (a random key per server)")
 	}
 }

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -38,7 +39,22 @@ type Options struct {
 	// AllowMissingCRLs verifies without CRLs when the collateral lacks
 	// them. In SGX mode CRLs are otherwise required.
 	AllowMissingCRLs bool
+
+	// VerifyOnly builds a backend for a program that attests nothing about
+	// itself (a KMS client checking kmsd's RA-TLS certificate): it needs
+	// only the verifier, roots and collateral, so in SGX mode it runs
+	// outside an enclave. Its Attester refuses every quote with
+	// ErrNoAttester; its seal roots are refused too.
+	VerifyOnly bool
 }
+
+// ErrNoAttester is returned by the Attester of a VerifyOnly backend: the
+// program was set up to verify others, not to attest itself.
+var ErrNoAttester = errors.New("backend: this command only verifies peers and has no attester (it attests nothing about itself)")
+
+type noAttester struct{}
+
+func (noAttester) Quote(context.Context, [64]byte) ([]byte, error) { return nil, ErrNoAttester }
 
 // Backend is what a server or client needs to attest itself and verify
 // its peers.
@@ -57,7 +73,8 @@ type Backend struct {
 	// Description says, for logs, which backend this is.
 	Description string
 
-	gramine *gramine.Attester
+	gramine    *gramine.Attester
+	verifyOnly bool
 }
 
 // Seal policies: which enclaves can open what this one seals.
@@ -72,6 +89,9 @@ const (
 func (b *Backend) SealRoot(policy string) (*seal.Root, error) {
 	if policy != SealMREnclave && policy != SealMRSigner {
 		return nil, fmt.Errorf("backend: seal policy %q, want %s or %s", policy, SealMREnclave, SealMRSigner)
+	}
+	if b.verifyOnly {
+		return nil, errors.New("backend: a verify-only backend has no seal key")
 	}
 	if b.Simulated {
 		bind := b.Self.MREnclave
@@ -118,11 +138,14 @@ func openSim(o Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	mr, err := sim.ExecutableMeasurement()
-	if err != nil {
-		return nil, err
+	var self sim.Identity
+	if !o.VerifyOnly {
+		mr, err := sim.ExecutableMeasurement()
+		if err != nil {
+			return nil, err
+		}
+		self = sim.Identity{MREnclave: mr, ISVProdID: o.SimISVProdID, ISVSVN: o.SimISVSVN}
 	}
-	self := sim.Identity{MREnclave: mr, ISVProdID: o.SimISVProdID, ISVSVN: o.SimISVSVN}
 	v, err := dcap.New(dcap.Options{
 		Roots:       p.Roots(),
 		Collateral:  &pcs.Cache{Getter: p.Collateral(), MaxAge: time.Minute},
@@ -131,21 +154,29 @@ func openSim(o Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	var att attest.Attester = noAttester{}
+	if !o.VerifyOnly {
+		att = p.Attester(self)
+	}
 	return &Backend{
-		Attester:      p.Attester(self),
+		Attester:      att,
 		Verifier:      v,
 		DefaultPolicy: &attest.Policy{MRSigner: []attest.Hash32{p.MRSigner()}, AllowSimulated: true},
 		Simulated:     true,
 		Self:          self,
 		Platform:      p,
 		Description:   fmt.Sprintf("SIMULATED SGX platform at %s (not a real enclave: the host can read everything)", p.Dir()),
+		verifyOnly:    o.VerifyOnly,
 	}, nil
 }
 
 func openSGX(o Options) (*Backend, error) {
-	att := &gramine.Attester{Dir: o.GramineDir}
-	if err := att.Check(); err != nil {
-		return nil, fmt.Errorf("%w\nhint: run under gramine-sgx, or pass --simulation for a simulated platform", err)
+	var att *gramine.Attester
+	if !o.VerifyOnly {
+		att = &gramine.Attester{Dir: o.GramineDir}
+		if err := att.Check(); err != nil {
+			return nil, fmt.Errorf("%w\nhint: this command attests itself to its peer, so it needs an enclave: run it under gramine-sgx, or pass --simulation for a simulated platform", err)
+		}
 	}
 	root := dcap.IntelRoot()
 	if o.RootPEM != "" {
@@ -179,6 +210,9 @@ func openSGX(o Options) (*Backend, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if o.VerifyOnly {
+		return &Backend{Attester: noAttester{}, Verifier: v, Description: "SGX verification only (DCAP, no attester)", verifyOnly: true}, nil
 	}
 	return &Backend{Attester: att, Verifier: v, Description: "SGX (Gramine /dev/attestation, DCAP)", gramine: att}, nil
 }

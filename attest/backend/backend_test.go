@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -96,5 +97,35 @@ func TestSealRoots(t *testing.T) {
 	writeFile(t, filepath.Join(g, "keys", "_sgx_mrsigner"), "0123456789abcdef")
 	if _, err := sgx.SealRoot(SealMRSigner); err != nil {
 		t.Errorf("good Gramine seal key: %v", err)
+	}
+}
+
+// A program that only verifies (a KMS client checking kmsd's certificate)
+// opens the SGX backend outside an enclave; asking it for a quote or a
+// seal key is refused with ErrNoAttester / an error, never answered.
+func TestVerifyOnlyNeedsNoEnclave(t *testing.T) {
+	be, err := Open(Options{GramineDir: t.TempDir(), VerifyOnly: true})
+	if err != nil {
+		t.Fatalf("verify-only SGX backend outside Gramine: %v", err)
+	}
+	if be.Verifier == nil || be.Simulated || be.DefaultPolicy != nil {
+		t.Fatalf("backend %+v", be)
+	}
+	if _, err := be.Attester.Quote(context.Background(), [64]byte{}); !errors.Is(err, ErrNoAttester) {
+		t.Errorf("verify-only attester: %v, want ErrNoAttester", err)
+	}
+	if _, err := be.SealRoot(SealMRSigner); err == nil {
+		t.Error("verify-only backend gave a seal key")
+	}
+	dir := filepath.Join(t.TempDir(), "sim")
+	if _, err := Open(Options{Simulation: true, SimDir: dir, CreateSim: true}); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := Open(Options{Simulation: true, SimDir: dir, VerifyOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Attester.Quote(context.Background(), [64]byte{}); !errors.Is(err, ErrNoAttester) {
+		t.Errorf("verify-only simulated attester: %v, want ErrNoAttester", err)
 	}
 }

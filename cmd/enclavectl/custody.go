@@ -18,7 +18,11 @@ import (
 	"github.com/sharedenclave/sharedenclave/custody"
 )
 
-const custodyUsage = `enclavectl custody commands (the operator's side of recovery; docs/DEPLOY.md):
+const custodyUsage = `Usage: enclavectl custody COMMAND
+
+The operator's side of recovery (docs/DEPLOY.md).
+
+Commands:
   custody keygen --out FILE
         make an age identity for your recovery share (FILE, mode 0600) and
         print its recipient (age1…) for the service's --recovery-recipients
@@ -31,6 +35,8 @@ const custodyUsage = `enclavectl custody commands (the operator's side of recove
         then submit your share; prints the progress (t of k) or "unsealed"
   custody status --addr HOST:PORT [--policy POLICY.toml] [--simulation --sim-dir DIR]
         the seal status (sealed, t, n, progress) over verified RA-TLS
+
+Run "enclavectl custody COMMAND --help" for a command's flags.
 `
 
 func custodyCmd(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
@@ -45,12 +51,11 @@ func custodyCmd(ctx context.Context, sub string, args []string, stdout, stderr i
 		fmt.Fprint(stdout, custodyUsage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "enclavectl: unknown command \"custody %s\"\n\n%s", sub, custodyUsage)
-	return 2
+	return unknownSub(stderr, "custody", sub)
 }
 
 func custodyKeygen(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("custody keygen", "custody keygen --out FILE", stderr)
+	fs := newFlagsHelpOut("custody keygen", "custody keygen --out FILE", args, stdout, stderr)
 	out := fs.String("out", "", "new file for the age identity (mode 0600; never overwritten)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -100,7 +105,7 @@ func decryptShareFile(identity, shareFile string) (*custody.Share, error) {
 }
 
 func custodyDecrypt(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("custody decrypt-share", "custody decrypt-share --identity FILE SHARE_FILE (--out FILE | --print)", stderr)
+	fs := newFlagsHelpOut("custody decrypt-share", "custody decrypt-share --identity FILE SHARE_FILE (--out FILE | --print)", args, stdout, stderr)
 	identity := fs.String("identity", "", "your age identity file (from custody keygen)")
 	out := fs.String("out", "", "new file for the decrypted share (mode 0600)")
 	print := fs.Bool("print", false, "print the decrypted share on standard output (it is a secret)")
@@ -138,7 +143,7 @@ func custodyRemote(ctx context.Context, sub string, args []string, stdout, stder
 	if sub == "unseal" {
 		synopsis = "custody unseal --addr HOST:PORT --policy POLICY.toml --identity FILE SHARE_FILE [--simulation --sim-dir DIR] [--reset]"
 	}
-	fs := newFlags(name, synopsis, stderr)
+	fs := newFlagsHelpOut(name, synopsis, args, stdout, stderr)
 	addr := fs.String("addr", "", "the sealed service: kmsd's --listen, or relayd's --recovery-listen (HOST:PORT)")
 	policy := fs.String("policy", "", "TOML policy: which enclaves may receive your share ([peers] with mrenclave/mrsigner)")
 	simulation := fs.Bool("simulation", false, "verify against the simulated platform in --sim-dir (NOT a real enclave)")

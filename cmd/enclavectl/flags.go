@@ -6,19 +6,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-)
 
-// newFlags returns a FlagSet that prints its usage to stderr and reports
-// errors instead of exiting.
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: enclavectl %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
+	"github.com/sharedenclave/sharedenclave/cmd/internal/cli"
+)
 
 // parseInterspersed parses flags that may come before or after the
 // positional arguments, and returns the positional ones.
@@ -64,25 +54,11 @@ func fail(stderr io.Writer, cmd string, err error, hint string) int {
 	return 1
 }
 
-// newFlagsHelpOut is newFlags for commands whose --help goes to stdout
-// (exit 0), while usage errors still go to stderr (exit 2).
+// newFlagsHelpOut returns a FlagSet that reports errors instead of
+// exiting: its usage goes to stdout when args ask for help (exit 0), and
+// to stderr after a usage error (exit 2).
 func newFlagsHelpOut(name, synopsis string, args []string, stdout, stderr io.Writer) *flag.FlagSet {
-	fs := newFlags(name, synopsis, stderr)
-	out := stderr
-	for _, a := range args {
-		if a == "--" {
-			break
-		}
-		if a == "-h" || a == "-help" || a == "--h" || a == "--help" {
-			out = stdout
-			break
-		}
-	}
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: enclavectl %s\n\nFlags:\n", synopsis)
-		fs.SetOutput(out)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
-	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	cli.SetUsage(fs, args, stdout, stderr, "Usage: enclavectl "+synopsis+"\n\nFlags:\n")
 	return fs
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sharedenclave/sharedenclave/cmd/internal/cli"
 )
 
 const usage = `enclavectl: Shared Enclave admin and developer tool
@@ -38,7 +40,7 @@ Usage:
   enclavectl relay receive --id ID [--follow [--count N]] [flags]
         the relay calls from a shell: connect, attest, register as ID, act
   enclavectl kms key create|read|list|rotate, kms encrypt|decrypt NAME …,
-        kms policy write NAME FILE, kms token create --policy NAMES
+        kms policy write NAME FILE, kms token create --policies NAMES
         the KMS calls over attested TLS (token from --token-file or
         $SHARED_ENCLAVE_TOKEN, never a flag); "enclavectl kms" lists them
   enclavectl custody keygen|decrypt-share|unseal|status …
@@ -78,59 +80,106 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
-	sub := ""
-	if len(rest) > 0 {
-		sub = rest[0]
-	}
-	switch {
-	case cmd == "help" || cmd == "--help" || cmd == "-h":
+	if cli.IsHelp(cmd) {
 		fmt.Fprint(stdout, usage)
 		return 0
-	case cmd == "sim" && sub == "init":
-		return simInit(rest[1:], stdout, stderr)
-	case cmd == "sim" && sub == "quote":
-		return simQuote(rest[1:], stdout, stderr)
-	case cmd == "sim" && sub == "refresh":
-		return simRefresh(rest[1:], stdout, stderr)
-	case cmd == "sim" && sub == "serve":
-		return simServe(ctx, rest[1:], stdout, stderr)
-	case cmd == "quote" && sub == "verify":
-		return quoteVerify(ctx, rest[1:], stdout, stderr)
-	case cmd == "relay" && sub != "":
-		return relayCmd(ctx, sub, rest[1:], stdout, stderr)
-	case cmd == "ratls":
-		return ratlsCmd(ctx, sub, restAfter(rest), stdout, stderr)
-	case cmd == "measure":
-		return measure(rest, stdout, stderr)
-	case cmd == "kms":
-		return kmsCmd(ctx, rest, env, stdout, stderr)
-	case cmd == "explore":
-		return explore(ctx, rest, stdout, stderr)
-	case cmd == "custody":
-		return custodyCmd(ctx, sub, restAfter(rest), stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "enclavectl: unknown command %q\n\n%s", joinArgs(args), usage)
+	if cmd == "explore" { // no subcommands
+		return explore(ctx, rest, stdout, stderr)
+	}
+	g, ok := groups[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "enclavectl: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if g.run == nil { // measure: no subcommands
+		return measure(rest, stdout, stderr)
+	}
+	if len(rest) == 0 {
+		fmt.Fprintf(stderr, "enclavectl %s: want a subcommand\n\n%s", cmd, g.usage)
+		return 2
+	}
+	sub := rest[0]
+	if cli.IsHelp(sub) {
+		fmt.Fprint(stdout, g.usage)
+		return 0
+	}
+	return g.run(ctx, sub, rest[1:], env, stdout, stderr)
+}
+
+// group is a command with subcommands: its usage (which lists them) and
+// its dispatcher.
+type group struct {
+	usage string
+	run   func(ctx context.Context, sub string, args []string, env func(string) string, stdout, stderr io.Writer) int
+}
+
+var groups map[string]group
+
+func init() {
+	groups = map[string]group{
+		"sim":   {simUsage, simCmd},
+		"quote": {quoteUsage, quoteCmd},
+		"relay": {relayUsage, relayCmd},
+		"kms":   {kmsUsage, kmsCmd},
+		"ratls": {ratlsUsage, ratlsCmd},
+		"custody": {custodyUsage, func(ctx context.Context, sub string, args []string, _ func(string) string, stdout, stderr io.Writer) int {
+			return custodyCmd(ctx, sub, args, stdout, stderr)
+		}},
+		"measure": {},
+	}
+}
+
+// unknownSub reports an unknown subcommand of a group, with the group's
+// usage, and returns the usage-error exit status.
+func unknownSub(stderr io.Writer, cmd, sub string) int {
+	fmt.Fprintf(stderr, "enclavectl: unknown command \"%s %s\"\n\n%s", cmd, sub, groups[cmd].usage)
 	return 2
 }
 
-// restAfter drops the subcommand from rest.
-func restAfter(rest []string) []string {
-	if len(rest) == 0 {
-		return nil
+const simUsage = `Usage: enclavectl sim COMMAND
+
+The simulated SGX platform (NOT a real enclave: the host can read everything).
+
+Commands:
+  sim init DIR [--out-of-date] [--validity DURATION]
+        create a simulated SGX platform in DIR
+  sim quote --sim-dir DIR --report-data HEX [flags]
+        print a simulated quote (hex) binding the given report data
+  sim refresh DIR [--validity DURATION]
+        re-sign the platform's collateral, current from now
+  sim serve --sim-dir DIR [--listen ADDR]
+        serve the platform's collateral at Intel PCS v4 paths, for --pccs
+
+Run "enclavectl sim COMMAND --help" for a command's flags.
+`
+
+const quoteUsage = `Usage: enclavectl quote COMMAND
+
+Commands:
+  quote verify --quote FILE [--collateral DIR | --pccs URL] [flags]
+        verify a quote (binary or hex) and print the verdict as JSON
+
+Run "enclavectl quote verify --help" for its flags.
+`
+
+func simCmd(ctx context.Context, sub string, args []string, _ func(string) string, stdout, stderr io.Writer) int {
+	switch sub {
+	case "init":
+		return simInit(args, stdout, stderr)
+	case "quote":
+		return simQuote(args, stdout, stderr)
+	case "refresh":
+		return simRefresh(args, stdout, stderr)
+	case "serve":
+		return simServe(ctx, args, stdout, stderr)
 	}
-	return rest[1:]
+	return unknownSub(stderr, "sim", sub)
 }
 
-func joinArgs(args []string) string {
-	if len(args) > 2 {
-		args = args[:2]
+func quoteCmd(ctx context.Context, sub string, args []string, _ func(string) string, stdout, stderr io.Writer) int {
+	if sub == "verify" {
+		return quoteVerify(ctx, args, stdout, stderr)
 	}
-	s := ""
-	for i, a := range args {
-		if i > 0 {
-			s += " "
-		}
-		s += a
-	}
-	return s
+	return unknownSub(stderr, "quote", sub)
 }

@@ -101,8 +101,8 @@ func TestUsageErrors(t *testing.T) {
 	if code, out, _ := runCmd(t, "help"); code != 0 || !strings.Contains(out, "quote verify") {
 		t.Errorf("help: %d", code)
 	}
-	if code, _, stderr := runCmd(t, "sim", "init", "--help"); code != 0 || !strings.Contains(stderr, "-out-of-date") {
-		t.Errorf("sim init --help: %d %s", code, stderr)
+	if code, stdout, stderr := runCmd(t, "sim", "init", "--help"); code != 0 || !strings.Contains(stdout, "-out-of-date") || stderr != "" {
+		t.Errorf("sim init --help: %d %q %q", code, stdout, stderr)
 	}
 }
 
@@ -169,7 +169,7 @@ func TestKMSCommands(t *testing.T) {
 	if code, _, stderr := kms("policy", "write", "enc", pol); code != 0 {
 		t.Fatalf("policy write: %q", stderr)
 	}
-	code, newTok, stderr := kms("token", "create", "--policy", "enc")
+	code, newTok, stderr := kms("token", "create", "--policies", "enc")
 	if code != 0 || !strings.HasPrefix(newTok, "se.") {
 		t.Fatalf("token create: %d %q %q", code, newTok, stderr)
 	}
@@ -185,5 +185,76 @@ func TestKMSCommands(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, append([]string{"kms", "encrypt", "app"}, common...)...); code != 2 {
 		t.Error("encrypt without plaintext")
+	}
+}
+
+// Every error a user can cause in the relay and kms commands ends with a
+// hint saying what to do next.
+func TestRelayAndKMSHints(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "sim")
+	addr := relaytest.StartSim(t, dir)
+	other := filepath.Join(tmp, "other")
+	if code, _, stderr := runCmd(t, "sim", "init", other); code != 0 {
+		t.Fatal(stderr)
+	}
+	common := []string{"--addr", addr, "--simulation", "--sim-dir", dir}
+	kaddr, tok := kmstest.StartSim(t, filepath.Join(tmp, "kmssim"))
+	bad := filepath.Join(tmp, "bad.token")
+	os.WriteFile(bad, []byte("not-a-token"), 0o600)
+	kcommon := []string{"--addr", kaddr, "--simulation", "--sim-dir", filepath.Join(tmp, "kmssim")}
+	good := filepath.Join(tmp, "root.token")
+	os.WriteFile(good, []byte(tok), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		hint string
+	}{
+		{"recipient unknown", append([]string{"relay", "send", "--id", "a", "--to", "nobody", "x"}, common...), 1, "never registered at this relay"},
+		{"relay's platform differs", []string{"relay", "register", "--id", "a", "--addr", addr, "--simulation", "--sim-dir", other}, 1, "--sim-dir must be the simulated platform the relay runs on"},
+		{"nothing listening", []string{"relay", "register", "--id", "a", "--addr", "127.0.0.1:1", "--simulation", "--sim-dir", dir}, 1, "nothing is listening at 127.0.0.1:1"},
+		{"relay without id", append([]string{"relay", "poll"}, common...), 2, "--id is required"},
+		{"relay under SGX without policy", []string{"relay", "poll", "--id", "a", "--addr", addr}, 1, "gramine-sgx, or pass --simulation"},
+		{"kms without token", append([]string{"kms", "key", "list"}, kcommon...), 2, "give --token-file FILE or set SHARED_ENCLAVE_TOKEN"},
+		{"kms with a bad token", append([]string{"kms", "key", "list", "--token-file", bad}, kcommon...), 1, "hint: the token is not valid, or its policies do not grant this path"},
+		{"kms key unknown", append([]string{"kms", "key", "read", "nope", "--token-file", good}, kcommon...), 1, "hint: `enclavectl kms key list` shows the keys"},
+		{"kms platform differs", []string{"kms", "key", "list", "--addr", kaddr, "--simulation", "--sim-dir", other, "--token-file", good}, 1, "hint: kmsd's certificate did not pass attestation"},
+		{"kms under SGX without policy", []string{"kms", "key", "list", "--addr", kaddr, "--token-file", good}, 1, "hint: under SGX, --policy FILE says which kmsd enclaves to trust"},
+		{"kms token create without policies", append([]string{"kms", "token", "create", "--token-file", good}, kcommon...), 2, "--policies is required"},
+	} {
+		code, _, stderr := runCmd(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.hint) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", tc.name, code, stderr, tc.code, tc.hint)
+		}
+	}
+}
+
+// The sim, measure and ratls commands' errors carry a hint too.
+func TestSimMeasureRatlsHints(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "sim")
+	if code, _, stderr := runCmd(t, "sim", "init", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	exe, _ := os.Executable()
+	for _, tc := range []struct {
+		name string
+		args []string
+		hint string
+	}{
+		{"sim refresh of no platform", []string{"sim", "refresh", tmp}, "hint: "},
+		{"sim quote to an unwritable path", []string{"sim", "quote", "--sim-dir", dir, "--report-data", "00", "--mrenclave", strings.Repeat("00", 32), "--out", filepath.Join(tmp, "no", "q.bin")}, "hint: --out must be a path you can write"},
+		{"sim serve on a bad address", []string{"sim", "serve", "--sim-dir", dir, "--listen", "256.0.0.1:1"}, "hint: --listen ADDR could not be bound"},
+		{"measure a missing binary", []string{"measure", filepath.Join(tmp, "nope")}, "hint: give the path of a binary"},
+		{"measure with no platform", []string{"measure", exe, "--sim-dir", tmp}, "hint: "},
+		{"ratls cert outside an enclave", []string{"ratls", "cert", "--out", filepath.Join(tmp, "c.pem"), "--key-out", filepath.Join(tmp, "k.pem")}, "hint: this command attests itself to its peer, so it needs an enclave"},
+		{"ratls inspect a missing file", []string{"ratls", "inspect", filepath.Join(tmp, "nope.pem")}, "hint: CERT must be a readable PEM or DER certificate"},
+		{"quote verify of a missing file", []string{"quote", "verify", "--quote", filepath.Join(tmp, "nope"), "--collateral", filepath.Join(dir, "collateral")}, "hint: --quote must be a readable file"},
+	} {
+		code, _, stderr := runCmd(t, tc.args...)
+		if code != 1 || !strings.Contains(stderr, tc.hint) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 1 and %q", tc.name, code, stderr, tc.hint)
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 // values a --simulation policy names. Under SGX, use the values
 // deploy/gramine/build.sh prints from gramine-sgx-sigstruct-view.
 func measure(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("measure", "measure BINARY [--sim-dir DIR]", stderr)
+	fs := newFlagsHelpOut("measure", "measure BINARY [--sim-dir DIR]", args, stdout, stderr)
 	simDir := fs.String("sim-dir", "", "also print the simulated platform's MRSIGNER")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -23,7 +23,7 @@ func measure(args []string, stdout, stderr io.Writer) int {
 	}
 	mr, err := sim.FileMeasurement(pos[0])
 	if err != nil {
-		return fail(stderr, "measure", err, "")
+		return fail(stderr, "measure", err, "give the path of a binary (relayd, kmsd, example-client) as built for the enclave")
 	}
 	if *simDir == "" {
 		fmt.Fprintln(stdout, mr)
@@ -31,8 +31,9 @@ func measure(args []string, stdout, stderr io.Writer) int {
 	}
 	p, err := sim.Load(*simDir)
 	if err != nil {
-		return fail(stderr, "measure", err, "")
+		return fail(stderr, "measure", err, "--sim-dir must be a platform made by `enclavectl sim init DIR` (relayd --simulation makes .sim)")
 	}
-	fmt.Fprintf(stdout, "mrenclave = %q\nmrsigner = %q\n", mr.String(), p.MRSigner().String())
+	// Lines of a policy file's [peers] table, as policyfile reads them.
+	fmt.Fprintf(stdout, "mrenclave = [%q]\nmrsigner = [%q]\n", mr.String(), p.MRSigner().String())
 	return 0
 }

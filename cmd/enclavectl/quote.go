@@ -32,7 +32,7 @@ Exit status:
   3  genuine, but refused by the policy (the JSON says which rule)`
 
 func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("quote verify", quoteVerifySynopsis, stderr)
+	fs := newFlagsHelpOut("quote verify", quoteVerifySynopsis, args, stdout, stderr)
 	quotePath := fs.String("quote", "", "quote file, binary or hex ('-' for standard input)")
 	vf := addVerifyFlags(fs)
 	ego := fs.Bool("ego", false, "the quote carries EGo's 16-byte report header")
@@ -83,11 +83,11 @@ func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	v, err := vf.verifier()
 	if err != nil {
-		return fail(stderr, "quote verify", err, "")
+		return fail(stderr, "quote verify", err, "--root must be a readable PEM file holding one certificate (a simulated platform's is DIR/root_ca.pem)")
 	}
 	q, err := readQuote(*quotePath)
 	if err != nil {
-		return fail(stderr, "quote verify", err, "")
+		return fail(stderr, "quote verify", err, "--quote must be a readable file holding a quote, binary or hex ('-' reads standard input); `enclavectl sim quote --out FILE` makes one")
 	}
 	if *ego {
 		if q, err = sgxquote.StripEGoHeader(q); err != nil {
@@ -98,7 +98,7 @@ func quoteVerify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(out); err != nil {
-		return fail(stderr, "quote verify", err, "")
+		return fail(stderr, "quote verify", err, "standard output could not be written")
 	}
 	if out.Error != "" {
 		fmt.Fprintf(stderr, "enclavectl quote verify: %s\n", out.Error)

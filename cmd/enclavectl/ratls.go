@@ -53,21 +53,14 @@ var ratlsFormats = map[string][]atls.Format{
 	"ego":            {atls.EGo},
 }
 
-func ratlsCmd(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
+func ratlsCmd(ctx context.Context, sub string, args []string, _ func(string) string, stdout, stderr io.Writer) int {
 	switch sub {
 	case "cert":
 		return ratlsCert(ctx, args, stdout, stderr)
 	case "inspect":
 		return ratlsInspect(ctx, args, stdout, stderr)
-	case "help", "--help", "-h":
-		fmt.Fprint(stdout, ratlsUsage)
-		return 0
-	case "":
-		fmt.Fprint(stderr, ratlsUsage)
-		return 2
 	}
-	fmt.Fprintf(stderr, "enclavectl: unknown command \"ratls %s\"\n\n%s", sub, ratlsUsage)
-	return 2
+	return unknownSub(stderr, "ratls", sub)
 }
 
 func ratlsCert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -118,29 +111,33 @@ func ratlsCert(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	be, err := backend.Open(backend.Options{Simulation: *simulation, SimDir: dir})
 	if err != nil {
-		return fail(stderr, "ratls cert", err, "")
+		hint := "" // the backend's error says how to run under Gramine
+		if *simulation {
+			hint = "--sim-dir must be a platform made by `enclavectl sim init DIR` (relayd --simulation makes .sim)"
+		}
+		return fail(stderr, "ratls cert", err, hint)
 	}
 
 	var key crypto.Signer
 	var keyPEM []byte
 	if *keyPath != "" {
 		if key, err = readPrivateKey(*keyPath); err != nil {
-			return fail(stderr, "ratls cert", err, "")
+			return fail(stderr, "ratls cert", err, "--key must be a readable PEM private key (PKCS #8 or SEC 1), ECDSA P-256 or P-384; or generate one with --key-out")
 		}
 	} else {
 		k, err := ecdsa.GenerateKey(c, rand.Reader)
 		if err != nil {
-			return fail(stderr, "ratls cert", err, "")
+			return fail(stderr, "ratls cert", err, "the system could not generate a key: try again")
 		}
 		der, err := x509.MarshalPKCS8PrivateKey(k)
 		if err != nil {
-			return fail(stderr, "ratls cert", err, "")
+			return fail(stderr, "ratls cert", err, "the system could not encode the key: try again")
 		}
 		key, keyPEM = k, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	}
 	cert, err := atls.NewCertificateForKey(ctx, be.Attester, key, atls.CertOptions{Validity: *validity}, formats...)
 	if err != nil {
-		return fail(stderr, "ratls cert", err, "")
+		return fail(stderr, "ratls cert", err, "the certificate could not be made: check the --key and, with --simulation, the --sim-dir platform")
 	}
 	// The key first: if it cannot be written, no certificate for a lost key
 	// is left behind.
@@ -321,12 +318,12 @@ func ratlsInspect(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	cert, err := readCertificate(pos[0])
 	if err != nil {
-		return fail(stderr, "ratls inspect", err, "")
+		return fail(stderr, "ratls inspect", err, "CERT must be a readable PEM or DER certificate, such as `enclavectl ratls cert` writes")
 	}
 	var v *dcap.Verifier
 	if vf.given() {
 		if v, err = vf.verifier(); err != nil {
-			return fail(stderr, "ratls inspect", err, "")
+			return fail(stderr, "ratls inspect", err, "--root must be a readable PEM file holding one certificate (a simulated platform's is DIR/root_ca.pem)")
 		}
 	}
 	h := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
@@ -348,7 +345,7 @@ func ratlsInspect(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(out); err != nil {
-		return fail(stderr, "ratls inspect", err, "")
+		return fail(stderr, "ratls inspect", err, "standard output could not be written")
 	}
 	switch {
 	case len(out.Formats) == 0:

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/sharedenclave/sharedenclave/atls"
+	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
 	"github.com/sharedenclave/sharedenclave/client"
+	"github.com/sharedenclave/sharedenclave/relay"
 )
 
 // relayFlags are the flags every `enclavectl relay` command takes.
@@ -74,26 +78,79 @@ func (f relayFlags) connect(ctx context.Context) (*client.Conn, error) {
 	return c, nil
 }
 
-func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) int {
+const relayUsage = `Usage: enclavectl relay COMMAND [flags]
+
+The relay calls from a shell: connect, attest (enclavectl attests itself to
+the relay too, so outside --simulation it runs under gramine-sgx), register
+as --id, act.
+
+Commands:
+  relay register --id ID [flags]
+  relay send --id ID --to ID MESSAGE... [flags]
+  relay poll --id ID [--all] [flags]
+
+Every command takes --addr HOST:PORT (default 127.0.0.1:12345), --policy
+FILE (which relay to trust, SGX), --pccs URL, --simulation [--sim-dir DIR],
+--timeout DURATION. Run "enclavectl relay COMMAND --help" for the flags.
+`
+
+// relayHint says what to do about an error of a relay command.
+func relayHint(err error, f relayFlags) string {
+	var ne *client.NackError
+	if errors.As(err, &ne) {
+		switch ne.Reason { // the NACK texts docs/PROTOCOL.md lists
+		case relay.ReasonIDInUse.Text():
+			return "another live session holds this id: choose another --id, or wait until that session ends"
+		case relay.ReasonIDBound.Text():
+			return "the relay's policy binds this id to other enclaves: register an id this enclave may use"
+		case relay.ReasonRecipientNotFound.Text():
+			return "the recipient never registered at this relay: check --to, or have it register first (enclavectl relay register --id ID)"
+		case relay.ReasonMailboxFull.Text(), relay.ReasonRelayFull.Text():
+			return "the recipient must poll before more can be sent: try again later"
+		}
+		return ""
+	}
+	switch {
+	case errors.Is(err, policyfile.ErrNoPolicy):
+		return "under SGX, --policy FILE says which relay enclaves to trust (docs/DEPLOY.md, step 5); for a simulated relay pass --simulation"
+	case errors.Is(err, atls.ErrRefused) && *f.simulation:
+		return "the relay refused this client's attestation: --sim-dir must be the simulated platform the relay runs on (this client quotes on it too; relayd --simulation uses .sim in its working directory)"
+	case errors.Is(err, atls.ErrRefused):
+		return "the relay refused this client's attestation: the relay's --policy must accept this enclave"
+	case errors.Is(err, atls.ErrPeer), errors.Is(err, attest.ErrNotGenuine), errors.Is(err, attest.ErrPolicy):
+		if *f.simulation {
+			return "the relay's attestation did not pass: --sim-dir must be the simulated platform the relay runs on (relayd --simulation uses .sim in its working directory)"
+		}
+		return "the relay's attestation did not pass: --policy must name the relay's MRENCLAVE or MRSIGNER, and the collateral (--pccs) must be current; a simulated relay needs --simulation"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing is listening at %s: start relayd, or give its address with --addr HOST:PORT", *f.addr)
+	}
+	return ""
+}
+
+func relayCmd(ctx context.Context, sub string, args []string, _ func(string) string, stdout, stderr io.Writer) int {
 	switch sub {
 	case "register":
-		fs := newFlags("relay register", "relay register --id ID [flags]", stderr)
+		fs := newFlagsHelpOut("relay register", "relay register --id ID [flags]", args, stdout, stderr)
 		rf := addRelayFlags(fs)
 		if pos, err := parseInterspersed(fs, args); err != nil {
 			return flagStatus(err)
 		} else if len(pos) != 0 {
 			return usageErr(stderr, fs, "unexpected argument %q", pos[0])
 		}
+		if *rf.id == "" {
+			return usageErr(stderr, fs, "--id is required: the client id to register as")
+		}
 		c, err := rf.connect(ctx)
 		if err != nil {
-			return fail(stderr, "relay register", err, "")
+			return fail(stderr, "relay register", err, relayHint(err, rf))
 		}
 		defer c.Close()
 		fmt.Fprintf(stdout, "registered %s at %s (relay MRENCLAVE %s, TCB %s)\n", *rf.id, *rf.addr, c.ServerReport().MREnclave, c.ServerReport().TCBStatus)
 		return 0
 
 	case "send":
-		fs := newFlags("relay send", "relay send --id ID --to ID MESSAGE... [flags]", stderr)
+		fs := newFlagsHelpOut("relay send", "relay send --id ID --to ID MESSAGE... [flags]", args, stdout, stderr)
 		rf := addRelayFlags(fs)
 		to := fs.String("to", "", "recipient client id (required)")
 		pos, err := parseInterspersed(fs, args)
@@ -103,19 +160,22 @@ func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.
 		if *to == "" || len(pos) == 0 {
 			return usageErr(stderr, fs, "--to and a MESSAGE are required")
 		}
+		if *rf.id == "" {
+			return usageErr(stderr, fs, "--id is required: the client id to register as")
+		}
 		c, err := rf.connect(ctx)
 		if err != nil {
-			return fail(stderr, "relay send", err, "")
+			return fail(stderr, "relay send", err, relayHint(err, rf))
 		}
 		defer c.Close()
 		if err := c.Send(*to, []byte(strings.Join(pos, " "))); err != nil {
-			return fail(stderr, "relay send", err, "")
+			return fail(stderr, "relay send", err, relayHint(err, rf))
 		}
 		fmt.Fprintf(stdout, "sent to %s\n", *to)
 		return 0
 
 	case "poll":
-		fs := newFlags("relay poll", "relay poll --id ID [--all] [flags]", stderr)
+		fs := newFlagsHelpOut("relay poll", "relay poll --id ID [--all] [flags]", args, stdout, stderr)
 		rf := addRelayFlags(fs)
 		all := fs.Bool("all", false, "poll until the mailbox is empty")
 		if pos, err := parseInterspersed(fs, args); err != nil {
@@ -123,15 +183,18 @@ func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.
 		} else if len(pos) != 0 {
 			return usageErr(stderr, fs, "unexpected argument %q", pos[0])
 		}
+		if *rf.id == "" {
+			return usageErr(stderr, fs, "--id is required: the client id to register as")
+		}
 		c, err := rf.connect(ctx)
 		if err != nil {
-			return fail(stderr, "relay poll", err, "")
+			return fail(stderr, "relay poll", err, relayHint(err, rf))
 		}
 		defer c.Close()
 		for n := 0; ; n++ {
 			from, data, ok, err := c.Poll()
 			if err != nil {
-				return fail(stderr, "relay poll", err, "")
+				return fail(stderr, "relay poll", err, relayHint(err, rf))
 			}
 			if !ok {
 				if n == 0 {
@@ -146,7 +209,7 @@ func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.
 		}
 
 	case "receive":
-		fs := newFlags("relay receive", "relay receive --id ID [--follow] [--count N] [flags]", stderr)
+		fs := newFlagsHelpOut("relay receive", "relay receive --id ID [--follow] [--count N] [flags]", args, stdout, stderr)
 		rf := addRelayFlags(fs)
 		follow := fs.Bool("follow", false, "print messages as they arrive (pushed by the relay) until interrupted, reconnecting if the connection fails")
 		count := fs.Int("count", 0, "with --follow, exit after N messages (0: no limit)")
@@ -160,8 +223,7 @@ func relayCmd(ctx context.Context, sub string, args []string, stdout, stderr io.
 		}
 		return receive(ctx, rf, *follow, *count, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "enclavectl: unknown command \"relay %s\"\n\n%s", sub, usage)
-	return 2
+	return unknownSub(stderr, "relay", sub)
 }
 
 // receive waits for one message (up to --timeout), or with follow prints

@@ -18,7 +18,7 @@ import (
 )
 
 func simInit(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sim init", "sim init DIR [flags]", stderr)
+	fs := newFlagsHelpOut("sim init", "sim init DIR [flags]", args, stdout, stderr)
 	outOfDate := fs.Bool("out-of-date", false, "give the platform an OutOfDate TCB (for testing policies)")
 	validity := fs.Duration("validity", 365*24*time.Hour, "how long the signed collateral stays current")
 	pos, err := parseInterspersed(fs, args)
@@ -43,7 +43,7 @@ func simInit(args []string, stdout, stderr io.Writer) int {
 }
 
 func simRefresh(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sim refresh", "sim refresh DIR [flags]", stderr)
+	fs := newFlagsHelpOut("sim refresh", "sim refresh DIR [flags]", args, stdout, stderr)
 	validity := fs.Duration("validity", 365*24*time.Hour, "how long the signed collateral stays current")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -54,17 +54,17 @@ func simRefresh(args []string, stdout, stderr io.Writer) int {
 	}
 	p, err := sim.Load(pos[0])
 	if err != nil {
-		return fail(stderr, "sim refresh", err, "")
+		return fail(stderr, "sim refresh", err, "DIR must be a platform made by `enclavectl sim init DIR`")
 	}
 	if err := p.RefreshCollateral(time.Now(), *validity); err != nil {
-		return fail(stderr, "sim refresh", err, "")
+		return fail(stderr, "sim refresh", err, "the platform's private keys in DIR/private must be readable and the collateral directory writable")
 	}
 	fmt.Fprintf(stdout, "collateral of %s re-signed, current for %s\n", p.Dir(), *validity)
 	return 0
 }
 
 func simQuote(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sim quote", "sim quote --sim-dir DIR --report-data HEX [flags]", stderr)
+	fs := newFlagsHelpOut("sim quote", "sim quote --sim-dir DIR --report-data HEX [flags]", args, stdout, stderr)
 	dir := fs.String("sim-dir", "", "simulated platform directory (from enclavectl sim init)")
 	rdHex := fs.String("report-data", "", "report data, up to 64 bytes as hex (zero-padded)")
 	mrHex := fs.String("mrenclave", "", "MRENCLAVE as 64 hex digits (default: SHA-256 of this enclavectl binary)")
@@ -99,17 +99,17 @@ func simQuote(args []string, stdout, stderr io.Writer) int {
 	}
 	p, err := sim.Load(*dir)
 	if err != nil {
-		return fail(stderr, "sim quote", err, "")
+		return fail(stderr, "sim quote", err, "--sim-dir must be a platform made by `enclavectl sim init DIR` (relayd --simulation makes .sim)")
 	}
 	var reportData [64]byte
 	copy(reportData[:], rd)
 	q, err := p.Quote(id, reportData)
 	if err != nil {
-		return fail(stderr, "sim quote", err, "")
+		return fail(stderr, "sim quote", err, "the platform's quoting key in DIR/private could not be used: recreate the platform with `enclavectl sim init`")
 	}
 	if *out != "" {
 		if err := os.WriteFile(*out, q, 0o644); err != nil {
-			return fail(stderr, "sim quote", err, "")
+			return fail(stderr, "sim quote", err, "--out must be a path you can write")
 		}
 		return 0
 	}
@@ -118,7 +118,7 @@ func simQuote(args []string, stdout, stderr io.Writer) int {
 }
 
 func simServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("sim serve", "sim serve --sim-dir DIR [--listen ADDR]", stderr)
+	fs := newFlagsHelpOut("sim serve", "sim serve --sim-dir DIR [--listen ADDR]", args, stdout, stderr)
 	dir := fs.String("sim-dir", "", "simulated platform directory")
 	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on")
 	if _, err := parseInterspersed(fs, args); err != nil {
@@ -129,11 +129,11 @@ func simServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	p, err := sim.Load(*dir)
 	if err != nil {
-		return fail(stderr, "sim serve", err, "")
+		return fail(stderr, "sim serve", err, "--sim-dir must be a platform made by `enclavectl sim init DIR`")
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
-		return fail(stderr, "sim serve", err, "")
+		return fail(stderr, "sim serve", err, "--listen ADDR could not be bound: choose a free port (e.g. --listen 127.0.0.1:0)")
 	}
 	srv := &http.Server{
 		Handler:           pcs.Handler(filepath.Join(p.Dir(), sim.DirCollateral)),
@@ -149,7 +149,7 @@ func simServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		srv.Shutdown(shut)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fail(stderr, "sim serve", err, "")
+		return fail(stderr, "sim serve", err, "the collateral server stopped: start it again")
 	}
 	return 0
 }

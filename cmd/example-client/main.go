@@ -30,6 +30,8 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
 	"github.com/sharedenclave/sharedenclave/client"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/cli"
+	"golang.org/x/term"
 )
 
 // DefaultClientID is the id used when none is given, as in the seed.
@@ -42,28 +44,26 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	args = cli.Args(args)
 	fs := flag.NewFlagSet("example-client", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	simulation := fs.Bool("simulation", false, "use the simulated SGX platform in --sim-dir (NOT a real enclave)")
 	simDir := fs.String("sim-dir", "", "simulated platform directory, the relay's (default .sim, with --simulation)")
 	policyPath := fs.String("policy", "", "TOML policy: which relay enclaves to accept (required under SGX)")
 	pccs := fs.String("pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
 	timeout := fs.Duration("timeout", 15*time.Second, "deadline for connecting and for each request")
 	follow := fs.Bool("follow", false, "print messages as they arrive (pushed by the relay) instead of reading commands")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: example-client [flags] <server_ip> <server_port> [client_id]
+	cli.SetUsage(fs, args, stdout, stderr, `Usage: example-client [flags] <server_ip> <server_port> [client_id]
 
 Connects to a Shared Enclave relay, attests, registers client_id (default
 "default_client_id"), then reads commands on standard input:
   send ID MESSAGE   send MESSAGE to client ID
   poll              fetch the oldest message waiting for this client
   quit              close the connection and exit
+When standard input is a terminal it shows a "> " prompt.
 With --follow it prints each message as it arrives instead, until interrupted.
 
 Flags:
 `)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -116,15 +116,27 @@ Flags:
 		return 1
 	}
 	fmt.Fprintf(stdout, "registered as %s\n", id)
-	return repl(c, stdin, stdout)
+	prompt := ""
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		prompt = "> "
+		fmt.Fprintln(stdout, "commands: send ID MESSAGE | poll | quit")
+	}
+	return repl(c, stdin, stdout, prompt)
 }
 
-// repl runs the command loop. It returns 0 on quit or end of input, 1 if
-// the connection failed.
-func repl(c *client.Conn, stdin io.Reader, stdout io.Writer) int {
+// repl runs the command loop, printing prompt (if not empty) before each
+// command. It returns 0 on quit or end of input, 1 if the connection
+// failed.
+func repl(c *client.Conn, stdin io.Reader, stdout io.Writer, prompt string) int {
 	sc := bufio.NewScanner(stdin)
 	sc.Buffer(make([]byte, 64<<10), 2<<20)
-	for sc.Scan() {
+	for {
+		if prompt != "" {
+			fmt.Fprint(stdout, prompt)
+		}
+		if !sc.Scan() {
+			break
+		}
 		line := strings.TrimSpace(sc.Text())
 		cmd, rest, _ := strings.Cut(line, " ")
 		switch cmd {

@@ -33,6 +33,9 @@ func TestExampleClientSendPoll(t *testing.T) {
 		t.Errorf("simulation not announced: %q", stderr)
 	}
 	code, out, _ = runClient(t, dir, addr, "alice", "send bob hello bob\nsend nobody x\nbogus\nsend\nquit\n")
+	if code != 0 {
+		t.Errorf("alice: exit %d, want 0 (refusals keep the session)", code)
+	}
 	for _, want := range []string{"sent to bob", "refused: recipient not found", `unknown command "bogus"`, "usage: send ID MESSAGE"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("alice output lacks %q: %s", want, out)
@@ -55,7 +58,7 @@ func TestExampleClientUsage(t *testing.T) {
 		t.Errorf("one argument: exit %d", code)
 	}
 	errb.Reset()
-	if code := run(context.Background(), []string{"--help"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(errb.String(), "send ID MESSAGE") {
+	if code := run(context.Background(), []string{"--help"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), "send ID MESSAGE") || errb.Len() != 0 {
 		t.Errorf("--help: %d %q", code, errb.String())
 	}
 	// Without --simulation it needs Gramine, and says so.

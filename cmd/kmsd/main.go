@@ -43,6 +43,7 @@ import (
 
 	"github.com/sharedenclave/sharedenclave/atls"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/cli"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/custody"
 	"github.com/sharedenclave/sharedenclave/custody/unseal"
@@ -68,12 +69,11 @@ type options struct {
 	tlsSAN                  string
 }
 
-func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
+	args = cli.Args(args)
 	o := &options{}
 	fs := flag.NewFlagSet("kmsd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: kmsd [flags]
+	cli.SetUsage(fs, args, stdout, stderr, `Usage: kmsd [flags]
 
 The Shared Enclave KMS: a Vault-transit-compatible HTTPS API whose keys never
 leave the enclave. Without --simulation it must run under gramine-sgx.
@@ -91,8 +91,6 @@ the file.
 
 Flags:
 `)
-		fs.PrintDefaults()
-	}
 	o.Register(fs, ":8443", "127.0.0.1:9413", "directory for the sealed key store (default: memory-only, keys lost on restart)")
 	fs.StringVar(&o.rootTokenFile, "root-token-file", "", "on first start (or with --generate-root), write the root token to this new file and, with --data-dir,\nits recovery key to FILE.recovery (both mode 0600, never overwritten); the token is committed only once both are on disk")
 	fs.BoolVar(&o.printRootToken, "print-root-token", false, "on first start (or with --generate-root), print the root token and recovery key on standard error\n(only when asked: a terminal's scrollback and a service's journal keep them)")
@@ -127,7 +125,7 @@ Flags:
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, ready chan<- string) int {
-	o, err := parseFlags(args, getenv, stderr)
+	o, err := parseFlags(args, getenv, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

@@ -454,3 +454,26 @@ func TestKMSDSeedEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// A second kmsd on the data dir a running one holds says so, and what to
+// do, instead of "resource temporarily unavailable" alone.
+func TestSecondKMSDOnSameDataDir(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--simulation", "--sim-dir", filepath.Join(dir, "sim"), "--data-dir", filepath.Join(dir, "data"),
+		"--listen", "127.0.0.1:0", "--root-token-file", filepath.Join(dir, "root.token"), "--audit-log", filepath.Join(dir, "audit")}
+	_, _, _, stop := startKMSD(t, args...)
+	defer stop()
+	cmd := exec.Command(os.Args[0], append(args[:len(args)-4], "--log-level", "error")...)
+	cmd.Env = append(os.Environ(), "KMSD_TEST_CHILD=1")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("second kmsd: exit %d, want 1: %s", code, errb.String())
+	}
+	for _, want := range []string{"another kmsd or relayd holds its lock", "hint: stop the process using it", "another --data-dir"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("second kmsd's error lacks %q: %s", want, errb.String())
+		}
+	}
+}

@@ -34,7 +34,7 @@ func TestTLSSAN(t *testing.T) {
 		t.Error("certificate verifies for a name it was not given")
 	}
 	for _, bad := range []string{"not a name", "a..b", "-x.example", "x_y.example"} {
-		if _, err := parseFlags([]string{"--tls-san", bad}, noEnv, io.Discard); err == nil || !strings.Contains(err.Error(), "--tls-san") {
+		if _, err := parseFlags([]string{"--tls-san", bad}, noEnv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--tls-san") {
 			t.Errorf("--tls-san %q: %v", bad, err)
 		}
 	}

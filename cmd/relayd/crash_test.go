@@ -27,7 +27,7 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("RELAYD_TEST_CHILD") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil)
+		code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil)
 		stop()
 		os.Exit(code)
 	}

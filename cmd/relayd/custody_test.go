@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -88,7 +89,7 @@ func TestRelaydRecoveryOnAnotherMachine(t *testing.T) {
 	// Without --recovery-listen, a sealed relayd says what to do.
 	var out syncBuf
 	ready := make(chan string, 1)
-	if code := run(context.Background(), args, noEnv, &out, ready); code != 1 || !strings.Contains(out.String(), "--recovery-listen") {
+	if code := run(context.Background(), args, noEnv, io.Discard, &out, ready); code != 1 || !strings.Contains(out.String(), "--recovery-listen") {
 		t.Fatalf("sealed without --recovery-listen: exit %d\n%s", code, out.String())
 	}
 
@@ -96,7 +97,9 @@ func TestRelaydRecoveryOnAnotherMachine(t *testing.T) {
 	defer cancel()
 	logs := &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, append(args, "--recovery-listen", "127.0.0.1:0"), noEnv, logs, ready) }()
+	go func() {
+		done <- run(ctx, append(args, "--recovery-listen", "127.0.0.1:0"), noEnv, io.Discard, logs, ready)
+	}()
 	raddr := waitRecovery(t, logs, done)
 	beB, err := backend.Open(backend.Options{Simulation: true, SimDir: simB})
 	if err != nil {
@@ -196,7 +199,7 @@ func TestRelaydBackupRestoredElsewhere(t *testing.T) {
 	a.Close()
 	stop()
 	var out syncBuf
-	if code := run(context.Background(), append(common, "--backup-to", backup), noEnv, &out, nil); code != 0 {
+	if code := run(context.Background(), append(common, "--backup-to", backup), noEnv, io.Discard, &out, nil); code != 0 {
 		t.Fatalf("--backup-to: exit %d\n%s", code, out.String())
 	}
 	shares := ops.Shares(t, sharesDir, "relay-")
@@ -214,7 +217,7 @@ func TestRelaydBackupRestoredElsewhere(t *testing.T) {
 	logs, ready, done := &syncBuf{}, make(chan string, 1), make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--simulation", "--sim-dir", simB, "--data-dir", restored, "--listen", "127.0.0.1:0", "--log-format", "json",
-			"--recovery-listen", "127.0.0.1:0"}, noEnv, logs, ready)
+			"--recovery-listen", "127.0.0.1:0"}, noEnv, io.Discard, logs, ready)
 	}()
 	raddr := waitRecovery(t, logs, done)
 	beB, err := backend.Open(backend.Options{Simulation: true, SimDir: simB})

@@ -29,6 +29,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest"
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/attest/policyfile"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/cli"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/relay"
@@ -38,7 +39,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil))
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil))
 }
 
 type options struct {
@@ -46,9 +47,6 @@ type options struct {
 	rotateSeal    bool
 	recoveryAddr  string
 	policy        string
-	pccs          string
-	collateral    string
-	gramineDir    string
 	maxPayload    int
 	mailboxMsgs   int
 	mailboxBytes  int64
@@ -56,9 +54,6 @@ type options struct {
 	maxConns      int
 	idleTimeout   time.Duration
 	attestTimeout time.Duration
-	shutdownWait  time.Duration
-	logFormat     string
-	logLevel      string
 	ackWait       time.Duration
 	maxCredit     int
 	maxBatch      int
@@ -67,12 +62,11 @@ type options struct {
 	dedupIDs      int
 }
 
-func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
+	args = cli.Args(args)
 	o := &options{}
 	fs := flag.NewFlagSet("relayd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: relayd [flags]
+	cli.SetUsage(fs, args, stdout, stderr, `Usage: relayd [flags]
 
 The Shared Enclave relay. Without --simulation it must run under gramine-sgx
 with DCAP attestation, and --policy must say which client enclaves may connect.
@@ -84,8 +78,6 @@ environment, which wins over the file.
 
 Flags:
 `)
-		fs.PrintDefaults()
-	}
 	o.Register(fs, ":12345", "127.0.0.1:9412", "directory for durable, sealed mailboxes (default: memory-only, lost on restart)")
 	fs.BoolVar(&o.rotateSeal, "rotate-seal-key", false, "at start, move the data dir to a new seal key generation and re-seal every record")
 	fs.StringVar(&o.recoveryAddr, "recovery-listen", "", "if the data dir's data key does not open here (another machine or build), serve the recovery endpoint\n(HTTPS, RA-TLS certificate) on this address until the operators' shares unseal it (docs/DEPLOY.md)")
@@ -140,8 +132,8 @@ Flags:
 
 // run starts relayd and blocks until ctx is done; ready, if not nil,
 // receives the listening address.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) int {
-	o, err := parseFlags(args, getenv, stderr)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) int {
+	o, err := parseFlags(args, getenv, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -170,10 +162,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			fmt.Fprintf(stderr, "relayd: %v\n", err)
 			return 1
 		}
-		clients, _ = f.Peers.Policy()
+		if clients, err = f.Peers.Policy(); err != nil {
+			fmt.Fprintf(stderr, "relayd: --policy %s: [peers]: %v\nhint: [peers] must name mrenclave or mrsigner values (docs/DEPLOY.md, step 5)\n", o.policy, err)
+			return 1
+		}
 		bindings = map[string]*attest.Policy{}
 		for _, b := range f.Bindings {
-			bindings[b.ID], _ = b.Policy()
+			if bindings[b.ID], err = b.Policy(); err != nil {
+				fmt.Fprintf(stderr, "relayd: --policy %s: binding for id %q: %v\nhint: each [[bindings]] entry must name mrenclave or mrsigner values\n", o.policy, b.ID, err)
+				return 1
+			}
 		}
 	}
 	if clients == nil {

@@ -47,7 +47,7 @@ func TestRelaydSimulationEndToEnd(t *testing.T) {
 	var logs syncBuf
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--simulation", "--sim-dir", dir, "--listen", "127.0.0.1:0", "--log-format", "json"}, noEnv, &logs, ready)
+		done <- run(ctx, []string{"--simulation", "--sim-dir", dir, "--listen", "127.0.0.1:0", "--log-format", "json"}, noEnv, io.Discard, &logs, ready)
 	}()
 	var addr string
 	select {
@@ -110,17 +110,17 @@ func TestRelaydFlagErrors(t *testing.T) {
 		{"stray"},
 	} {
 		var out syncBuf
-		if code := run(context.Background(), args, noEnv, &out, nil); code != 2 || out.String() == "" {
+		if code := run(context.Background(), args, noEnv, io.Discard, &out, nil); code != 2 || out.String() == "" {
 			t.Errorf("%q: exit %d, %q", args, code, out.String())
 		}
 	}
 	var out syncBuf
-	if code := run(context.Background(), []string{"--help"}, noEnv, &out, nil); code != 0 || !strings.Contains(out.String(), "-simulation") {
+	if code := run(context.Background(), []string{"--help"}, noEnv, &out, io.Discard, nil); code != 0 || !strings.Contains(out.String(), "-simulation") {
 		t.Errorf("--help: %d", code)
 	}
 	// SGX mode outside an enclave fails with a hint.
 	out = syncBuf{}
-	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, noEnv, &out, nil); code != 1 || !strings.Contains(out.String(), "--simulation") {
+	if code := run(context.Background(), []string{"--listen", "127.0.0.1:0"}, noEnv, io.Discard, &out, nil); code != 1 || !strings.Contains(out.String(), "--simulation") {
 		t.Errorf("SGX mode outside Gramine: %d %q", code, out.String())
 	}
 }
@@ -133,7 +133,7 @@ func startRun(t *testing.T, args ...string) (string, *syncBuf, func()) {
 	ready := make(chan string, 1)
 	logs := &syncBuf{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, noEnv, logs, ready) }()
+	go func() { done <- run(ctx, args, noEnv, io.Discard, logs, ready) }()
 	select {
 	case addr := <-ready:
 		return addr, logs, func() {
@@ -221,7 +221,7 @@ func TestRelaydConfigFile(t *testing.T) {
 		"bad metrics addr": {[]string{"--simulation", "--metrics-listen", "nowhere"}, "--metrics-listen"},
 	} {
 		var out syncBuf
-		if code := run(context.Background(), tc.args, noEnv, &out, nil); code != 2 || !strings.Contains(out.String(), tc.want) {
+		if code := run(context.Background(), tc.args, noEnv, io.Discard, &out, nil); code != 2 || !strings.Contains(out.String(), tc.want) {
 			t.Errorf("%s: exit %d, %q; want 2 and %q", name, code, out.String(), tc.want)
 		}
 	}
@@ -234,11 +234,11 @@ func TestRelaydConfigFile(t *testing.T) {
 		}
 		return ""
 	}
-	o, err := parseFlags([]string{"--config", cfg, "--listen", "127.0.0.1:0"}, env, io.Discard)
+	o, err := parseFlags([]string{"--config", cfg, "--listen", "127.0.0.1:0"}, env, io.Discard, io.Discard)
 	if err != nil || o.Listen != "127.0.0.1:0" || !o.Simulation || o.SimDir != sim || o.LogFormat != "json" {
 		t.Fatalf("flag over file: %+v %v", o, err)
 	}
-	o, err = parseFlags([]string{"--config", cfg}, env, io.Discard)
+	o, err = parseFlags([]string{"--config", cfg}, env, io.Discard, io.Discard)
 	if err != nil || o.Listen != "127.0.0.1:2" {
 		t.Fatalf("env over file: %+v %v", o, err)
 	}

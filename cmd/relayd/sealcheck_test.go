@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,7 +57,7 @@ func TestRelaydRefusesDataDirOfAnotherEnclave(t *testing.T) {
 		defer cancel()
 		var out syncBuf
 		ready := make(chan string, 1)
-		code := run(ctx, []string{"--simulation", "--sim-dir", simDir, "--data-dir", data, "--listen", "127.0.0.1:0", "--log-level", "error"}, noEnv, &out, ready)
+		code := run(ctx, []string{"--simulation", "--sim-dir", simDir, "--data-dir", data, "--listen", "127.0.0.1:0", "--log-level", "error"}, noEnv, io.Discard, &out, ready)
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 		if code != 1 || len(ready) != 0 {
 			t.Fatalf("relayd on %s: exit %d, want 1 without listening:\n%s", filepath.Base(data), code, out.String())

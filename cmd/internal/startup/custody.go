@@ -53,7 +53,7 @@ func (z *Sealed) Open(dk *custody.DataKey) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(store.Options{Dir: z.s.DataDir, Root: root, Purpose: z.purpose, Logger: z.log})
+	st, err := z.s.openStore(store.Options{Dir: z.s.DataDir, Root: root, Purpose: z.purpose, Logger: z.log})
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 		}
 		log.Warn("data dir predates custody: its records are sealed directly under the seal key, so it cannot be recovered on another machine or build; see docs/DEPLOY.md",
 			"data_dir", s.DataDir)
-		st, err := store.Open(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
+		st, err := s.openStore(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
 		return st, nil, err
 	case dirNew:
 		st, err := s.createCustody(sealer, purpose, log)
@@ -159,7 +159,7 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(store.Options{Dir: s.DataDir, Root: dr, Purpose: purpose, Logger: log})
+	st, err := s.openStore(store.Options{Dir: s.DataDir, Root: dr, Purpose: purpose, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -246,7 +246,7 @@ func (s *Server) createCustody(sealer *seal.Sealer, purpose string, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log})
+	st, err := s.openStore(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log})
 	if err != nil {
 		return nil, err
 	}

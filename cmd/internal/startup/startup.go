@@ -15,10 +15,12 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/cmd/internal/flagconf"
+	"github.com/sharedenclave/sharedenclave/store"
 )
 
 // checkMode refuses combinations that would mix simulation and SGX trust
@@ -195,4 +197,14 @@ func (s *Server) checkRecovery() error {
 	}
 	s.recipients = rc
 	return nil
+}
+
+// openStore is store.Open with the one error an operator meets most: the
+// data dir's lock is held by another process.
+func (s *Server) openStore(o store.Options) (*store.Store, error) {
+	st, err := store.Open(o)
+	if errors.Is(err, syscall.EAGAIN) { // the store's lock file is held by another process
+		return nil, fmt.Errorf("--data-dir %s is in use: another kmsd or relayd holds its lock (%v)\nhint: stop the process using it (or wait for it to exit), or give this one another --data-dir", s.DataDir, err)
+	}
+	return st, err
 }

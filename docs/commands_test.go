@@ -1,0 +1,590 @@
+// Package docs_test runs the commands that README.md and docs/*.md show,
+// so that the documents cannot drift from the binaries.
+//
+// Every command in a ```sh block, and every inline `code span` that starts
+// with one of our commands (or go, make, gramine-sgx…), must be listed in
+// docCommands below, as one of:
+//
+//   - run:     executed by TestDocCommands, against binaries built once, in
+//     simulation, in a temporary directory;
+//   - mention: a flag or subcommand named in prose (`kmsd --generate-root`):
+//     `BINARY [SUBCOMMAND] --help` must exit 0 and list every flag named;
+//   - fuzz:    `go test ./PKG -fuzz NAME`: the fuzz target NAME must exist in
+//     PKG (fuzzing itself runs until stopped);
+//   - a skip with its reason (real SGX, Gramine signing, the suite itself,
+//     benchmarks that take minutes).
+//
+// A command in the documents that is not in the table fails the test, and
+// so does an entry of the table that no document shows any more.
+package docs_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	run     = "run"
+	mention = "mention"
+	fuzz    = "fuzz"
+)
+
+func skip(reason string) string { return "skip: " + reason }
+
+// docCommands is every command the documents show, and how it is checked.
+// Keys are the command as written, comments dropped and spaces collapsed.
+var docCommands = map[string]string{
+	// README.md, Quick start, in order (DEPLOY.md's simulation quick start
+	// shows the same relayd, example-client and kmsd commands).
+	"go run ./cmd/relayd --simulation": run,
+	"go mod download -x":               skip("downloads modules (network); building the binaries for this test does the same"),
+	"go test -race ./...":              skip("the whole suite, which this test is part of"),
+	"go run ./cmd/kmsd --simulation --data-dir kms-data --root-token-file root.token":                                                                     run,
+	"go run ./cmd/enclavectl kms key create app --simulation --token-file root.token":                                                                     run,
+	"go run ./cmd/enclavectl kms encrypt app \"hello\" --simulation --token-file root.token":                                                              run,
+	"go run ./cmd/example-client --simulation 127.0.0.1 12345 bob":                                                                                        run,
+	"go run ./cmd/example-client --simulation 127.0.0.1 12345 alice":                                                                                      run,
+	"go run ./cmd/enclavectl sim quote --sim-dir .sim --report-data cafe --out q.bin":                                                                     run,
+	"go run ./cmd/enclavectl quote verify --quote q.bin --collateral .sim/collateral --root .sim/root_ca.pem":                                             run,
+	"go run ./cmd/enclavectl quote verify --quote testdata/dcap-real-quote-a/quote.bin --collateral testdata/dcap-real-quote-a --at 2022-12-20T00:50:04Z": run,
+	"kmsd --generate-root":                                      mention,
+	"enclavectl sim init DIR":                                   run,
+	"npm ci --prefix testdata/qvl":                              skip("installs the differential verifier from npm; .ci/run does it"),
+	"go test -short ./...":                                      skip("the whole suite, which this test is part of"),
+	"go test ./attest/sgxquote -fuzz FuzzParse":                 fuzz,
+	"go test ./attest/dcap -fuzz FuzzCollateral":                fuzz,
+	"go test ./attest/dcap -fuzz FuzzPCKExtensions":             fuzz,
+	"go test ./wire -fuzz FuzzReadFrame":                        fuzz,
+	"go test ./atls -fuzz FuzzTaggedEvidence":                   fuzz,
+	"go test ./attest/policyfile -fuzz FuzzParse":               fuzz,
+	"go test ./kms -fuzz FuzzParseVersioned":                    fuzz,
+	"make bench":                                                skip("every benchmark: minutes of CPU"),
+	"go test ./attest/dcap ./atls ./wire ./kms -run - -bench .": skip("benchmarks: minutes of CPU"),
+	"go run ./bench relay":                                      skip("benchmark harness: seconds to minutes of CPU (bench's own test checks its command line)"),
+	"apt-get install nats-server":                               skip("installs a system package"),
+
+	"CGO_ENABLED=0": skip("a build setting named in prose, not a command (deploy's test builds with it)"),
+
+	// docs/DEPLOY.md, SGX steps.
+	"ls /dev/sgx_enclave /dev/sgx_provision":                        skip("needs an SGX machine"),
+	"gramine-sgx-gen-private-key ~/.config/gramine/enclave-key.pem": skip("needs Gramine"),
+	"PCCS_URL=https://pccs.example:8081/sgx/certification/v4/ deploy/gramine/build.sh /opt/shared-enclave ~/.config/gramine/enclave-key.pem": skip("Gramine signing (deploy's own test builds the binaries)"),
+	"cd /opt/shared-enclave && gramine-sgx relayd":                                                skip("needs an SGX machine and Gramine"),
+	"KMSD_GENERATE_ROOT=true gramine-sgx kmsd < root.token.recovery":                              skip("needs an SGX machine and Gramine (the same recovery runs below in simulation)"),
+	"gramine-sgx example-client":                                                                  skip("needs an SGX machine and Gramine"),
+	"enclavectl kms key list --addr kms.example:8443 --policy kms-policy.toml --token-file token": run,
+	"enclavectl quote verify --quote q.bin --pccs URL":                                            run,
+	"enclavectl relay …":                                                                          mention,
+	"relayd --rotate-seal-key":                                                                    mention,
+
+	// docs/KMS-API.md
+	"kmsd --simulation --data-dir kms-data --generate-root --root-token-file root2.token < root.token.recovery": run,
+	"KMSD_GENERATE_ROOT=true":       mention,
+	"kmsd --open-seed-endpoints":    mention,
+	"KMSD_OPEN_SEED_ENDPOINTS=true": mention,
+	"enclavectl kms …":              mention,
+
+	// docs/PROTOCOL.md, docs/SECURITY.md
+	"relayd --max-payload":          mention,
+	"relayd --help":                 run,
+	"enclavectl ratls cert":         mention,
+	"enclavectl ratls inspect CERT": mention,
+
+	// docs/BENCHMARKS.md
+	"go test ./attest/dcap -run - -bench . -benchtime 2s":                                                   skip("benchmark: minutes of CPU"),
+	"go test ./atls -run - -bench . -benchtime 1s":                                                          skip("benchmark: minutes of CPU"),
+	"go test ./wire -run - -bench .":                                                                        skip("benchmark: minutes of CPU"),
+	"go run ./bench relay --duration 2s --pairs 1,4,16 --payloads 64,1024":                                  skip("benchmark: minutes of CPU"),
+	"go run ./bench durable --duration 2s --pairs 1,16,64":                                                  skip("benchmark: minutes of CPU"),
+	"go run ./bench kms --duration 3s":                                                                      skip("benchmark: minutes of CPU"),
+	"go test ./kms -run - -bench .":                                                                         skip("benchmark: minutes of CPU"),
+	"go test ./kms -run - -bench EncryptHTTPS -cpuprofile …":                                                skip("benchmark: minutes of CPU"),
+	"go run ./bench compare --duration 1s --reps 3 --write docs/BENCHMARKS.md --png docs/relay-vs-nats.png": skip("benchmark against nats-server; rewrites this directory"),
+	"go test ./relay -run - -bench Pipelined":                                                               skip("benchmark: minutes of CPU"),
+	"go run ./bench attest --duration 3s":                                                                   skip("benchmark: minutes of CPU"),
+}
+
+// documents are the files whose commands are checked, relative to the
+// repository root.
+func documents(t *testing.T) []string {
+	files, err := filepath.Glob("*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{"../README.md"}, files...)
+}
+
+var (
+	fence      = regexp.MustCompile("^\\s*```(\\w*)\\s*$")
+	inlineSpan = regexp.MustCompile("`([^`]+)`")
+	spaces     = regexp.MustCompile(`\s+`)
+	comment    = regexp.MustCompile(`\s+#.*$`)
+	envAssign  = regexp.MustCompile(`^[A-Z][A-Z0-9_]*=`)
+)
+
+// commandWords are the first words that make an inline code span a command.
+var commandWords = map[string]bool{
+	"go": true, "make": true, "npm": true, "apt-get": true, "ls": true, "cd": true,
+	"relayd": true, "kmsd": true, "enclavectl": true, "example-client": true,
+	"gramine-sgx": true, "gramine-sgx-gen-private-key": true,
+}
+
+func normalize(s string) string { return strings.TrimSpace(spaces.ReplaceAllString(s, " ")) }
+
+// extract returns the commands a Markdown document shows: lines of ```sh
+// blocks (continuations joined, comments dropped) and inline spans that
+// start with a command word or an environment assignment and have more
+// than one word (or are an assignment).
+func extract(doc string) []string {
+	var out, prose []string
+	lang, inFence := "", false
+	var cont string
+	for _, line := range strings.Split(doc, "\n") {
+		if m := fence.FindStringSubmatch(line); m != nil {
+			if !inFence {
+				inFence, lang = true, m[1]
+			} else {
+				inFence = false
+			}
+			prose = append(prose, "")
+			continue
+		}
+		if !inFence {
+			prose = append(prose, line)
+			continue
+		}
+		if lang != "sh" {
+			continue
+		}
+		line = strings.TrimSpace(line)
+		if strings.HasSuffix(line, "\\") {
+			cont += strings.TrimSuffix(line, "\\") + " "
+			continue
+		}
+		line, cont = cont+line, ""
+		if line = normalize(comment.ReplaceAllString(line, "")); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	for _, m := range inlineSpan.FindAllStringSubmatch(strings.Join(prose, "\n"), -1) {
+		span := normalize(m[1])
+		words := strings.Fields(span)
+		if envAssign.MatchString(span) || (len(words) > 1 && commandWords[words[0]]) {
+			out = append(out, span)
+		}
+	}
+	return out
+}
+
+func TestDocCommandsListed(t *testing.T) {
+	seen := map[string]bool{}
+	for _, f := range documents(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range extract(string(b)) {
+			seen[c] = true
+			if _, ok := docCommands[c]; !ok {
+				t.Errorf("%s shows `%s`, which docs/commands_test.go neither runs nor lists as skipped: add it to docCommands", f, c)
+			}
+		}
+	}
+	for c := range docCommands {
+		if !seen[c] {
+			t.Errorf("docCommands lists `%s`, which no document shows any more: remove it", c)
+		}
+	}
+}
+
+func TestDocFuzzTargetsExist(t *testing.T) {
+	for c, how := range docCommands {
+		if how != fuzz {
+			continue
+		}
+		w := strings.Fields(c) // go test ./PKG -fuzz NAME
+		pkg, name := w[2], w[4]
+		files, _ := filepath.Glob(filepath.Join("..", pkg, "*_test.go"))
+		found := false
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			if bytes.Contains(b, []byte("func "+name+"(f *testing.F)")) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("`%s`: no fuzz target %s in %s", c, name, pkg)
+		}
+	}
+}
+
+// bins builds relayd, kmsd, enclavectl, example-client and bench once for the
+// tests of this package.
+var bins = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "docs-bin-")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/relayd", "./cmd/kmsd", "./cmd/enclavectl", "./cmd/example-client", "./bench")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return dir, nil
+})
+
+// binDir is where bins built them, if it ran.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// shell runs documented commands in one working directory, with the built
+// binaries first on PATH and `go run ./cmd/X` meaning the built X.
+type shell struct {
+	t   *testing.T
+	dir string
+	bin string
+	ran map[string]bool
+}
+
+func newShell(t *testing.T) *shell {
+	bin, err := bins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	abs, err := filepath.Abs("../testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(abs, filepath.Join(dir, "testdata")); err != nil {
+		t.Fatal(err)
+	}
+	return &shell{t: t, dir: dir, bin: bin, ran: map[string]bool{}}
+}
+
+// rewrite marks doc as run and returns the shell text to execute: doc with
+// `go run ./cmd/X` as X, each replacement applied (old, new pairs), and
+// extra arguments appended.
+func (s *shell) rewrite(doc string, repl []string, extra string) string {
+	s.t.Helper()
+	if docCommands[doc] != run {
+		s.t.Fatalf("`%s` is not a run entry of docCommands", doc)
+	}
+	s.ran[doc] = true
+	line := strings.ReplaceAll(doc, "go run ./cmd/", "")
+	for i := 0; i+1 < len(repl); i += 2 {
+		if !strings.Contains(line, repl[i]) {
+			s.t.Fatalf("`%s` does not contain %q any more", doc, repl[i])
+		}
+		line = strings.ReplaceAll(line, repl[i], repl[i+1])
+	}
+	if extra != "" {
+		line += " " + extra
+	}
+	return line
+}
+
+func (s *shell) command(line string, env []string) *exec.Cmd {
+	cmd := exec.Command("sh", "-c", "exec "+line)
+	cmd.Dir = s.dir
+	cmd.Env = append(append(os.Environ(), "PATH="+s.bin+string(os.PathListSeparator)+os.Getenv("PATH")), env...)
+	return cmd
+}
+
+// result is what a finished command printed.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// exec runs a documented command to completion with stdin and returns
+// what it printed; it fails the test if the exit status is not want.
+func (s *shell) exec(doc string, want int, stdin string, repl []string, extra string, env ...string) result {
+	s.t.Helper()
+	line := s.rewrite(doc, repl, extra)
+	cmd := s.command(line, env)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-done
+		s.t.Fatalf("`%s` (run as %q) did not finish in 60s\nstdout: %s\nstderr: %s", doc, line, out.String(), errb.String())
+	}
+	r := result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+	if err != nil && r.code < 0 {
+		s.t.Fatalf("`%s`: %v", doc, err)
+	}
+	if r.code != want {
+		s.t.Fatalf("`%s` (run as %q): exit %d, want %d\nstdout: %s\nstderr: %s", doc, line, r.code, want, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// daemon is a documented long-running command started in the background.
+type daemon struct {
+	cmd  *exec.Cmd
+	addr string
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+// start runs a documented daemon and waits until a line of its output
+// matches ready, whose first group is returned as the address.
+func (s *shell) start(doc string, ready *regexp.Regexp, repl []string, extra string, env ...string) *daemon {
+	s.t.Helper()
+	return s.startLine(s.rewrite(doc, repl, extra), ready, env...)
+}
+
+// startLine starts line in the background and waits until a line of its
+// output matches ready.
+func (s *shell) startLine(line string, ready *regexp.Regexp, env ...string) *daemon {
+	s.t.Helper()
+	d := &daemon{cmd: s.command(line, env), done: make(chan struct{})}
+	pr, pw := io.Pipe()
+	d.cmd.Stdout, d.cmd.Stderr = pw, pw
+	if err := d.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); pw.Close(); close(d.done) }()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.out.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	s.t.Cleanup(func() { d.stop() })
+	select {
+	case d.addr = <-addr:
+		return d
+	case <-d.done:
+	case <-time.After(60 * time.Second):
+	}
+	d.stop()
+	s.t.Fatalf("%q did not get ready:\n%s", line, d.output())
+	return nil
+}
+
+func (d *daemon) output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.String()
+}
+
+// stop sends SIGTERM, as systemd does, and waits for the process to end.
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(20 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+func (s *shell) file(name string) string {
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func wantIn(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(got, w) {
+			t.Fatalf("%s: output lacks %q:\n%s", what, w, got)
+		}
+	}
+}
+
+var (
+	relaydReady = regexp.MustCompile(`"relayd listening" addr=(\S+)`)
+	kmsdReady   = regexp.MustCompile(`"kmsd listening" addr=(\S+)`)
+	serveReady  = regexp.MustCompile(`serving SIMULATED collateral at (\S+)`)
+)
+
+// TestDocCommands runs the documents' commands in the order a reader
+// would, in one directory: relayd and kmsd listen on free loopback ports
+// (RELAYD_LISTEN, KMSD_LISTEN: the documented environment form of
+// --listen), and the commands that talk to them are given those ports.
+func TestDocCommands(t *testing.T) {
+	s := newShell(t)
+
+	// README: the relay, in simulation.
+	relayd := s.start("go run ./cmd/relayd --simulation", relaydReady, nil, "", "RELAYD_LISTEN=127.0.0.1:0")
+	_, port, _ := strings.Cut(relayd.addr, ":")
+	wantIn(t, "relayd", relayd.output(), "SIMULATION MODE")
+
+	// README: the KMS, then a key and an encryption with its root token.
+	kmsd := s.start("go run ./cmd/kmsd --simulation --data-dir kms-data --root-token-file root.token", kmsdReady, nil, "", "KMSD_LISTEN=127.0.0.1:0")
+	kmsAddr := "--addr " + kmsd.addr
+	r := s.exec("go run ./cmd/enclavectl kms key create app --simulation --token-file root.token", 0, "", nil, kmsAddr)
+	wantIn(t, "kms key create", r.stdout, "created app")
+	r = s.exec(`go run ./cmd/enclavectl kms encrypt app "hello" --simulation --token-file root.token`, 0, "", nil, kmsAddr)
+	wantIn(t, "kms encrypt", r.stdout, "vault:v1:")
+
+	// README: two clients through the relay ("then type: poll", "then type: send bob hello").
+	bob := "go run ./cmd/example-client --simulation 127.0.0.1 12345 bob"
+	alice := "go run ./cmd/example-client --simulation 127.0.0.1 12345 alice"
+	r = s.exec(bob, 0, "poll\n", []string{"12345", port}, "")
+	wantIn(t, "example-client bob", r.stdout, "registered as bob", "no data available")
+	r = s.exec(alice, 0, "send bob hello\n", []string{"12345", port}, "")
+	wantIn(t, "example-client alice", r.stdout, "sent to bob")
+	r = s.exec(bob, 0, "poll\n", []string{"12345", port}, "")
+	wantIn(t, "example-client bob, second time", r.stdout, "from alice: hello")
+
+	// README: a simulated quote, verified like a real one; the real Intel quote.
+	s.exec("go run ./cmd/enclavectl sim quote --sim-dir .sim --report-data cafe --out q.bin", 0, "", nil, "")
+	r = s.exec("go run ./cmd/enclavectl quote verify --quote q.bin --collateral .sim/collateral --root .sim/root_ca.pem", 0, "", nil, "")
+	wantIn(t, "quote verify (simulated)", r.stdout, `"genuine": true`, `"simulated": true`)
+	r = s.exec("go run ./cmd/enclavectl quote verify --quote testdata/dcap-real-quote-a/quote.bin --collateral testdata/dcap-real-quote-a --at 2022-12-20T00:50:04Z", 0, "", nil, "")
+	wantIn(t, "quote verify (real)", r.stdout, `"genuine": true`, `"simulated": false`)
+	r = s.exec("enclavectl sim init DIR", 0, "", []string{"DIR", "other-sim"}, "")
+	wantIn(t, "sim init", r.stdout, "SIMULATED SGX platform created in other-sim")
+
+	// DEPLOY.md step 7: a client that only verifies kmsd, outside any
+	// enclave and without --simulation. kmsd here is simulated, so its
+	// quotes chain to the simulated root: the command is given that root
+	// and collateral (--root, --collateral) in place of Intel's, and a
+	// policy naming the simulated signer, as `enclavectl measure` prints it.
+	m := s.exec0("enclavectl measure " + filepath.Join(s.bin, "kmsd") + " --sim-dir .sim")
+	os.WriteFile(filepath.Join(s.dir, "kms-policy.toml"), []byte("[peers]\n"+m+"allow_simulated = true\n"), 0o644)
+	os.WriteFile(filepath.Join(s.dir, "token"), []byte(s.file("root.token")), 0o600)
+	r = s.exec("enclavectl kms key list --addr kms.example:8443 --policy kms-policy.toml --token-file token", 0, "",
+		[]string{"kms.example:8443", kmsd.addr}, "--root .sim/root_ca.pem --collateral .sim/collateral")
+	wantIn(t, "kms key list", r.stdout, `"app"`)
+
+	// DEPLOY.md step 7: any quote's report, collateral from a PCCS (here the
+	// simulated platform's, served at PCS paths).
+	serve := s.startLine("enclavectl sim serve --sim-dir .sim --listen 127.0.0.1:0", serveReady)
+	r = s.exec("enclavectl quote verify --quote q.bin --pccs URL", 0, "", []string{"URL", serve.addr}, "--root .sim/root_ca.pem")
+	wantIn(t, "quote verify --pccs", r.stdout, `"genuine": true`)
+
+	// KMS-API.md: a lost root token, replaced with kmsd stopped.
+	kmsd.stop()
+	s.exec("kmsd --simulation --data-dir kms-data --generate-root --root-token-file root2.token < root.token.recovery", 0, "", nil, "")
+	if tok := strings.TrimSpace(s.file("root2.token")); tok == "" || tok == strings.TrimSpace(s.file("root.token")) {
+		t.Fatalf("--generate-root wrote %q", tok)
+	}
+
+	// PROTOCOL.md: relayd --help.
+	r = s.exec("relayd --help", 0, "", nil, "")
+	wantIn(t, "relayd --help", r.stdout, "Usage: relayd", "-max-payload")
+
+	for c, how := range docCommands {
+		if how == run && !s.ran[c] {
+			t.Errorf("`%s` is listed to run but TestDocCommands does not run it", c)
+		}
+	}
+}
+
+// exec0 runs a helper command that is not itself a documented one (a
+// step between documented commands) and returns its standard output.
+func (s *shell) exec0(line string) string {
+	s.t.Helper()
+	out, err := s.command(line, nil).Output()
+	if err != nil {
+		s.t.Fatalf("%s: %v", line, err)
+	}
+	return string(out)
+}
+
+// TestDocMentions checks the flags and subcommands the documents name in
+// prose: `BINARY [SUBCOMMAND…] --help` exits 0 and lists each flag.
+func TestDocMentions(t *testing.T) {
+	s := newShell(t)
+	var mentions []string
+	for c, how := range docCommands {
+		if how == mention {
+			mentions = append(mentions, c)
+		}
+	}
+	sort.Strings(mentions)
+	for _, c := range mentions {
+		var bin string
+		var sub, flags []string
+		if envAssign.MatchString(c) { // KMSD_OPEN_SEED_ENDPOINTS=true
+			name, _, _ := strings.Cut(c, "=")
+			prefix, rest, _ := strings.Cut(name, "_")
+			bin = strings.ToLower(prefix)
+			flags = []string{"-" + strings.ToLower(strings.ReplaceAll(rest, "_", "-"))}
+		} else {
+			w := strings.Fields(c)
+			bin = w[0]
+			for _, x := range w[1:] {
+				switch {
+				case strings.HasPrefix(x, "-"):
+					flags = append(flags, strings.TrimLeft(x, "-"))
+				case x == "…" || strings.ToUpper(x) == x:
+					// a placeholder: DIR, CERT, …
+				default:
+					sub = append(sub, x)
+				}
+			}
+		}
+		line := strings.Join(append(append([]string{bin}, sub...), "--help"), " ")
+		cmd := s.command(line, nil)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		if err != nil {
+			t.Errorf("`%s`: %s: %v\n%s", c, line, err, errb.String())
+			continue
+		}
+		for _, f := range flags {
+			if !strings.Contains(out.String(), "-"+strings.TrimLeft(f, "-")) {
+				t.Errorf("`%s`: %s does not list %s:\n%s", c, line, f, out.String())
+			}
+		}
+	}
+}
