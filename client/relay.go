@@ -54,10 +54,12 @@ type ServerError struct{ Reason string }
 
 func (e *ServerError) Error() string { return "client: server error: " + e.Reason }
 
-// Conn is an attested connection to a relay speaking the seed protocol,
-// one request at a time: its methods are safe for concurrent use, and
-// they take turns. For push delivery, acknowledgements, message ids and
-// reconnection use Client.
+// Conn is an attested connection to a relay, one request at a time: its
+// methods are safe for concurrent use, and they take turns. Register, Send
+// and Poll are the seed protocol; Hello, Fetch, Ack and SendID are the
+// request/answer part of the delivery extension (docs/PROTOCOL.md section
+// 8), for a caller that wants to drive it itself (libsharedenclave does).
+// For push delivery and reconnection use Client.
 type Conn struct {
 	mu      sync.Mutex // one request (or pipeline) at a time
 	conn    *tls.Conn
@@ -295,4 +297,138 @@ func (c *Conn) PollMany(n int) ([]Message, error) {
 type Message struct {
 	From string
 	Data []byte
+}
+
+// Hello asks for the extension features (wire.FeatureDelivery,
+// wire.FeatureMsgID) on this connection and returns what the relay
+// granted. A relay of the seed protocol answers HELLO with an ERROR frame
+// and the connection stays open: Hello then returns a zero HelloAckInfo
+// (no features) and a nil error.
+func (c *Conn) Hello(features uint32) (wire.HelloAckInfo, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, err := c.roundTrip(wire.Hello, wire.AppendHello(nil, wire.HelloInfo{Version: wire.ExtVersion, Features: features}))
+	var se *ServerError
+	switch {
+	case errors.As(err, &se):
+		return wire.HelloAckInfo{}, nil // the seed protocol: "unknown frame type 0x10"
+	case err != nil:
+		return wire.HelloAckInfo{}, err
+	case f.Type == wire.ExtNack:
+		return wire.HelloAckInfo{}, &NackError{Type: wire.ExtNack, Reason: string(f.Payload)}
+	case f.Type != wire.HelloAck:
+		return wire.HelloAckInfo{}, fmt.Errorf("client: unexpected %s in answer to HELLO", f.Type)
+	}
+	info, err := wire.ParseHelloAck(f.Payload)
+	if err != nil {
+		return wire.HelloAckInfo{}, fmt.Errorf("client: HELLO_ACK: %w", err)
+	}
+	return info, nil
+}
+
+// Fetch (FETCH, after a Hello that granted wire.FeatureDelivery) returns
+// up to max messages for this connection's id, oldest first, waiting up to
+// wait (whole milliseconds, at most the relay's HelloAckInfo.MaxWaitMS) for
+// the first one; none after the wait is not an error. The relay holds each
+// message returned until Ack, and delivers it again (flagged redelivered)
+// after its ack-wait or when this connection ends. A refusal is a
+// *NackError of type wire.ExtNack.
+func (c *Conn) Fetch(max int, wait time.Duration) ([]wire.Delivery, error) {
+	if max < 1 || max > 0xFFFF || wait < 0 || wait > 0xFFFFFFFF*time.Millisecond {
+		return nil, fmt.Errorf("client: fetch: max %d (want 1..65535) or wait %v out of range", max, wait)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, err := wire.AppendFetch(nil, wire.FetchReq{Max: uint16(max), WaitMS: uint32(wait / time.Millisecond)})
+	if err != nil {
+		return nil, fmt.Errorf("client: fetch: %w", err)
+	}
+	if err := c.write(wire.Fetch, p); err != nil {
+		return nil, err
+	}
+	if err := c.flush(); err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	var out []wire.Delivery
+	for {
+		// The first answer may take the whole wait.
+		c.conn.SetReadDeadline(time.Now().Add(wait + c.timeout))
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		switch f.Type {
+		case wire.Deliver:
+			d, err := wire.ParseDelivery(f.Payload)
+			if err != nil {
+				return nil, fmt.Errorf("client: DELIVER: %w", err)
+			}
+			d.MsgID = append([]byte(nil), d.MsgID...)
+			d.From = append([]byte(nil), d.From...)
+			d.Data = append([]byte(nil), d.Data...)
+			out = append(out, d)
+		case wire.FetchEnd:
+			n, err := wire.ParseFetchEnd(f.Payload)
+			if err != nil || int(n) != len(out) {
+				return nil, fmt.Errorf("client: FETCH_END %d after %d DELIVERs (%v)", n, len(out), err)
+			}
+			return out, nil
+		case wire.ExtNack:
+			return nil, &NackError{Type: wire.ExtNack, Reason: string(f.Payload)}
+		case wire.Error:
+			return nil, &ServerError{Reason: string(f.Payload)}
+		default:
+			return nil, fmt.Errorf("client: unexpected %s in answer to FETCH", f.Type)
+		}
+	}
+}
+
+// Ack (ACK, individual) acknowledges deliveries this connection holds (at
+// most wire.MaxAckIDs): the relay removes them. notHeld counts the ids it
+// did not hold (already acknowledged, released when a connection ended,
+// never delivered): not an error.
+func (c *Conn) Ack(ids ...uint64) (acked, notHeld int, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, err := wire.AppendAck(nil, wire.AckReq{IDs: ids})
+	if err != nil {
+		return 0, 0, fmt.Errorf("client: ack: %w", err)
+	}
+	f, err := c.roundTrip(wire.Ack, p)
+	if err != nil {
+		return 0, 0, err
+	}
+	switch f.Type {
+	case wire.Acked:
+		a, n, err := wire.ParseAcked(f.Payload)
+		if err != nil {
+			return 0, 0, fmt.Errorf("client: ACKED: %w", err)
+		}
+		return int(a), int(n), nil
+	case wire.ExtNack:
+		return 0, 0, &NackError{Type: wire.ExtNack, Reason: string(f.Payload)}
+	}
+	return 0, 0, fmt.Errorf("client: unexpected %s in answer to ACK", f.Type)
+}
+
+// SendID (SEND_ID, after a Hello that granted wire.FeatureMsgID) is Send
+// with a message id (1..64 bytes): the relay stores a message once per
+// sender and id within its de-duplication window, so a send whose outcome
+// is unknown (a timeout, a lost connection) may be repeated with the same
+// id, on this connection or a new one registered with the same client id.
+func (c *Conn) SendID(msgID []byte, recipient string, data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, err := wire.AppendSendID(nil, msgID, recipient, data)
+	if err != nil {
+		return fmt.Errorf("client: send: %w", err)
+	}
+	f, err := c.roundTrip(wire.SendID, p)
+	if err != nil {
+		return err
+	}
+	if f.Type == wire.ExtNack {
+		return &NackError{Type: wire.ExtNack, Reason: string(f.Payload)}
+	}
+	return expect(f, wire.SendAck, wire.SendNack)
 }

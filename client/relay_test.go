@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/client"
@@ -106,5 +107,65 @@ func TestSendRefusesOverlongRecipient(t *testing.T) {
 	}
 	if err := c.Send("bob", []byte("still usable")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConnExtension: the delivery extension's requests on a Conn — HELLO,
+// SEND_ID de-duplicated, FETCH (held until ACK, waiting in the relay),
+// ACK — and the seed's answer before HELLO.
+func TestConnExtension(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	addr := relaytest.StartSim(t, dir)
+	tx, rx := dial(t, dir, addr), dial(t, dir, addr)
+	var se *client.ServerError
+	if _, err := rx.Fetch(1, 0); !errors.As(err, &se) {
+		t.Fatalf("FETCH before HELLO: %v, want the seed's ERROR", err)
+	}
+	for _, c := range []*client.Conn{tx, rx} {
+		info, err := c.Hello(wire.FeatureDelivery | wire.FeatureMsgID)
+		if err != nil || info.Features != wire.FeatureDelivery|wire.FeatureMsgID || info.MaxWaitMS == 0 {
+			t.Fatalf("HELLO: %+v %v", info, err)
+		}
+	}
+	var ne *client.NackError
+	if _, err := rx.Fetch(1, 0); !errors.As(err, &ne) || ne.Type != wire.ExtNack {
+		t.Fatalf("FETCH before REGISTER: %v, want EXT_NACK", err)
+	}
+	if err := tx.Register("tx"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.Register("rx"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := tx.SendID([]byte("m1"), "rx", []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := rx.Fetch(10, 0)
+	if err != nil || len(ds) != 1 || string(ds[0].MsgID) != "m1" || string(ds[0].From) != "tx" || string(ds[0].Data) != "hi" || ds[0].ID == 0 {
+		t.Fatalf("FETCH: %+v %v (want one message: SEND_ID twice with one id)", ds, err)
+	}
+	if again, err := rx.Fetch(10, 0); err != nil || len(again) != 0 {
+		t.Fatalf("a held message fetched again: %+v %v", again, err)
+	}
+	if a, n, err := rx.Ack(ds[0].ID); a != 1 || n != 0 || err != nil {
+		t.Fatalf("ACK: %d acked, %d not held, %v", a, n, err)
+	}
+	if a, n, err := rx.Ack(ds[0].ID); a != 0 || n != 1 || err != nil {
+		t.Fatalf("second ACK: %d acked, %d not held, %v", a, n, err)
+	}
+	// A FETCH that waits is answered when a message arrives.
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		tx.SendID([]byte("m2"), "rx", []byte("later"))
+	}()
+	start := time.Now()
+	ds, err = rx.Fetch(1, 10*time.Second)
+	if err != nil || len(ds) != 1 || string(ds[0].Data) != "later" || time.Since(start) > 5*time.Second {
+		t.Fatalf("waiting FETCH: %+v %v after %v", ds, err, time.Since(start))
+	}
+	if _, err := rx.Fetch(0, 0); err == nil {
+		t.Error("FETCH of 0 messages accepted")
 	}
 }
