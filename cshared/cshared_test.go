@@ -217,22 +217,25 @@ func TestCRelayPair(t *testing.T) {
 	}
 }
 
-// TestCAndGoExchange: a C client and a Go client (package client) send each
-// other a message through the relay.
+// TestCAndGoExchange: a C client and a Go client.Client send each other a
+// message through the relay, each acknowledges what it received, and the
+// Go side sees the C sender's message id.
 func TestCAndGoExchange(t *testing.T) {
 	a := lib(t)
 	simDir, host, port := startRelay(t)
 	be := goBackend(t, simDir)
-	g, err := client.Dial(context.Background(), net.JoinHostPort(host, port), client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy})
+	cfg := client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy, Timeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	opts := client.Options{Addrs: []string{net.JoinHostPort(host, port)}, ID: "gopher", Receive: true}
+	g, err := client.Connect(ctx, cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if err := g.Register("gopher"); err != nil {
-		t.Fatal(err)
+	if !g.Extensions() {
+		t.Fatal("the Go client did not negotiate the delivery extension")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, a.seTest, "exchange", simDir, host, port, "cclient", "gopher", "hello from C")
 	var errb strings.Builder
 	cmd.Stderr = &errb
@@ -245,25 +248,90 @@ func TestCAndGoExchange(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("C client did not register: %q %s", lines.Text(), errb.String())
 	}
-	var from string
-	var data []byte
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		var ok bool
-		if from, data, ok, err = g.Poll(); err != nil || ok {
-			break
-		}
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "sent id ") {
+		cmd.Wait()
+		t.Fatalf("C client did not send: %q %s", lines.Text(), errb.String())
 	}
-	if err != nil || from != "cclient" || string(data) != "hello from C" {
-		t.Fatalf("Go client polled %q from %q (%v)", data, from, err)
+	sentID := strings.TrimPrefix(lines.Text(), "sent id ")
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	d, err := g.Receive(rctx)
+	rcancel()
+	if err != nil || d.From != "cclient" || string(d.Data) != "hello from C" || d.Redelivered {
+		t.Fatalf("Go client received %+v (%v)", d, err)
 	}
-	if err := g.Send("cclient", []byte("hello from Go")); err != nil {
+	if got := hex.EncodeToString(d.MsgID); got != sentID {
+		t.Errorf("Go client sees message id %s, the C sender used %s", got, sentID)
+	}
+	if err := g.Ack(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Send(ctx, "cclient", []byte("hello from Go")); err != nil {
 		t.Fatal(err)
 	}
 	rest, _ := io.ReadAll(stdout)
-	if err := cmd.Wait(); err != nil || !strings.Contains(string(rest), "got gopher: hello from Go") {
+	out := string(rest)
+	if err := cmd.Wait(); err != nil || !strings.Contains(out, "got gopher: hello from Go") ||
+		!strings.Contains(out, "id set flags 0") || !strings.Contains(out, "ack: 0") {
 		t.Fatalf("C client: %v %q %s", err, rest, errb.String())
 	}
+	// Both acknowledgements removed the messages: a new connection of
+	// either id gets nothing.
+	g.Close()
+	g2, err := client.Connect(ctx, cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	rctx, rcancel = context.WithTimeout(ctx, 300*time.Millisecond)
+	defer rcancel()
+	if d, err := g2.Receive(rctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("the Go client's acknowledged message came again: %+v %v", d, err)
+	}
+	code, out, errs := cRun(t, nil, a.seTest, "drain", simDir, host, port, "cclient")
+	if code != 0 || !strings.Contains(out, "drained 0") {
+		t.Errorf("the C client's acknowledged message came again: exit %d %s%s", code, out, errs)
+	}
 }
+
+// TestCRedelivery: with the relay's delivery extension, a C receiver that
+// does not acknowledge gets the message again after reconnecting (same
+// delivery id, SE_MSG_REDELIVERED), and after its ack never again; a C
+// sender's retries with one message id, on the same and on a new
+// connection, are delivered once.
+func TestCRedelivery(t *testing.T) {
+	a := lib(t)
+	simDir, host, port := startRelay(t)
+	code, out, errb := cRun(t, nil, a.seTest, "redeliver", simDir, host, port)
+	if code != 0 || !strings.Contains(out, "redelivered: id same, flags 1") ||
+		!strings.Contains(out, "retried send delivered 1 time(s)") || !strings.Contains(out, "redeliver: 0 failures") {
+		t.Fatalf("exit %d\n%s%s", code, out, errb)
+	}
+}
+
+// TestCSeedRelay: against a relay without the extension (its mailboxes
+// offer neither acknowledgements nor message ids, so HELLO_ACK grants
+// nothing) the library falls back to the seed protocol: at most once,
+// ids 0, se_relay_ack and se_relay_send_id SE_EUNSUPPORTED.
+func TestCSeedRelay(t *testing.T) {
+	a := lib(t)
+	simDir := filepath.Join(t.TempDir(), "sim")
+	r := relaytest.Start(t, simDir, "127.0.0.1:0", func(c *relay.Config) {
+		c.Mailboxes = plainMailboxes{relay.NewMemoryMailboxes(relay.Limits{})}
+	})
+	host, port, _ := net.SplitHostPort(r.Addr)
+	code, out, errb := cRun(t, nil, a.seTest, "seed", simDir, host, port)
+	if code != 0 || !strings.Contains(out, "seed: 0 failures") {
+		t.Fatalf("exit %d\n%s%s", code, out, errb)
+	}
+}
+
+// plainMailboxes hides the optional interfaces (Acker, Deduper) of the
+// mailboxes inside: a relay with them offers no extension feature.
+type plainMailboxes struct{ m *relay.MemoryMailboxes }
+
+func (p plainMailboxes) Create(id string) error                     { return p.m.Create(id) }
+func (p plainMailboxes) Push(id string, m relay.Message) error      { return p.m.Push(id, m) }
+func (p plainMailboxes) Pop(id string) (relay.Message, bool, error) { return p.m.Pop(id) }
 
 // TestCRefusesBadRelay: the C client refuses a relay whose quote does not
 // chain to its platform's root, one whose quote was altered, and a genuine
@@ -621,6 +689,7 @@ func TestCMemoryChecker(t *testing.T) {
 	simDir, host, port := startRelay(t)
 	for _, args := range [][]string{
 		{"relay-pair", simDir, host, port},
+		{"redeliver", simDir, host, port},
 		{"tls-pair", simDir},
 		{"threads", simDir, host, port},
 		{"tls-duplex", simDir},

@@ -40,7 +40,9 @@
  *   All functions may be called from any thread, concurrently.
  *   - Different handles are independent.
  *   - Calls on one relay handle are serialized by the library (one
- *     request/answer at a time), so one handle can be shared by threads.
+ *     request/answer at a time), so one handle can be shared by threads;
+ *     a waiting se_relay_recv makes the others wait (use one handle per
+ *     receiving thread, another for senders, if that matters).
  *   - On one TLS session, one thread may read while another writes;
  *     concurrent reads (or concurrent writes) are serialized.
  *   - A *_close waits for calls in progress on that handle to return (a
@@ -72,11 +74,11 @@ extern "C" {
 #endif
 
 #define SE_VERSION_MAJOR 0
-#define SE_VERSION_MINOR 1
+#define SE_VERSION_MINOR 2 /* 2: the delivery extension (ids, acks, se_relay_send_id) */
 
 /* ---- status and error codes ---- */
 #define SE_OK 0
-#define SE_NO_DATA 1    /* poll: the mailbox is empty; recv: timed out */
+#define SE_NO_DATA 1    /* poll: the mailbox is empty; recv: timed out; ack: id not held */
 #define SE_WANT_READ 2  /* non-blocking fd: wait until it is readable, call again */
 #define SE_WANT_WRITE 3 /* non-blocking fd: wait until it is writable, call again */
 
@@ -90,7 +92,7 @@ extern "C" {
 #define SE_ESERVER (-8)      /* the relay sent an ERROR frame; the connection stays usable */
 #define SE_EIO (-9)          /* network or TLS failure, or a timeout; the handle is no longer usable */
 #define SE_ECLOSED (-10)     /* the peer closed the connection (TLS close_notify or EOF) */
-#define SE_EUNSUPPORTED (-11)/* not available with the relay protocol this library speaks (see se_relay_ack) */
+#define SE_EUNSUPPORTED (-11)/* the relay does not offer it: a seed-protocol relay (se_relay_ack, se_relay_send_id) */
 #define SE_ENOMEM (-12)      /* allocation failed */
 #define SE_EINTERNAL (-13)   /* a bug: please report it with se_last_error() */
 
@@ -162,6 +164,42 @@ typedef struct se_identity {
 
 typedef uint64_t se_relay;
 
+/* ---- delivery ----
+ * se_relay_dial asks the relay for its delivery extension
+ * (docs/PROTOCOL.md section 8). What a handle gets depends on the relay:
+ *
+ * - A relay with the extension (relayd today): delivery is AT LEAST ONCE.
+ *   se_relay_poll / se_relay_recv hand out a message with a non-zero
+ *   delivery id (se_message.id) and the relay keeps holding it until
+ *   se_relay_ack(r, id) on the same handle. A message not acknowledged is
+ *   delivered again, with SE_MSG_REDELIVERED in se_message.flags and the
+ *   same id, once the relay's ack-wait has passed (30 s by default) or
+ *   after the connection ends (close, failure): to the next connection
+ *   registered with the same client id. Acknowledge a message once it is
+ *   used (processed, stored); if the program may stop between using and
+ *   acknowledging it, expect to see it again.
+ *   se_relay_send sends with a random non-zero 64-bit message id and
+ *   returns it; the relay stores a message once per sender (client id) and
+ *   message id within its de-duplication window (2 min by default), so a
+ *   send whose outcome is unknown (SE_EIO, SE_ECLOSED: the relay may or may
+ *   not have stored it) is retried safely with se_relay_send_id and the
+ *   same id, on a new connection registered with the same client id.
+ *   se_relay_recv waits inside the relay (FETCH), which answers as soon as
+ *   a message arrives: no polling.
+ * - A relay of the seed protocol (no extension): delivery is AT MOST ONCE,
+ *   as in version 0.1 of this library: a message is removed from the relay
+ *   when poll/recv return it, its id is 0 and needs no acknowledgement,
+ *   se_relay_ack and se_relay_send_id return SE_EUNSUPPORTED, sends carry
+ *   no message id (*msg_id = 0), and se_relay_recv polls the relay every
+ *   50 ms.
+ * The library does not reconnect by itself: after SE_EIO or SE_ECLOSED,
+ * close the handle and dial again (see se_relay_send_id for the retry).
+ */
+
+/* se_message.flags: the relay delivered this message before (same id) and
+ * it was not acknowledged. */
+#define SE_MSG_REDELIVERED 0x1u
+
 /* A received message. Allocated by the library; release with
  * se_message_free. `from` is NUL-terminated (from_len excludes the NUL);
  * `data` is data_len bytes (a NUL follows them, not counted, so text can
@@ -171,12 +209,13 @@ typedef struct se_message {
   size_t from_len;
   uint8_t *data;
   size_t data_len;
-  /* Message id from the relay. Always 0 today: the relay protocol this
-   * library speaks (docs/PROTOCOL.md) has no message ids. Reserved for the
-   * delivery extension (ids and acknowledgements); when it lands, a
-   * non-zero id is what se_relay_ack takes. */
+  /* The delivery id: non-zero from a relay with the delivery extension,
+   * what se_relay_ack takes (the relay holds the message until then); the
+   * same message keeps its id when it is delivered again. 0 from a
+   * seed-protocol relay: the message is already removed, nothing to ack.
+   * It is not the sender's message id (se_relay_send's *msg_id). */
   uint64_t id;
-  uint32_t flags; /* 0; reserved for the delivery extension */
+  uint32_t flags; /* SE_MSG_REDELIVERED, or 0; other bits are never set */
 } se_message;
 
 /* Frees a message from se_relay_poll / se_relay_recv. NULL is a no-op. */
@@ -201,27 +240,61 @@ int se_relay_register(se_relay r, const char *id);
 
 /* Sends data_len bytes (0..SE_MAX_PAYLOAD; data may be NULL when data_len
  * is 0) to recipient and returns once the relay acknowledged it (SEND_ACK).
- * msg_id may be NULL; if not, *msg_id receives the relay's id for the
- * message: always 0 today (no ids in the protocol; see se_message.id).
+ * msg_id may be NULL; if not, *msg_id receives the message id this send
+ * used: a random non-zero 64-bit id (sent as 8 bytes, big-endian; a Go
+ * client.Delivery shows them as its MsgID). It is written before the
+ * request goes out, so it is also valid after SE_EIO / SE_ECLOSED, when
+ * the outcome is unknown: retry with se_relay_send_id and that id. *msg_id
+ * is 0 when the send carried no id: against a seed-protocol relay, after
+ * SE_EINVAL, and for the rare message that fits the relay's 1 MiB frame
+ * only without the id's 9 bytes (data within 9 bytes of SE_MAX_PAYLOAD
+ * with a long recipient).
  * Errors: SE_EINVAL (nothing sent), SE_ENACK (e.g. unknown recipient,
  * mailbox full), SE_ESERVER, SE_EIO, SE_EBADHANDLE. */
 int se_relay_send(se_relay r, const char *recipient, const void *data, size_t data_len, uint64_t *msg_id);
 
+/* se_relay_send with a message id the caller chose (non-zero): the relay
+ * stores the message once per sender client id and msg_id within its
+ * de-duplication window, and answers a repeat with SE_OK as it answered
+ * the first. For retrying a send whose outcome is unknown, with the id
+ * se_relay_send returned, from this or a new connection registered with
+ * the same client id; or for ids derived from the application's own
+ * (e.g. a database row). The data must fit one frame with the id:
+ * 11 + strlen(recipient) + data_len <= 1 MiB, else SE_EINVAL.
+ * Errors: SE_EINVAL (msg_id 0, or as se_relay_send; nothing sent),
+ * SE_EUNSUPPORTED (a seed-protocol relay, which has no message ids;
+ * nothing sent), SE_ENACK, SE_ESERVER, SE_EIO, SE_EBADHANDLE. */
+int se_relay_send_id(se_relay r, const char *recipient, const void *data, size_t data_len, uint64_t msg_id);
+
 /* Fetches the oldest message waiting for this client, without waiting.
- * SE_OK: *out is a message to free with se_message_free. SE_NO_DATA: the
- * mailbox is empty, *out is NULL. Errors: SE_EINVAL, SE_ENACK (e.g. not
- * registered), SE_ESERVER, SE_EIO, SE_EBADHANDLE. */
+ * With the delivery extension that is the oldest one not held (handed out
+ * and not yet acknowledged or released): the message returned is held
+ * until se_relay_ack (see "delivery" above). SE_OK: *out is a message to
+ * free with se_message_free. SE_NO_DATA: nothing waiting, *out is NULL.
+ * Errors: SE_EINVAL, SE_ENACK (e.g. not registered), SE_ESERVER, SE_EIO,
+ * SE_EBADHANDLE. */
 int se_relay_poll(se_relay r, se_message **out);
 
 /* Like se_relay_poll, but waits up to timeout_ms milliseconds for a
- * message (0: poll once). Today it polls the relay, at most every 50 ms
- * (the protocol has no push); the handle is busy meanwhile, so other
- * threads' calls on it wait. SE_NO_DATA: none arrived in time. */
+ * message (0: poll once). With the delivery extension the wait is in the
+ * relay (FETCH, in steps of at most the relay's maximum wait, 30 s by
+ * default), which answers as soon as a message arrives; against a
+ * seed-protocol relay it polls, at most every 50 ms. Either way the
+ * handle is busy meanwhile, so other threads' calls on it wait.
+ * SE_NO_DATA: none arrived in time. Errors: as se_relay_poll. */
 int se_relay_recv(se_relay r, uint32_t timeout_ms, se_message **out);
 
-/* Acknowledges a message by id. Today: always SE_EUNSUPPORTED — with the
- * current protocol the relay removes a message when it is polled, so there
- * is nothing to acknowledge. Kept in the ABI for the delivery extension. */
+/* Acknowledges the message whose se_message.id is msg_id, received on this
+ * handle: the relay removes it (with relayd --data-dir, from disk before
+ * this returns) and never delivers it again. SE_NO_DATA: this connection
+ * does not hold that id — already acknowledged, never delivered to it, or
+ * released when the relay's ack-wait passed (it will come again, flagged,
+ * and must be acknowledged then). Acknowledge on the handle that received
+ * the message: a delivery from a previous connection was released when it
+ * ended and comes again on the new one.
+ * Errors: SE_EINVAL (msg_id 0), SE_EUNSUPPORTED (a seed-protocol relay:
+ * it removed the message when it was polled), SE_ENACK (the relay could
+ * not store the removal), SE_ESERVER, SE_EIO, SE_EBADHANDLE. */
 int se_relay_ack(se_relay r, uint64_t msg_id);
 
 /* Closes the connection (waiting for a call in progress on it).

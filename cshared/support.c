@@ -45,7 +45,7 @@ const char *se_strerror(int code) {
   case SE_ESERVER: return "relay sent an error";
   case SE_EIO: return "connection failed";
   case SE_ECLOSED: return "connection closed by the peer";
-  case SE_EUNSUPPORTED: return "not supported by the relay protocol";
+  case SE_EUNSUPPORTED: return "not offered by the relay (seed protocol)";
   case SE_ENOMEM: return "out of memory";
   case SE_EINTERNAL: return "internal error";
   }

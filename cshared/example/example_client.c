@@ -79,7 +79,14 @@ static int repl(se_relay r) {
         printf("no data available\n");
       } else if (rc == SE_OK) {
         printf("from %s: %.*s\n", m->from, (int)m->data_len, (const char *)m->data);
+        /* Printed is used: acknowledge it, or the relay delivers it again
+         * (id 0: a seed-protocol relay removed it when it was polled). */
+        rc = m->id != 0 ? se_relay_ack(r, m->id) : SE_OK;
         se_message_free(m);
+        if (rc < 0 && !report(rc)) {
+          status = 1;
+          break;
+        }
       } else if (!report(rc)) {
         status = 1;
         break;

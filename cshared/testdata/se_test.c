@@ -97,14 +97,15 @@ static int relay_pair(const char *sim, const char *host, const char *port) {
   const char msg[] = "hello bob";
   uint64_t mid = 99;
   MUST(se_relay_send(a, "bob", msg, strlen(msg), &mid));
-  CHECK(mid == 0, "message id %llu, want 0 (no ids in the protocol)", (unsigned long long)mid);
+  CHECK(mid != 0 && mid != 99, "message id %llu, want a fresh non-zero one", (unsigned long long)mid);
   MUST(se_relay_send(a, "bob", NULL, 0, NULL)); /* empty message */
 
   se_message *m = NULL;
   MUST(se_relay_recv(b, 5000, &m));
   CHECK(m && m->from_len == 5 && strcmp(m->from, "alice") == 0, "from %s", m ? m->from : "(null)");
   CHECK(m && m->data_len == strlen(msg) && memcmp(m->data, msg, m->data_len) == 0 && m->data[m->data_len] == 0, "data");
-  CHECK(m && m->id == 0 && m->flags == 0, "id/flags");
+  CHECK(m && m->id != 0 && m->flags == 0, "id %llu flags %u", m ? (unsigned long long)m->id : 0ULL, m ? m->flags : 0);
+  uint64_t did = m ? m->id : 0;
   /* Negative controls for the memory checker test: it must catch these. */
   const char *fault = getenv("SE_TEST_FAULT");
   if (fault && strcmp(fault, "overflow") == 0) {
@@ -113,8 +114,11 @@ static int relay_pair(const char *sim, const char *host, const char *port) {
   }
   if (!fault || strcmp(fault, "leak") != 0) se_message_free(m);
   m = NULL;
-  MUST(se_relay_poll(b, &m));
-  CHECK(m && m->data_len == 0, "empty message");
+  MUST(se_relay_ack(b, did));
+  CHECK(se_relay_ack(b, did) == SE_NO_DATA, "second ack of %llu", (unsigned long long)did);
+  MUST(se_relay_poll(b, &m)); /* sent before: poll finds it */
+  CHECK(m && m->data_len == 0 && m->id != 0 && m->id != did, "empty message");
+  if (m) MUST(se_relay_ack(b, m->id));
   se_message_free(m);
   m = (se_message *)1;
   CHECK(se_relay_poll(b, &m) == SE_NO_DATA && m == NULL, "poll of an empty mailbox");
@@ -133,7 +137,10 @@ static int relay_pair(const char *sim, const char *host, const char *port) {
   CHECK(se_relay_send(a, "bob", NULL, 1, NULL) == SE_EINVAL, "NULL data with a length");
   CHECK(se_relay_send(a, "bob", "x", SE_MAX_PAYLOAD + 1, NULL) == SE_EINVAL, "over SE_MAX_PAYLOAD");
   CHECK(se_relay_register(a, "bob") == SE_ENACK, "id held by another live session");
-  CHECK(se_relay_ack(a, 1) == SE_EUNSUPPORTED, "ack");
+  CHECK(se_relay_ack(a, 1) == SE_NO_DATA, "ack of an id never delivered");
+  CHECK(se_relay_ack(a, 0) == SE_EINVAL, "ack of id 0");
+  CHECK(se_relay_send_id(a, "bob", "x", 1, 0) == SE_EINVAL, "send_id with id 0");
+  CHECK(se_relay_send_id(a, "nobody", "x", 1, 7) == SE_ENACK, "send_id to an unknown recipient");
   CHECK(se_relay_poll(a, NULL) == SE_EINVAL, "poll NULL out");
   CHECK(se_relay_dial(env, host, port, "/nonexistent/policy.toml", &b) == SE_EPOLICY && b == 0, "missing policy file");
   CHECK(se_relay_dial(env, host, "http", NULL, &b) == SE_EINVAL, "a service name as port");
@@ -144,9 +151,11 @@ static int relay_pair(const char *sim, const char *host, const char *port) {
   for (size_t i = 0; i < SE_MAX_PAYLOAD; i++) big[i] = (uint8_t)(i * 7);
   b = dial(env, host, port, NULL); /* bob's id is free only after close; use a new id */
   MUST(se_relay_register(b, "bob2"));
-  MUST(se_relay_send(a, "bob2", big, SE_MAX_PAYLOAD, NULL));
+  MUST(se_relay_send(a, "bob2", big, SE_MAX_PAYLOAD, &mid));
+  CHECK(mid != 0, "a big message to a short id carries a message id");
   MUST(se_relay_recv(b, 5000, &m));
   CHECK(m->data_len == SE_MAX_PAYLOAD && memcmp(m->data, big, SE_MAX_PAYLOAD) == 0, "big message");
+  MUST(se_relay_ack(b, m->id));
   se_message_free(m);
   free(big);
 
@@ -169,14 +178,135 @@ static int exchange(const char *sim, const char *host, const char *port, const c
   se_relay r = dial(env, host, port, id);
   printf("registered %s\n", id);
   fflush(stdout);
-  MUST(se_relay_send(r, peer, msg, strlen(msg), NULL));
+  uint64_t mid = 0;
+  MUST(se_relay_send(r, peer, msg, strlen(msg), &mid));
+  printf("sent id %016llx\n", (unsigned long long)mid);
   se_message *m = NULL;
   int rc = se_relay_recv(r, 15000, &m);
   CHECK(rc == SE_OK, "recv: %d", rc);
-  if (rc == SE_OK) printf("got %s: %.*s\n", m->from, (int)m->data_len, (const char *)m->data);
+  if (rc == SE_OK) {
+    printf("got %s: %.*s\n", m->from, (int)m->data_len, (const char *)m->data);
+    printf("id %s flags %u\n", m->id != 0 ? "set" : "0", m->flags);
+    printf("ack: %d\n", se_relay_ack(r, m->id));
+  }
   se_message_free(m);
   se_relay_close(r);
   se_env_close(env);
+  return failures != 0;
+}
+
+/* dial_as dials and registers id, retrying while the relay still holds it
+ * for a connection just closed (it notices the close asynchronously). */
+static se_relay dial_as(se_env env, const char *host, const char *port, const char *id) {
+  se_relay r = dial(env, host, port, NULL);
+  int rc = SE_ENACK;
+  for (int i = 0; i < 250 && (rc = se_relay_register(r, id)) == SE_ENACK; i++) usleep(20 * 1000);
+  MUST(rc);
+  return r;
+}
+
+/* redeliver: at-least-once delivery and sends stored once (the relay's
+ * delivery extension). A receiver that does not acknowledge gets the
+ * message again, flagged, after reconnecting; after its ack, not again.
+ * A sender's retries with one message id (same connection, and a new one)
+ * are stored once. */
+static int redeliver(const char *sim, const char *host, const char *port) {
+  se_env env = open_env(sim);
+  se_relay tx = dial(env, host, port, "rd-tx"), rx = dial(env, host, port, "rd-rx");
+  uint64_t mid = 0;
+  MUST(se_relay_send(tx, "rd-rx", "once", 4, &mid));
+  CHECK(mid != 0, "message id 0");
+  se_message *m = NULL;
+  MUST(se_relay_recv(rx, 5000, &m));
+  uint64_t did = m->id;
+  CHECK(did != 0 && m->flags == 0 && m->data_len == 4 && memcmp(m->data, "once", 4) == 0, "first delivery: id %llu flags %u", (unsigned long long)did, m->flags);
+  se_message_free(m);
+  m = (se_message *)1;
+  CHECK(se_relay_poll(rx, &m) == SE_NO_DATA && m == NULL, "a held message was handed out twice on one connection");
+
+  /* Reconnect without acknowledging: the message comes again, flagged. */
+  MUST(se_relay_close(rx));
+  rx = dial_as(env, host, port, "rd-rx");
+  m = NULL;
+  MUST(se_relay_recv(rx, 5000, &m));
+  CHECK(m->id == did && (m->flags & SE_MSG_REDELIVERED) && m->data_len == 4 && memcmp(m->data, "once", 4) == 0,
+        "after reconnecting: id %llu (want %llu) flags %u", (unsigned long long)m->id, (unsigned long long)did, m->flags);
+  printf("redelivered: id %s, flags %u\n", m->id == did ? "same" : "different", m->flags);
+  MUST(se_relay_ack(rx, m->id));
+  se_message_free(m);
+
+  /* Acknowledged: not again, on this connection or the next. */
+  m = (se_message *)1;
+  CHECK(se_relay_recv(rx, 200, &m) == SE_NO_DATA && m == NULL, "acknowledged message delivered again");
+  MUST(se_relay_close(rx));
+  rx = dial_as(env, host, port, "rd-rx");
+  CHECK(se_relay_recv(rx, 300, &m) == SE_NO_DATA, "acknowledged message delivered after reconnecting");
+
+  /* Retries with one message id are stored once: the first send's id
+   * again, then a caller-chosen id three times across two connections. */
+  MUST(se_relay_send_id(tx, "rd-rx", "once", 4, mid));
+  const uint64_t chosen = 0x5345000000000001ULL;
+  MUST(se_relay_send_id(tx, "rd-rx", "retried", 7, chosen));
+  MUST(se_relay_send_id(tx, "rd-rx", "retried", 7, chosen));
+  MUST(se_relay_close(tx));
+  tx = dial_as(env, host, port, "rd-tx");
+  MUST(se_relay_send_id(tx, "rd-rx", "retried", 7, chosen));
+  int n = 0;
+  while (se_relay_recv(rx, 500, &m) == SE_OK) {
+    CHECK(m->data_len == 7 && memcmp(m->data, "retried", 7) == 0 && m->flags == 0, "unexpected message %.*s", (int)m->data_len, (const char *)m->data);
+    MUST(se_relay_ack(rx, m->id));
+    se_message_free(m);
+    n++;
+  }
+  CHECK(n == 1, "a message sent 3 times with one id arrived %d times", n);
+  printf("retried send delivered %d time(s)\n", n);
+  se_relay_close(tx);
+  se_relay_close(rx);
+  se_env_close(env);
+  printf("redeliver: %d failures\n", failures);
+  return failures != 0;
+}
+
+/* drain: register ID (once its previous connection is gone), poll until
+ * the mailbox is empty, acknowledging, and print how many came. */
+static int drain(const char *sim, const char *host, const char *port, const char *id) {
+  se_env env = open_env(sim);
+  se_relay r = dial_as(env, host, port, id);
+  se_message *m = NULL;
+  int n = 0;
+  while (se_relay_poll(r, &m) == SE_OK) {
+    printf("left: %s: %.*s\n", m->from, (int)m->data_len, (const char *)m->data);
+    se_relay_ack(r, m->id);
+    se_message_free(m);
+    n++;
+  }
+  printf("drained %d\n", n);
+  se_relay_close(r);
+  se_env_close(env);
+  return 0;
+}
+
+/* seed: against a relay without the delivery extension (at most once):
+ * ids are 0, ack and send_id are SE_EUNSUPPORTED, recv polls. */
+static int seed(const char *sim, const char *host, const char *port) {
+  se_env env = open_env(sim);
+  se_relay tx = dial(env, host, port, "sd-tx"), rx = dial(env, host, port, "sd-rx");
+  uint64_t mid = 99;
+  MUST(se_relay_send(tx, "sd-rx", "seed", 4, &mid));
+  CHECK(mid == 0, "message id %llu from a relay without message ids", (unsigned long long)mid);
+  CHECK(se_relay_send_id(tx, "sd-rx", "x", 1, 5) == SE_EUNSUPPORTED, "send_id");
+  se_message *m = NULL;
+  MUST(se_relay_recv(rx, 5000, &m));
+  CHECK(m->id == 0 && m->flags == 0 && m->data_len == 4 && memcmp(m->data, "seed", 4) == 0, "id %llu flags %u", (unsigned long long)m->id, m->flags);
+  se_message_free(m);
+  CHECK(se_relay_ack(rx, 1) == SE_EUNSUPPORTED, "ack");
+  MUST(se_relay_close(rx));
+  rx = dial_as(env, host, port, "sd-rx");
+  CHECK(se_relay_poll(rx, &m) == SE_NO_DATA, "polled message delivered again");
+  se_relay_close(tx);
+  se_relay_close(rx);
+  se_env_close(env);
+  printf("seed: %d failures\n", failures);
   return failures != 0;
 }
 
@@ -234,6 +364,7 @@ static int threads(const char *sim, const char *host, const char *port) {
       seen[tn] = i + 1;
     }
     total++;
+    CHECK(se_relay_ack(sink, m->id) == SE_OK, "ack");
     se_message_free(m);
   }
   CHECK(total == NTHREADS * PERTHREAD, "sink got %d messages, want %d", total, NTHREADS * PERTHREAD);
@@ -531,6 +662,9 @@ int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "peer-gone") == 0) return peer_gone(argv[2]);
   if (argc >= 3 && strcmp(argv[1], "tls-duplex") == 0) return tls_duplex(argv[2]);
   if (argc >= 5 && strcmp(argv[1], "relay-gone") == 0) return relay_gone(argv[2], argv[3], argv[4]);
-  fprintf(stderr, "usage: se_test relay-pair|exchange|bad-relay|threads|tls-server|tls-pair|tls-duplex|peer-gone|relay-gone SIM_DIR ...\n");
+  if (argc >= 5 && strcmp(argv[1], "redeliver") == 0) return redeliver(argv[2], argv[3], argv[4]);
+  if (argc >= 6 && strcmp(argv[1], "drain") == 0) return drain(argv[2], argv[3], argv[4], argv[5]);
+  if (argc >= 5 && strcmp(argv[1], "seed") == 0) return seed(argv[2], argv[3], argv[4]);
+  fprintf(stderr, "usage: se_test relay-pair|exchange|bad-relay|threads|tls-server|tls-pair|tls-duplex|peer-gone|relay-gone|redeliver|drain|seed SIM_DIR ...\n");
   return 2;
 }
