@@ -80,7 +80,6 @@ type Client struct {
 	consumed int
 	seen     map[string]*seenEntry
 	seenFIFO []string
-	err      error // why the first connection failed, for Connect
 	signal   chan struct{}
 	wg       sync.WaitGroup
 }

@@ -24,6 +24,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,48 @@ var docCommands = map[string]string{
 
 	"CGO_ENABLED=0": skip("a build setting named in prose, not a command (deploy's test builds with it)"),
 
+	// README.md, the attestation explorer.
+	"go run ./cmd/enclavectl explore": run,
+	"enclavectl explore":              mention,
+	"SHARED_ENCLAVE_SCREENSHOTS=$PWD/docs go test ./explorer -run TestBrowser": skip("the explorer's browser test (needs chromium), rewriting docs/*.png; go test ./explorer runs TestBrowser without the screenshots"),
+	"SHARED_ENCLAVE_REQUIRE_BROWSER=1":                                         skip("an environment setting of explorer's TestBrowser named in prose (.ci/run sets it); not a command"),
+
+	// README.md, the C library: a cgo build (a minute of CPU) that
+	// go test ./cshared makes once, as documented, and runs.
+	"cshared/build.sh out":                                                                      skip("cgo build of the library; go test ./cshared runs build.sh (cshared_test.go build, SE_BUILD=shared; TestCStaticArchive, all)"),
+	"cshared/build.sh out /usr/local":                                                           skip("the same cgo build with prefix=/usr/local written into the .pc file; go test ./cshared runs build.sh with the default prefix"),
+	"export PKG_CONFIG_PATH=$PWD/out/lib/pkgconfig":                                             skip("needs the C build; go test ./cshared runs pkg-config with PKG_CONFIG_PATH at the lib/pkgconfig that build.sh wrote (cshared_test.go pkgConfig)"),
+	"cc -o app app.c $(pkg-config --cflags --libs sharedenclave)":                               skip("needs the C build; go test ./cshared compiles testdata/se_test.c with these pkg-config flags against libsharedenclave.so"),
+	"cc -o app app.c $(pkg-config --cflags sharedenclave) out/lib/libsharedenclave.a -lpthread": skip("needs the C build; TestCStaticArchive (cshared) links testdata/se_test.c with libsharedenclave.a -lpthread"),
+	"out/bin/example_client --simulation --sim-dir .sim 127.0.0.1 12345 bob":                    skip("needs the C build; TestCExampleClient (cshared) runs build.sh's bin/example_client with --simulation --sim-dir against a relayd, with the Go example-client's inputs"),
+	"out/bin/example_client --simulation --sim-dir .sim 127.0.0.1 12345 alice":                  skip("needs the C build; TestCExampleClient (cshared) runs it, as for bob"),
+	"C_CLIENT=1 deploy/gramine/build.sh OUT_DIR":                                                skip("Gramine signing (deploy's TestGramineManifestCClient checks the C client's manifest)"),
+	"gramine-sgx OUT_DIR/example-client-c":                                                      skip("needs an SGX machine and Gramine"),
+	"go test ./cshared":                                                                         skip("another package's tests, part of go test ./..."),
+	"SHARED_ENCLAVE_REQUIRE_CC=1":                                                               skip("an environment setting of go test ./cshared named in prose (.ci/run sets it); not a command"),
+
+	// README.md and docs/DEPLOY.md, recovery (run in a directory of its
+	// own: first starts with shares, a backup, the backup started sealed
+	// on another simulated platform, unsealed by two operators).
+	"enclavectl custody keygen --out share.key": run,
+	"kmsd --data-dir data --root-token-file root.token --recovery-recipients recipients.txt --recovery-threshold 2 --recovery-shares-dir shares":                                                             run,
+	"enclavectl custody unseal --addr HOST:PORT --policy POLICY.toml --identity share.key SHARE_FILE":                                                                                                        run,
+	"enclavectl custody keygen --out ~/.config/shared-enclave/share.key":                                                                                                                                     run,
+	"kmsd --data-dir /var/lib/shared-enclave/kmsd/data --root-token-file …/root.token --recovery-recipients recipients.txt --recovery-threshold 2 --recovery-shares-dir /var/lib/shared-enclave/kmsd/shares": run,
+	"KMSD_RECOVERY_THRESHOLD=2":              mention,
+	"kmsd --data-dir DIR --backup-to BACKUP": run,
+	"KMSD_BACKUP_TO=…":                       mention,
+	"enclavectl custody status --addr kms.example:8443 --policy kms-policy.toml":                                                                             run,
+	"enclavectl custody unseal --addr kms.example:8443 --policy kms-policy.toml --identity ~/.config/shared-enclave/share.key kms-1a2b3c4d-share-2-of-3.age": run,
+	"enclavectl custody decrypt-share --identity FILE SHARE_FILE --out FILE":                                                                                 run,
+	"enclavectl custody unseal --policy": mention,
+	"enclavectl measure":                 run,
+
+	// README.md, tests.
+	"go test ./custody -fuzz FuzzParseFile":         fuzz,
+	"go test ./custody/unseal -fuzz FuzzUnsealBody": fuzz,
+	"go test ./attest/dcap -fuzz FuzzCanonicalPEM":  fuzz,
+
 	// docs/DEPLOY.md, SGX steps.
 	"ls /dev/sgx_enclave /dev/sgx_provision":                        skip("needs an SGX machine"),
 	"gramine-sgx-gen-private-key ~/.config/gramine/enclave-key.pem": skip("needs Gramine"),
@@ -98,10 +141,12 @@ var docCommands = map[string]string{
 	"enclavectl kms …":              mention,
 
 	// docs/PROTOCOL.md, docs/SECURITY.md
-	"relayd --max-payload":          mention,
-	"relayd --help":                 run,
-	"enclavectl ratls cert":         mention,
-	"enclavectl ratls inspect CERT": mention,
+	"relayd --max-payload":                           mention,
+	"relayd --help":                                  run,
+	"enclavectl ratls cert":                          mention,
+	"enclavectl ratls inspect CERT":                  mention,
+	"enclavectl quote verify":                        mention,
+	"go test -v -run DifferentialWalk ./attest/dcap": skip("needs Node.js and @phala/dcap-qvl (npm ci --prefix testdata/qvl), then minutes of CPU for ~45,000 inputs; go test ./attest/dcap runs TestDifferentialWalk, and skips it without them"),
 
 	// docs/BENCHMARKS.md
 	"go test ./attest/dcap -run - -bench . -benchtime 2s":                                                   skip("benchmark: minutes of CPU"),
@@ -114,6 +159,7 @@ var docCommands = map[string]string{
 	"go test ./kms -run - -bench EncryptHTTPS -cpuprofile …":                                                skip("benchmark: minutes of CPU"),
 	"go run ./bench compare --duration 1s --reps 3 --write docs/BENCHMARKS.md --png docs/relay-vs-nats.png": skip("benchmark against nats-server; rewrites this directory"),
 	"go test ./relay -run - -bench Pipelined":                                                               skip("benchmark: minutes of CPU"),
+	"go test ./client -run - -bench Push":                                                                   skip("benchmark: a go test build of ./client plus seconds of timed CPU, and a timing no test can check; go test ./client tests the push path"),
 	"go run ./bench attest --duration 3s":                                                                   skip("benchmark: minutes of CPU"),
 }
 
@@ -448,9 +494,10 @@ func wantIn(t *testing.T, what, got string, wants ...string) {
 }
 
 var (
-	relaydReady = regexp.MustCompile(`"relayd listening" addr=(\S+)`)
-	kmsdReady   = regexp.MustCompile(`"kmsd listening" addr=(\S+)`)
-	serveReady  = regexp.MustCompile(`serving SIMULATED collateral at (\S+)`)
+	relaydReady  = regexp.MustCompile(`"relayd listening" addr=(\S+)`)
+	kmsdReady    = regexp.MustCompile(`"kmsd listening" addr=(\S+)`)
+	serveReady   = regexp.MustCompile(`serving SIMULATED collateral at (\S+)`)
+	exploreReady = regexp.MustCompile(`attestation explorer at (http://\S+/)`)
 )
 
 // TestDocCommands runs the documents' commands in the order a reader
@@ -497,7 +544,7 @@ func TestDocCommands(t *testing.T) {
 	// quotes chain to the simulated root: the command is given that root
 	// and collateral (--root, --collateral) in place of Intel's, and a
 	// policy naming the simulated signer, as `enclavectl measure` prints it.
-	m := s.exec0("enclavectl measure " + filepath.Join(s.bin, "kmsd") + " --sim-dir .sim")
+	m := s.exec("enclavectl measure", 0, "", nil, filepath.Join(s.bin, "kmsd")+" --sim-dir .sim").stdout
 	os.WriteFile(filepath.Join(s.dir, "kms-policy.toml"), []byte("[peers]\n"+m+"allow_simulated = true\n"), 0o644)
 	os.WriteFile(filepath.Join(s.dir, "token"), []byte(s.file("root.token")), 0o600)
 	r = s.exec("enclavectl kms key list --addr kms.example:8443 --policy kms-policy.toml --token-file token", 0, "",
@@ -521,10 +568,121 @@ func TestDocCommands(t *testing.T) {
 	r = s.exec("relayd --help", 0, "", nil, "")
 	wantIn(t, "relayd --help", r.stdout, "Usage: relayd", "-max-payload")
 
+	// README: the explorer, on a free port instead of its default (which
+	// its --help must name as the README does), its two pages fetched.
+	explore := s.start("go run ./cmd/enclavectl explore", exploreReady, nil, "--listen 127.0.0.1:0")
+	for page, want := range map[string]string{"": "attestation explorer", "status": "server status"} {
+		resp, err := http.Get(explore.addr + page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("explorer %s/%s: %s", explore.addr, page, resp.Status)
+		}
+		wantIn(t, "explorer /"+page, string(b), want)
+	}
+	explore.stop()
+	wantIn(t, "enclavectl explore --help", s.exec0("enclavectl explore --help"), "127.0.0.1:8844")
+
+	s.recovery()
+
 	for c, how := range docCommands {
 		if how == run && !s.ran[c] {
 			t.Errorf("`%s` is listed to run but TestDocCommands does not run it", c)
 		}
+	}
+}
+
+// recovery runs README's and DEPLOY.md's recovery commands in a directory
+// of their own (its own .sim): three operators' keys (README's, DEPLOY.md's
+// under HOME, a third), README's and DEPLOY.md's first starts with shares,
+// a backup of DEPLOY.md's data dir, and that backup started on another
+// simulated platform (another CPU), where it is sealed until two operators
+// submit their shares; then it serves the keys with the same root token.
+func (s *shell) recovery() {
+	t := s.t
+	rs := &shell{t: t, dir: filepath.Join(s.dir, "recovery"), bin: s.bin, ran: s.ran}
+	home := "HOME=" + rs.dir
+	// DEPLOY.md: mkdir -p ~/.config/shared-enclave, then keygen.
+	for _, d := range []string{".config/shared-enclave", "srv"} {
+		if err := os.MkdirAll(filepath.Join(rs.dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rcpts []string
+	for _, r := range []result{
+		rs.exec("enclavectl custody keygen --out share.key", 0, "", nil, ""),
+		rs.exec("enclavectl custody keygen --out ~/.config/shared-enclave/share.key", 0, "", nil, "", home),
+		{stdout: rs.exec0("enclavectl custody keygen --out op3.key")},
+	} {
+		if !strings.HasPrefix(r.stdout, "age1") || strings.Contains(r.stdout, "AGE-SECRET-KEY") {
+			t.Fatalf("custody keygen printed %q, want only the recipient", r.stdout)
+		}
+		rcpts = append(rcpts, strings.TrimSpace(r.stdout))
+	}
+	if st, err := os.Stat(filepath.Join(rs.dir, ".config/shared-enclave/share.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("custody keygen under HOME: %v %v", st, err)
+	}
+	os.WriteFile(filepath.Join(rs.dir, "recipients.txt"), []byte("# the operators\n"+strings.Join(rcpts, "\n")+"\n"), 0o644)
+
+	// First starts (simulated: --simulation, on a free port), each writing
+	// one share per operator and naming it in the log.
+	readme := rs.start("kmsd --data-dir data --root-token-file root.token --recovery-recipients recipients.txt --recovery-threshold 2 --recovery-shares-dir shares",
+		kmsdReady, nil, "--simulation", "KMSD_LISTEN=127.0.0.1:0")
+	wantIn(t, "kmsd with recovery (README)", readme.output(), append([]string{"recovery shares made"}, rcpts...)...)
+	readme.stop()
+	deploy := rs.start("kmsd --data-dir /var/lib/shared-enclave/kmsd/data --root-token-file …/root.token --recovery-recipients recipients.txt --recovery-threshold 2 --recovery-shares-dir /var/lib/shared-enclave/kmsd/shares",
+		kmsdReady, []string{"/var/lib/shared-enclave/kmsd", "srv", "…/root.token", "srv/root.token"}, "--simulation", "KMSD_LISTEN=127.0.0.1:0")
+	deploy.stop()
+	shareName := regexp.MustCompile(`^kms-[0-9a-f]{8}-share-([1-3])-of-3\.age$`)
+	shares := map[string]string{}
+	for _, dir := range []string{"shares", "srv/shares"} {
+		ents, err := os.ReadDir(filepath.Join(rs.dir, dir))
+		if err != nil || len(ents) != 3 {
+			t.Fatalf("%s: %d files, want 3 shares (%v)", dir, len(ents), err)
+		}
+		for _, e := range ents {
+			m := shareName.FindStringSubmatch(e.Name())
+			if m == nil {
+				t.Fatalf("%s/%s: not named kms-DEPLOY-share-I-of-N.age as DEPLOY.md says", dir, e.Name())
+			}
+			if dir == "srv/shares" {
+				shares[m[1]] = filepath.Join(dir, e.Name())
+			}
+		}
+	}
+
+	// DEPLOY.md, Backups: kmsd stopped, then the backup.
+	rs.exec("kmsd --data-dir DIR --backup-to BACKUP", 0, "", []string{"DIR", "srv/data", "BACKUP", "backup"}, "--simulation")
+	rs.file("backup/custody.json")
+
+	// The backup restored on another machine: another simulated platform,
+	// so it starts sealed; the operators pin its measurement.
+	sealed := rs.startLine("kmsd --simulation --sim-dir .sim-b --data-dir backup", kmsdReady, "KMSD_LISTEN=127.0.0.1:0")
+	wantIn(t, "kmsd on another machine", sealed.output(), "SEALED", "sealed=true")
+	policy := "[peers]\n" + rs.exec0("enclavectl measure "+filepath.Join(rs.bin, "kmsd")+" --sim-dir .sim-b") + "allow_simulated = true\n"
+	os.WriteFile(filepath.Join(rs.dir, "kms-policy.toml"), []byte(policy), 0o644)
+	sim := "--simulation --sim-dir .sim-b"
+	r := rs.exec("enclavectl custody status --addr kms.example:8443 --policy kms-policy.toml", 0, "", []string{"kms.example:8443", sealed.addr}, sim)
+	wantIn(t, "custody status", r.stdout, "sealed: 0 of 2")
+	r = rs.exec("enclavectl custody unseal --addr HOST:PORT --policy POLICY.toml --identity share.key SHARE_FILE", 0, "",
+		[]string{"HOST:PORT", sealed.addr, "POLICY.toml", "kms-policy.toml", "SHARE_FILE", shares["1"]}, sim)
+	wantIn(t, "custody unseal (README, operator 1)", r.stdout, "sealed: 1 of 2")
+	rs.exec("enclavectl custody decrypt-share --identity FILE SHARE_FILE --out FILE", 0, "",
+		[]string{"SHARE_FILE", shares["2"], "--identity FILE", "--identity ~/.config/shared-enclave/share.key", "--out FILE", "--out share-2.txt"}, "", home)
+	if st, err := os.Stat(filepath.Join(rs.dir, "share-2.txt")); err != nil || st.Mode().Perm() != 0o600 || st.Size() == 0 {
+		t.Fatalf("decrypt-share --out: %v %v", st, err)
+	}
+	r = rs.exec("enclavectl custody unseal --addr kms.example:8443 --policy kms-policy.toml --identity ~/.config/shared-enclave/share.key kms-1a2b3c4d-share-2-of-3.age", 0, "",
+		[]string{"kms.example:8443", sealed.addr, "kms-1a2b3c4d-share-2-of-3.age", shares["2"]}, sim, home)
+	wantIn(t, "custody unseal (DEPLOY.md, operator 2)", r.stdout, "unsealed")
+	// Unsealed, it serves the API on the same listener with the first
+	// start's root token.
+	out := rs.exec0("enclavectl kms key list --addr " + sealed.addr + " --policy kms-policy.toml --token-file srv/root.token --root .sim-b/root_ca.pem --collateral .sim-b/collateral")
+	if strings.TrimSpace(out) != "[]" {
+		t.Fatalf("kms key list after unseal: %q", out)
 	}
 }
 

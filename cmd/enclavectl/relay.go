@@ -88,6 +88,7 @@ Commands:
   relay register --id ID [flags]
   relay send --id ID --to ID MESSAGE... [flags]
   relay poll --id ID [--all] [flags]
+  relay receive --id ID [--follow] [--count N] [flags]
 
 Every command takes --addr HOST:PORT (default 127.0.0.1:12345), --policy
 FILE (which relay to trust, SGX), --pccs URL, --simulation [--sim-dir DIR],
