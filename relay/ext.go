@@ -404,17 +404,8 @@ func (s *session) handleExt(f wire.Frame) {
 			} else {
 				srv.wake(string(to))
 			}
-		case errors.Is(err, ErrNoMailbox):
-			s.nack(wire.SendNack, refuse(ReasonRecipientNotFound))
-		case errors.Is(err, ErrMailboxFull):
-			s.nack(wire.SendNack, refuse(ReasonMailboxFull))
-		case errors.Is(err, ErrRelayFull):
-			s.nack(wire.SendNack, refuse(ReasonRelayFull))
-		case errors.Is(err, ErrDedupFull):
-			s.nack(wire.SendNack, refuse(ReasonDedupFull))
 		default:
-			s.log.Error("storing message failed", "err", err)
-			s.nack(wire.SendNack, refuse(ReasonNotStored))
+			s.nackSend(err)
 		}
 
 	case wire.Fetch:

@@ -164,15 +164,8 @@ func (s *session) handle(f wire.Frame) {
 			s.dirty = true
 			s.reply(wire.SendAck, "")
 			srv.wake(string(to))
-		case errors.Is(err, ErrNoMailbox):
-			s.nack(wire.SendNack, refuse(ReasonRecipientNotFound))
-		case errors.Is(err, ErrMailboxFull):
-			s.nack(wire.SendNack, refuse(ReasonMailboxFull))
-		case errors.Is(err, ErrRelayFull):
-			s.nack(wire.SendNack, refuse(ReasonRelayFull))
 		default:
-			s.log.Error("storing message failed", "err", err)
-			s.nack(wire.SendNack, refuse(ReasonNotStored))
+			s.nackSend(err)
 		}
 
 	case wire.PollData:
@@ -215,4 +208,23 @@ func (s *session) handle(f wire.Frame) {
 			s.reply(wire.Error, fmt.Sprintf("unknown frame type 0x%02X", uint8(f.Type)))
 		}
 	}
+}
+
+// nackSend answers a SEND (or SEND_ID) whose message could not be
+// stored, with the reason the error names.
+func (s *session) nackSend(err error) {
+	r := ReasonNotStored
+	switch {
+	case errors.Is(err, ErrNoMailbox):
+		r = ReasonRecipientNotFound
+	case errors.Is(err, ErrMailboxFull):
+		r = ReasonMailboxFull
+	case errors.Is(err, ErrRelayFull):
+		r = ReasonRelayFull
+	case errors.Is(err, ErrDedupFull):
+		r = ReasonDedupFull
+	default:
+		s.log.Error("storing message failed", "err", err)
+	}
+	s.nack(wire.SendNack, refuse(r))
 }
