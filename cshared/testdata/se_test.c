@@ -397,7 +397,7 @@ static int nb_write_all(se_tls s, int fd, const uint8_t *p, size_t len) {
     }
     if (rc != SE_WANT_WRITE) return rc;
     CHECK(se_tls_wants_write(s) == 1, "WANT_WRITE without wants_write");
-    __atomic_add_fetch(&want_writes, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&want_writes, 1, __ATOMIC_RELEASE);
     struct pollfd pf = {.fd = fd, .events = POLLOUT};
     poll(&pf, 1, 5000);
   }
@@ -503,6 +503,10 @@ static void *run_side(void *p) {
   /* The client writes first, then reads; the server reads, then writes:
    * a full socket buffer must show up as WANT_WRITE, not as blocking. */
   if (s->server) {
+    /* Read only once the client's socket buffer is full (it has seen
+     * WANT_WRITE), so that the write path is exercised however fast this
+     * reader would otherwise keep up; give up waiting after 20 s. */
+    for (int i = 0; i < 20000 && __atomic_load_n(&want_writes, __ATOMIC_ACQUIRE) == 0; i++) usleep(1000);
     s->rc = nb_read_all(t, s->fd, s->in, PAIRBYTES, &s->wanted);
     if (s->rc == SE_OK) s->rc = nb_write_all(t, s->fd, s->out, PAIRBYTES);
   } else {
