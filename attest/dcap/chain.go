@@ -196,7 +196,8 @@ func (v *Verifier) buildExactChain(name string, data []byte, roles []string, tra
 	}
 
 	// Each certificate signed by the next, each valid now; every
-	// certificate but the first is a CA, the first is not.
+	// certificate but the first is a CA, and the first is not (except in
+	// the PCK CRL issuer chain, which starts with the PCK CA).
 	for i, c := range certs {
 		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
 			return nil, &ChainError{Chain: name, Index: i + 1, Role: roles[i], Err: fmt.Errorf("%w: %q is valid from %s to %s, not at %s",
