@@ -299,6 +299,7 @@ func (s *session) writeDelivery(d Delivery) {
 		s.log.Error("stored message does not encode; not delivered", "err", err)
 		return
 	}
+	s.willWrite(len(s.scratch) + len(d.Data))
 	s.out.Write(s.scratch)
 	s.out.Write(d.Data)
 	s.srv.dm.Pushed(d.Redelivered)

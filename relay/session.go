@@ -124,7 +124,18 @@ func (s *session) reply(t wire.Type, reason string) {
 
 func (s *session) replyBytes(t wire.Type, payload []byte) {
 	s.scratch = wire.AppendFrame(s.scratch[:0], t, payload)
+	s.willWrite(len(s.scratch))
 	s.out.Write(s.scratch)
+}
+
+// willWrite renews the write deadline before n bytes that do not fit in
+// the output buffer: bufio then writes to the connection at once, and the
+// deadline left from the last flush may long have passed (a POLL after an
+// idle spell would otherwise fail, and lose the message it carried).
+func (s *session) willWrite(n int) {
+	if n > s.out.Available() {
+		s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	}
 }
 
 // nack answers t with r's text and counts it under r's label.
@@ -194,6 +205,7 @@ func (s *session) handle(f wire.Frame) {
 				s.nack(wire.PollNack, refuse(ReasonMailboxUnreadable))
 				return
 			}
+			s.willWrite(len(s.scratch) + len(m.Data))
 			s.out.Write(s.scratch)
 			s.out.Write(m.Data)
 		}
