@@ -203,6 +203,8 @@ func (s *session) serveExt(r *wire.Reader) {
 	}
 }
 
+// readFailed says why a session's read ended, answering an oversized
+// frame with ERROR; the seed loop and the extension loop share it.
 func (s *session) readFailed(err error) {
 	var se *wire.SizeError
 	switch {

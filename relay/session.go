@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,20 +55,7 @@ func (s *session) serve() {
 		}
 		f, err := r.ReadFrame()
 		if err != nil {
-			var se *wire.SizeError
-			switch {
-			case errors.As(err, &se):
-				s.log.Info("frame over the size limit; closing", "len", se.Len, "limit", se.Limit)
-				s.reply(wire.Error, fmt.Sprintf("frame payload of %d bytes is over the %d-byte limit", se.Len, se.Limit))
-				s.flush()
-			case errors.Is(err, io.EOF):
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				if !s.stopped.Load() {
-					s.log.Info("idle timeout; closing")
-				}
-			default:
-				s.log.Info("read failed; closing", "err", err)
-			}
+			s.readFailed(err)
 			return
 		}
 		cfg.Metrics.Frame(f.Type)
