@@ -175,22 +175,13 @@ func TestCrashRecovery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for {
-			msgs, err := conn.PollMany(256)
-			if err != nil {
-				t.Fatal(err)
+		drain(t, conn, func(m client.Message) {
+			s, seq := int(binary.BigEndian.Uint32(m.Data[:4])), int(binary.BigEndian.Uint32(m.Data[4:]))
+			if m.From != fmt.Sprintf("s%d", s) || seq%receivers != r {
+				t.Fatalf("message %d of s%d arrived from %q at r%d", seq, s, m.From, r)
 			}
-			if len(msgs) == 0 {
-				break
-			}
-			for _, m := range msgs {
-				s, seq := int(binary.BigEndian.Uint32(m.Data[:4])), int(binary.BigEndian.Uint32(m.Data[4:]))
-				if m.From != fmt.Sprintf("s%d", s) || seq%receivers != r {
-					t.Fatalf("message %d of s%d arrived from %q at r%d", seq, s, m.From, r)
-				}
-				got[s] = append(got[s], seq)
-			}
-		}
+			got[s] = append(got[s], seq)
+		})
 		conn.Close()
 	}
 	for s := 0; s < senders; s++ {
@@ -225,4 +216,21 @@ func TestCrashRecovery(t *testing.T) {
 		t.Errorf("records refused after plain crashes:\n%s", c.logs.String())
 	}
 	t.Logf("%d messages acknowledged across %d SIGKILLs; all delivered exactly once in order", total, rounds)
+}
+
+// drain polls conn until its mailbox is empty, handing each message to fn.
+func drain(t *testing.T, conn *client.Conn, fn func(client.Message)) {
+	t.Helper()
+	for {
+		msgs, err := conn.PollMany(256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			return
+		}
+		for _, m := range msgs {
+			fn(m)
+		}
+	}
 }

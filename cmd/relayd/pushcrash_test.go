@@ -167,18 +167,7 @@ func TestCrashUnderPushLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for {
-			msgs, err := conn.PollMany(256)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(msgs) == 0 {
-				break
-			}
-			for _, m := range msgs {
-				waiting[key(m.Data)] = true
-			}
-		}
+		drain(t, conn, func(m client.Message) { waiting[key(m.Data)] = true })
 		conn.Close()
 	}
 	mu.Lock()
