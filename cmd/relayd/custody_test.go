@@ -57,17 +57,7 @@ func TestRelaydRecoveryOnAnotherMachine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dial := func(be *backend.Backend, addr, id string) *client.Conn {
-		t.Helper()
-		c, err := client.Dial(context.Background(), addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Register(id); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	dial := func(be *backend.Backend, addr, id string) *client.Conn { return dialAs(t, be, addr, id) }
 	dial(beA, addr, "bob").Close()
 	a := dial(beA, addr, "alice")
 	if err := a.Send("bob", []byte("queued before the machine died")); err != nil {
@@ -180,17 +170,7 @@ func TestRelaydBackupRestoredElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dial := func(be *backend.Backend, addr, id string) *client.Conn {
-		t.Helper()
-		c, err := client.Dial(context.Background(), addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Register(id); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	dial := func(be *backend.Backend, addr, id string) *client.Conn { return dialAs(t, be, addr, id) }
 	dial(beA, addr, "bob").Close()
 	a := dial(beA, addr, "alice")
 	if err := a.Send("bob", []byte("in the backup")); err != nil {
@@ -243,4 +223,17 @@ func TestRelaydBackupRestoredElsewhere(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// dialAs connects to addr as an enclave of be's platform and registers id.
+func dialAs(t *testing.T, be *backend.Backend, addr, id string) *client.Conn {
+	t.Helper()
+	c, err := client.Dial(context.Background(), addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Register(id); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
