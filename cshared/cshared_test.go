@@ -551,21 +551,8 @@ func TestCPeerGone(t *testing.T) {
 func TestCRelayGone(t *testing.T) {
 	a := lib(t)
 	simDir := filepath.Join(t.TempDir(), "sim")
-	be := goBackend(t, simDir, true)
-	cert, err := atls.NewKeyCertificate(atls.CertOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := relay.New(relay.Config{Certificate: cert, Peer: &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	rl := relaytest.Start(t, simDir, "127.0.0.1:0", nil)
+	host, port, _ := net.SplitHostPort(rl.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, a.seTest, "relay-gone", simDir, host, port)
@@ -582,7 +569,7 @@ func TestCRelayGone(t *testing.T) {
 		t.Fatalf("C client: %q %s", line, errb.String())
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	srv.Shutdown(sctx) // the deadline passes with the client connected: sessions are cut
+	rl.Server.Shutdown(sctx) // the deadline passes with the client connected: sessions are cut
 	scancel()
 	io.WriteString(stdin, "go\n")
 	rest, _ := io.ReadAll(r)

@@ -18,29 +18,7 @@ import (
 // enclaves. It returns the relay's address and stops it when the test ends.
 func StartSim(t testing.TB, dir string) string {
 	t.Helper()
-	be, err := backend.Open(backend.Options{Simulation: true, SimDir: dir, CreateSim: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := atls.NewKeyCertificate(atls.CertOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := relay.New(relay.Config{Certificate: cert, Peer: &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return ln.Addr().String()
+	return Start(t, dir, "127.0.0.1:0", nil).Addr
 }
 
 // Relay is a relay started by Start.
