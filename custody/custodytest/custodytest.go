@@ -108,10 +108,14 @@ func Forge(t testing.TB, share string) string {
 	return s
 }
 
-// Foreign returns k shares of another deployment with the same k-of-n.
-func Foreign(t testing.TB, k, n int) []string {
+// Deployment makes a data key and its k-of-n recovery, and returns the
+// record with every share decrypted (as its operators would).
+func Deployment(t testing.TB, k, n int) (*custody.DataKey, *custody.Recovery, []string) {
 	t.Helper()
-	dk, _ := custody.NewDataKey(rand.Reader)
+	dk, err := custody.NewDataKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var ids []*age.X25519Identity
 	var rc []string
 	for range n {
@@ -119,19 +123,26 @@ func Foreign(t testing.TB, k, n int) []string {
 		ids = append(ids, id)
 		rc = append(rc, id.Recipient().String())
 	}
-	_, enc, err := custody.NewRecovery(dk, rc, k, rand.Reader)
+	rec, enc, err := custody.NewRecovery(dk, rc, k, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
-	for i, e := range enc[:k] {
+	for i, e := range enc {
 		sh, err := custody.DecryptShare(e, ids[i].String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, string(sh.Reveal()))
 	}
-	return out
+	return dk, rec, out
+}
+
+// Foreign returns k shares of another deployment with the same k-of-n.
+func Foreign(t testing.TB, k, n int) []string {
+	t.Helper()
+	_, _, shares := Deployment(t, k, n)
+	return shares[:k]
 }
 
 // HashDir hashes every file's name, mode and content under dir.

@@ -11,10 +11,10 @@ import (
 	"sync"
 	"testing"
 
-	"filippo.io/age"
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/sharedenclave/sharedenclave/custody"
+	"github.com/sharedenclave/sharedenclave/custody/custodytest"
 )
 
 type deployment struct {
@@ -25,30 +25,8 @@ type deployment struct {
 
 func newDeployment(t testing.TB, k, n int) *deployment {
 	t.Helper()
-	dk, err := custody.NewDataKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []*age.X25519Identity
-	var rcpts []string
-	for range n {
-		id, _ := age.GenerateX25519Identity()
-		ids = append(ids, id)
-		rcpts = append(rcpts, id.Recipient().String())
-	}
-	rec, enc, err := custody.NewRecovery(dk, rcpts, k, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &deployment{dk: dk, rec: rec}
-	for i, e := range enc {
-		sh, err := custody.DecryptShare(e, ids[i].String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.shares = append(d.shares, string(sh.Reveal()))
-	}
-	return d
+	dk, rec, shares := custodytest.Deployment(t, k, n)
+	return &deployment{dk: dk, rec: rec, shares: shares}
 }
 
 // serve runs a Handler over TLS and returns Vault's own client for it.
