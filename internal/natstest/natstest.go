@@ -1,0 +1,321 @@
+// Package natstest starts real nats-server processes with JetStream on
+// loopback for tests: a single node or a Raft cluster of several, each in
+// its own process so that a test can kill one with SIGKILL.
+//
+// The server is the one pinned in go.mod as a tool
+// (`tool github.com/nats-io/nats-server/v2`), built once per test binary
+// with `go build` into a temporary directory; nothing is assumed installed.
+// A test that cannot build it (no go command on PATH) is skipped with a
+// message saying so.
+//
+// Every node listens on 127.0.0.1 only, keeps its JetStream files in the
+// test's temporary directory (so a test can scan them), and is stopped at
+// the end of the test.
+package natstest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Module is the package path of the pinned server (see go.mod's tool line).
+const Module = "github.com/nats-io/nats-server/v2"
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildPath string
+	buildErr  error
+)
+
+// Binary returns the path of a nats-server built from the pinned module,
+// building it on first use. It skips the test when the go command is not
+// available and fails it when the build fails.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skipf("natstest: the go command is not on PATH, so nats-server (%s) cannot be built: %v", Module, err)
+	}
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "natstest-bin-")
+		if buildErr != nil {
+			return
+		}
+		buildPath = filepath.Join(buildDir, "nats-server")
+		cmd := exec.Command("go", "build", "-o", buildPath, Module)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build %s: %v\n%s", Module, err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("natstest: %v", buildErr)
+	}
+	return buildPath
+}
+
+// Node is one nats-server process.
+type Node struct {
+	Name string
+	// URL is the client URL, nats://127.0.0.1:PORT.
+	URL string
+	// StoreDir is the JetStream store directory (its files are what a
+	// JetStream operator can read).
+	StoreDir string
+
+	t       testing.TB
+	bin     string
+	conf    string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	logs    *syncBuffer
+	stopped bool
+}
+
+// Cluster is a set of nodes routed to each other (one node: no routes).
+type Cluster struct {
+	Nodes []*Node
+}
+
+// URLs returns every node's client URL.
+func (c *Cluster) URLs() []string {
+	u := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		u[i] = n.URL
+	}
+	return u
+}
+
+// URL returns the client URLs joined with commas, the form nats.Connect
+// and the services' --cluster flag take.
+func (c *Cluster) URL() string { return strings.Join(c.URLs(), ",") }
+
+// StoreDirs returns every node's JetStream store directory.
+func (c *Cluster) StoreDirs() []string {
+	d := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		d[i] = n.StoreDir
+	}
+	return d
+}
+
+// Start starts a cluster of n nodes (n = 1: a single server, JetStream on)
+// and waits until JetStream answers on every node. The nodes are killed
+// when the test ends.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	if n < 1 {
+		t.Fatalf("natstest: a cluster needs at least one node, got %d", n)
+	}
+	bin := Binary(t)
+	base := t.TempDir()
+	clientPorts := freePorts(t, n)
+	routePorts := freePorts(t, n)
+	c := &Cluster{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("n%d", i+1)
+		dir := filepath.Join(base, name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		var conf strings.Builder
+		fmt.Fprintf(&conf, "server_name: %s\nlisten: 127.0.0.1:%d\n", name, clientPorts[i])
+		fmt.Fprintf(&conf, "jetstream {\n  store_dir: %q\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}\n", filepath.Join(dir, "js"))
+		if n > 1 {
+			fmt.Fprintf(&conf, "cluster {\n  name: sharedenclave-test\n  listen: 127.0.0.1:%d\n  routes: [\n", routePorts[i])
+			for j := 0; j < n; j++ {
+				if j != i {
+					fmt.Fprintf(&conf, "    nats-route://127.0.0.1:%d\n", routePorts[j])
+				}
+			}
+			conf.WriteString("  ]\n}\n")
+		}
+		path := filepath.Join(dir, "nats.conf")
+		if err := os.WriteFile(path, []byte(conf.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		node := &Node{
+			Name: name, URL: fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]),
+			StoreDir: filepath.Join(dir, "js"), t: t, bin: bin, conf: path,
+		}
+		node.start()
+		c.Nodes = append(c.Nodes, node)
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.Nodes {
+			nd.stop()
+		}
+	})
+	c.WaitReady(t, 60*time.Second)
+	return c
+}
+
+// WaitReady waits until every running node answers a JetStream account
+// info request (a meta leader is elected and the node has joined it).
+func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for _, n := range c.Nodes {
+		if !n.Running() {
+			continue
+		}
+		for {
+			err := jetStreamAnswers(n.URL)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("natstest: %s not ready after %v: %v\nserver log:\n%s", n.Name, timeout, err, n.Logs())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func jetStreamAnswers(url string) error {
+	nc, err := nats.Connect(url, nats.Timeout(time.Second), nats.NoReconnect())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := nc.JetStream(nats.MaxWait(2 * time.Second))
+	if err != nil {
+		return err
+	}
+	_, err = js.AccountInfo()
+	return err
+}
+
+func (n *Node) start() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.logs = &syncBuffer{}
+	cmd := exec.Command(n.bin, "-c", n.conf)
+	cmd.Stdout = n.logs
+	cmd.Stderr = n.logs
+	if err := cmd.Start(); err != nil {
+		n.t.Fatalf("natstest: starting %s: %v", n.Name, err)
+	}
+	n.cmd = cmd
+	n.stopped = false
+	n.done = make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(n.done)
+}
+
+// Kill stops the node with SIGKILL and waits for the process to end.
+func (n *Node) Kill() {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.stopped = true
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+// Restart starts a killed node again on the same ports and store.
+func (n *Node) Restart() {
+	n.t.Helper()
+	n.Kill()
+	n.start()
+}
+
+// Running reports whether the node's process is running.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.stopped {
+		return false
+	}
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Logs returns what the node's process has printed so far.
+func (n *Node) Logs() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.logs == nil {
+		return ""
+	}
+	return n.logs.String()
+}
+
+func (n *Node) stop() {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	}
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		_, p, _ := net.SplitHostPort(l.Addr().String())
+		port, _ := strconv.Atoi(p)
+		ports = append(ports, port)
+	}
+	return ports
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 1<<20 { // keep the last MiB or so: a test prints it on failure
+		s.b.Reset()
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
