@@ -123,10 +123,8 @@ func (s *Service) policyAPI(req *request, name string, legacy bool) (response, e
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.cfg.Store != nil {
-			if err := s.persist(kindPolicy, s.blind(name), p); err != nil {
-				return response{}, err
-			}
+		if err := s.persist(kindPolicy, s.blind(name), name, p); err != nil {
+			return response{}, err
 		}
 		s.policies[name] = p
 		return response{status: http.StatusNoContent}, nil
@@ -136,10 +134,8 @@ func (s *Service) policyAPI(req *request, name string, legacy bool) (response, e
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.cfg.Store != nil {
-			if err := s.cfg.Store.Delete(kindPolicy, s.blind(name), true); err != nil {
-				return response{}, err
-			}
+		if err := s.removeRec(kindPolicy, s.blind(name)); err != nil {
+			return response{}, err
 		}
 		delete(s.policies, name)
 		return response{status: http.StatusNoContent}, nil

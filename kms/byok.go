@@ -46,8 +46,8 @@ func (s *Service) wrappingKey() (*rsa.PrivateKey, error) {
 	if s.wrapKey != nil {
 		return s.wrapKey, nil
 	}
-	if s.cfg.Store != nil {
-		if b, err := s.cfg.Store.Get(kindWrapping, []byte(wrappingKeyName)); err == nil {
+	if s.st != nil {
+		if b, _, err := s.st.Get(kindWrapping, []byte(wrappingKeyName)); err == nil {
 			var r wrappingRecord
 			if err := json.Unmarshal(b, &r); err != nil {
 				return nil, err
@@ -72,7 +72,12 @@ func (s *Service) wrappingKey() (*rsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.persist(kindWrapping, []byte(wrappingKeyName), wrappingRecord{PKCS8: der}); err != nil {
+	s.mu.Lock()
+	err = s.persist(kindWrapping, []byte(wrappingKeyName), "", wrappingRecord{PKCS8: der})
+	s.mu.Unlock()
+	if err != nil {
+		// ErrConflict: another replica made one first; the request is
+		// retried and reads it.
 		return nil, err
 	}
 	s.wrapKey = k

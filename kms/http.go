@@ -54,6 +54,13 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"errors": []string{"audit log unavailable: requests are refused until it is repaired (fix --audit-log, then restart kmsd)"}})
 		return
 	}
+	// On shared storage, first catch up with every change the other
+	// replicas committed before this request arrived (a revoked token,
+	// a rotated key).
+	if err := s.barrier(r.Context()); err != nil {
+		writeJSON(w, statusOf(err), map[string]any{"errors": []string{publicMessage(err)}})
+		return
+	}
 	// Authentication, authorization and reading the body change nothing;
 	// the request's audit entry names who asked for what, and only once
 	// it is written does perform run (Vault's rule: a request that cannot
@@ -75,10 +82,18 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	if err == nil && req.tok != nil {
 		// A token with num_uses spends one now that the request is
 		// audited; its last use revokes it once the request has run.
-		lastUse, err = s.useToken(req.tokHash)
+		err = s.retry(r.Context(), func() (err error) {
+			lastUse, err = s.useToken(req.tokHash)
+			return err
+		})
 	}
 	if err == nil {
-		resp, err = perform()
+		// A write that loses a compare-and-set to another replica changes
+		// nothing; the request runs again on the state that won.
+		err = s.retry(r.Context(), func() (err error) {
+			resp, err = perform()
+			return err
+		})
 	}
 	if lastUse {
 		s.revokeExhausted(req.tokHash)

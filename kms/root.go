@@ -10,8 +10,6 @@ import (
 	"io"
 	"slices"
 	"time"
-
-	"github.com/sharedenclave/sharedenclave/store"
 )
 
 // The root token and its recovery key.
@@ -70,7 +68,7 @@ func (s *Service) Bootstrap(deliver Deliver) (created bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.tokens) > 0 {
-		if s.cfg.Store != nil && s.recovery == nil && !s.anyRecoverable() {
+		if s.st != nil && s.recovery == nil && !s.anyRecoverable() {
 			if s.simulated() {
 				s.log.Warn("this store has no recovery key (it was created before kmsd made them): if nobody holds its root token, " +
 					"stop kmsd and run it once with --generate-root (docs/KMS-API.md); that also makes a recovery key")
@@ -81,7 +79,7 @@ func (s *Service) Bootstrap(deliver Deliver) (created bool, err error) {
 		}
 		return false, nil
 	}
-	if s.cfg.Store != nil {
+	if s.st != nil {
 		if s.refused > 0 {
 			return false, fmt.Errorf("%w: %d stored records could not be opened, so the store cannot be judged empty; refusing to create a root token (fix the seal policy or restore the data dir)", ErrRecordsMissing, s.refused)
 		}
@@ -106,7 +104,7 @@ func (s *Service) Bootstrap(deliver Deliver) (created bool, err error) {
 func (s *Service) GenerateRoot(recoveryKey func() (string, error), deliver Deliver) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cfg.Store == nil {
+	if s.st == nil {
 		return errors.New("kms: generate-root needs a data dir; a memory-only kmsd makes a new root token at every start")
 	}
 	if s.refused > 0 {
@@ -155,7 +153,7 @@ func (s *Service) simulated() bool { return s.cfg.Attestation != nil && s.cfg.At
 func (s *Service) installRoot(deliver Deliver, revoke [][32]byte) error {
 	var rec string
 	var rr *recoveryRecord
-	if s.cfg.Store != nil {
+	if s.st != nil {
 		raw := make([]byte, 32)
 		if _, err := io.ReadFull(s.cfg.Rand, raw); err != nil {
 			return err
@@ -184,32 +182,24 @@ func (s *Service) installRoot(deliver Deliver, revoke [][32]byte) error {
 	if err := deliver(tok, rec); err != nil {
 		return fmt.Errorf("kms: the root token could not be handed over, so nothing was committed: %w", err)
 	}
-	if s.cfg.Store != nil {
-		b := s.cfg.Store.NewBatch()
+	if s.st != nil {
+		// The recovery record first: on shared storage, where the
+		// writes are not one atomic commit, it is the compare-and-set
+		// that lets only one of two replicas bootstrapping at once win.
 		tb, _ := json.Marshal(t)
 		rb, _ := json.Marshal(rr)
-		err := b.Put(kindToken, h[:], tb)
-		if err == nil {
-			err = b.Put(kindRecovery, []byte(recoveryKeyName), rb)
-		}
+		ops := []op{{kind: kindRecovery, key: []byte(recoveryKeyName), value: rb}, {kind: kindToken, key: h[:], value: tb}}
 		for _, old := range revoke {
-			if err == nil {
-				err = b.Delete(kindToken, old[:])
-			}
+			ops = append(ops, op{kind: kindToken, key: old[:]})
 		}
 		// Mark every surviving token (a store from before recovery keys
 		// has unmarked ones), so that no subset of the records left after
 		// a deletion looks like such a store again.
 		for th, tt := range marks {
-			if err == nil {
-				mb, _ := json.Marshal(tt)
-				err = b.Put(kindToken, th[:], mb)
-			}
+			mb, _ := json.Marshal(tt)
+			ops = append(ops, op{kind: kindToken, key: th[:], value: mb})
 		}
-		if err == nil {
-			err = b.Commit(store.Sync)
-		}
-		if err != nil {
+		if err := s.write(ops); err != nil {
 			return fmt.Errorf("kms: committing the root token: %w (the token handed over is not valid)", err)
 		}
 	}

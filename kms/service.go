@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -34,6 +35,13 @@ type Config struct {
 	// Store keeps keys, tokens and policies sealed; nil means memory-only
 	// (everything is lost on restart).
 	Store *store.Store
+	// Storage, instead of Store, is storage shared by several replicas
+	// (a Shared, such as package kms/jetstream's bucket): any replica
+	// serves any request. Give one of Store and Storage.
+	Storage Storage
+	// StorageTimeout bounds each wait for shared storage (the barrier
+	// before a request); default 10 s.
+	StorageTimeout time.Duration
 	// Audit receives one JSON line per request. Required: if a line cannot
 	// be written, the request fails and later requests are refused.
 	Audit io.Writer
@@ -102,6 +110,13 @@ type Service struct {
 	// judge a store they could not read whole).
 	recovery *recoveryRecord
 	refused  int
+
+	// st is where records are kept (nil: memory only); shared is st
+	// when other replicas write it too. recs holds, under mu, each
+	// stored record's revision (the compare-and-set expectation).
+	st     Storage
+	shared Shared
+	recs   map[string]recInfo
 }
 
 // token is an API token. Only its SHA-256 is kept. The lifecycle fields
@@ -153,76 +168,53 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.StorageTimeout <= 0 {
+		cfg.StorageTimeout = 10 * time.Second
+	}
 	if cfg.SeedRSARate <= 0 {
 		cfg.SeedRSARate = 1
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, keys: map[string]*Key{}, tokens: map[[32]byte]*token{}, accessors: map[string][32]byte{}, policies: map[string]*aclPolicy{},
 		seedRSA: rate.NewLimiter(rate.Limit(cfg.SeedRSARate), max(1, int(math.Ceil(cfg.SeedRSARate))))}
-	if cfg.Store == nil {
+	s.recs = map[string]recInfo{}
+	switch {
+	case cfg.Store != nil && cfg.Storage != nil:
+		return nil, errors.New("kms: give one of Config.Store and Config.Storage")
+	case cfg.Store != nil:
+		s.st = newPebbleStorage(cfg.Store)
+	case cfg.Storage != nil:
+		s.st = cfg.Storage
+	default:
+		return s, nil
+	}
+	if sh, ok := s.st.(Shared); ok {
+		s.shared = sh
+		if err := sh.Watch(s.apply); err != nil {
+			return nil, fmt.Errorf("kms: watching the cluster storage: %w", err)
+		}
+		if err := s.barrier(context.Background()); err != nil {
+			return nil, fmt.Errorf("kms: loading the cluster storage: %w", err)
+		}
 		return s, nil
 	}
 	refused := 0
-	scan := func(kind string, fn func(k, v []byte) error) error {
-		return cfg.Store.Scan(kind, nil, func(k, v []byte, err error) error {
+	for _, kind := range []string{kindKey, kindToken, kindRecovery, kindPolicy} {
+		err := s.st.Scan(kind, func(k, v []byte, rev uint64, err error) error {
+			var name string
 			if err == nil {
-				err = fn(k, v)
+				name, err = s.load(kind, k, v)
 			}
 			if err != nil {
 				refused++
 				s.log.Error("refusing a stored record", "kind", kind, "err", err)
+				return nil
 			}
+			s.recs[recKey(kind, k)] = recInfo{rev: rev, name: name}
 			return nil
 		})
-	}
-	err := scan(kindKey, func(k, v []byte) error {
-		var key Key
-		if err := json.Unmarshal(v, &key); err != nil {
-			return err
+		if err != nil {
+			return nil, err
 		}
-		if string(k) != string(s.blind(key.Name)) || !key.Type.Valid() {
-			return errors.New("key record does not match its name")
-		}
-		s.keys[key.Name] = &key
-		return nil
-	})
-	if err == nil {
-		err = scan(kindToken, func(k, v []byte) error {
-			var t token
-			if err := json.Unmarshal(v, &t); err != nil || len(k) != 32 {
-				return errors.New("bad token record")
-			}
-			s.putToken([32]byte(k), &t)
-			return nil
-		})
-	}
-	if err == nil {
-		err = scan(kindRecovery, func(k, v []byte) error {
-			var r recoveryRecord
-			if err := json.Unmarshal(v, &r); err != nil || string(k) != recoveryKeyName || len(r.Hash) != 32 {
-				return errors.New("bad recovery record")
-			}
-			s.recovery = &r
-			return nil
-		})
-	}
-	if err == nil {
-		err = scan(kindPolicy, func(k, v []byte) error {
-			var p aclPolicy
-			if err := json.Unmarshal(v, &p); err != nil {
-				return err
-			}
-			if string(k) != string(s.blind(p.Name)) {
-				return errors.New("policy record does not match its name")
-			}
-			if err := p.compile(); err != nil {
-				return err
-			}
-			s.policies[p.Name] = &p
-			return nil
-		})
-	}
-	if err != nil {
-		return nil, err
 	}
 	if refused > 0 {
 		s.log.Error("stored records refused at startup", "count", refused)
@@ -231,27 +223,80 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-func (s *Service) blind(name string) []byte {
-	return s.cfg.Store.Sealer().Blind("kms", []byte(name))
+// load decodes a stored record into the service's maps and returns the
+// name it is stored under (keys, policies); s.mu is held or the service
+// is not yet shared. A record is refused if its key does not match what
+// it holds.
+func (s *Service) load(kind string, k, v []byte) (string, error) {
+	switch kind {
+	case kindKey:
+		var key Key
+		if err := json.Unmarshal(v, &key); err != nil {
+			return "", err
+		}
+		if string(k) != string(s.blind(key.Name)) || !key.Type.Valid() {
+			return "", errors.New("key record does not match its name")
+		}
+		s.keys[key.Name] = &key
+		return key.Name, nil
+	case kindToken:
+		var t token
+		if err := json.Unmarshal(v, &t); err != nil || len(k) != 32 {
+			return "", errors.New("bad token record")
+		}
+		s.dropToken([32]byte(k))
+		s.putToken([32]byte(k), &t)
+		return "", nil
+	case kindRecovery:
+		var r recoveryRecord
+		if err := json.Unmarshal(v, &r); err != nil || string(k) != recoveryKeyName || len(r.Hash) != 32 {
+			return "", errors.New("bad recovery record")
+		}
+		s.recovery = &r
+		return "", nil
+	case kindPolicy:
+		var p aclPolicy
+		if err := json.Unmarshal(v, &p); err != nil {
+			return "", err
+		}
+		if string(k) != string(s.blind(p.Name)) {
+			return "", errors.New("policy record does not match its name")
+		}
+		if err := p.compile(); err != nil {
+			return "", err
+		}
+		s.policies[p.Name] = &p
+		return p.Name, nil
+	case kindWrapping:
+		// Read when first used (byok.go).
+		return "", nil
+	}
+	return "", fmt.Errorf("unknown record kind %q", kind)
 }
 
-// persist writes a record synced; memory-only services skip it.
-func (s *Service) persist(kind string, key []byte, v any) error {
-	if s.cfg.Store == nil {
+func (s *Service) blind(name string) []byte {
+	if s.st == nil {
+		return nil
+	}
+	return s.st.Blind(name)
+}
+
+// persist writes a record synced, a compare-and-set on the revision
+// last seen (ErrConflict if another replica changed it); memory-only
+// services skip it. s.mu is held.
+func (s *Service) persist(kind string, key []byte, name string, v any) error {
+	if s.st == nil {
 		return nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.cfg.Store.Put(kind, key, b, store.Sync)
+	return s.persistRec(kind, key, name, b)
 }
 
 func (s *Service) saveKey(k *Key) error {
-	if s.cfg.Store == nil {
-		return nil
-	}
-	return s.persist(kindKey, s.blind(k.Name), k)
+	return s.persist(kindKey, s.blind(k.Name), k.Name, k)
 }
 
 // createToken makes an orphan token with the given policies, without a
@@ -261,7 +306,7 @@ func (s *Service) createToken(policies []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := s.persist(kindToken, h[:], t); err != nil {
+	if err := s.persist(kindToken, h[:], "", t); err != nil {
 		return "", err
 	}
 	s.putToken(h, t)

@@ -9,8 +9,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/sharedenclave/sharedenclave/store"
 )
 
 // Token lifecycle, as Vault's token auth method has it: ttl,
@@ -122,7 +120,7 @@ func (s *Service) useToken(h [32]byte) (last bool, err error) {
 	if u.NumUses == 0 {
 		u.NumUses = -1
 	}
-	if err := s.persist(kindToken, h[:], &u); err != nil {
+	if err := s.persist(kindToken, h[:], "", &u); err != nil {
 		return false, err
 	}
 	s.putToken(h, &u)
@@ -137,6 +135,8 @@ func (s *Service) revokeExhausted(h [32]byte) {
 		return
 	}
 	if err := s.revokeLocked(h, true, "num_uses exhausted"); err != nil {
+		// (On shared storage a conflict leaves it to the next revocation
+		// too; the token is exhausted everywhere already.)
 		// It is marked exhausted, so it authenticates nothing; its
 		// record stays until a later revocation succeeds.
 		s.log.Error("revoking an exhausted token failed", "err", err)
@@ -185,27 +185,22 @@ func (s *Service) revokeLocked(h [32]byte, tree bool, why string) error {
 		u.Parent = ""
 		changed[o] = &u
 	}
-	if s.cfg.Store != nil {
-		b := s.cfg.Store.NewBatch()
-		var err error
-		for _, v := range victims {
-			if err == nil {
-				err = b.Delete(kindToken, v[:])
-			}
+	// Orphans first, then the victims from the last descendant up to h:
+	// storage that cannot commit them at once (shared storage) stops part
+	// way with every token it has not reached still whole, and h last.
+	var ops []op
+	for o, u := range changed {
+		ub, _ := json.Marshal(u)
+		ops = append(ops, op{kind: kindToken, key: o[:], value: ub})
+	}
+	for i := len(victims) - 1; i >= 0; i-- {
+		ops = append(ops, op{kind: kindToken, key: victims[i][:]})
+	}
+	if err := s.write(ops); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return err
 		}
-		for o, u := range changed {
-			if err == nil {
-				var ub []byte
-				ub, _ = json.Marshal(u)
-				err = b.Put(kindToken, o[:], ub)
-			}
-		}
-		if err == nil {
-			err = b.Commit(store.Sync)
-		}
-		if err != nil {
-			return fmt.Errorf("kms: revoking a token: %w", err)
-		}
+		return fmt.Errorf("kms: revoking a token: %w", err)
 	}
 	for _, v := range victims {
 		s.dropToken(v)
@@ -502,7 +497,7 @@ func (s *Service) tokenCreate(req *request, orphanEndpoint bool) (response, erro
 		return response{}, err
 	}
 	t.Accessor, t.Policies, t.Created, t.Recoverable = nt.Accessor, nt.Policies, now, nt.Recoverable
-	if err := s.persist(kindToken, h[:], &t); err != nil {
+	if err := s.persist(kindToken, h[:], "", &t); err != nil {
 		return response{}, err
 	}
 	s.putToken(h, &t)
@@ -608,7 +603,7 @@ func (s *Service) tokenRenew(req *request, h [32]byte, raw string) (response, er
 		}
 	}
 	u.LastRenewal = now
-	if err := s.persist(kindToken, h[:], &u); err != nil {
+	if err := s.persist(kindToken, h[:], "", &u); err != nil {
 		return response{}, err
 	}
 	s.putToken(h, &u)

@@ -379,10 +379,8 @@ func (s *Service) deleteKey(name string) (response, error) {
 	if !k.DeletionAllowed {
 		return response{}, badRequest("deletion is not allowed for this key: set deletion_allowed in its config first")
 	}
-	if s.cfg.Store != nil {
-		if err := s.cfg.Store.Delete(kindKey, s.blind(name), true); err != nil {
-			return response{}, err
-		}
+	if err := s.removeRec(kindKey, s.blind(name)); err != nil {
+		return response{}, err
 	}
 	delete(s.keys, name)
 	s.log.Info("key deleted", "name", name)
