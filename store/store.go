@@ -304,6 +304,10 @@ func (s *Store) Rotate() (int, error) {
 // Close flushes and closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Root returns the seal root the store was opened with: the data key's,
+// for a data dir with custody (kmsd --cluster seals its bucket under it).
+func (s *Store) Root() *seal.Root { return s.root }
+
 // Sealer returns the store's sealer (for blinding names).
 func (s *Store) Sealer() *seal.Sealer { return s.sealer.Load() }
 

@@ -48,6 +48,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/custody"
 	"github.com/sharedenclave/sharedenclave/custody/unseal"
 	"github.com/sharedenclave/sharedenclave/kms"
+	kmsjs "github.com/sharedenclave/sharedenclave/kms/jetstream"
 	"github.com/sharedenclave/sharedenclave/metrics"
 	"github.com/sharedenclave/sharedenclave/store"
 )
@@ -67,6 +68,8 @@ type options struct {
 	printRootToken          bool
 	generateRoot            bool
 	tlsSAN                  string
+	cluster, clusterBucket  string
+	clusterReplicas         int
 }
 
 func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
@@ -100,10 +103,16 @@ Flags:
 	fs.BoolVar(&o.openSeed, "open-seed-endpoints", false, "serve /generate-aes-key and /generate-rsa-key-pair to callers without a token\n(default: a token whose policy grants read on seed/generate-aes-key or seed/generate-rsa-key-pair)")
 	fs.Float64Var(&o.seedRSARate, "seed-rsa-rate", 1, "with --open-seed-endpoints, RSA key pairs per second for callers without a token (bursts of up to the same number, at least 1); more are answered 429")
 	fs.StringVar(&o.tlsSAN, "tls-san", "", "more DNS names and IP addresses for the TLS certificate, comma-separated\n(it always names localhost, 127.0.0.1 and ::1), so that VAULT_CACERT-style checks pass for the address clients use")
+	fs.StringVar(&o.cluster, "cluster", "", "NATS URLs (nats://HOST:PORT, comma-separated) of a JetStream cluster: keys, tokens and policies live in\na sealed JetStream key-value bucket shared by every kmsd replica (docs/DEPLOY.md); needs --data-dir, which keeps the cluster data key sealed")
+	fs.StringVar(&o.clusterBucket, "cluster-bucket", kmsjs.DefaultBucket, "with --cluster, the key-value bucket's name")
+	fs.IntVar(&o.clusterReplicas, "cluster-replicas", 3, "with --cluster, how many JetStream servers hold the bucket (1 to 5) when this replica creates it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if err := o.Finish(fs, "KMSD_", getenv, nil); err != nil {
+		return nil, err
+	}
+	if err := checkCluster(o); err != nil {
 		return nil, err
 	}
 	if _, err := tlsHosts(o.tlsSAN); err != nil {
@@ -277,12 +286,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return 0
 		}
 	}
+	var shared kms.Storage
+	if o.cluster != "" {
+		bucket, closeBucket, err := openCluster(ctx, o, st, log)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer closeBucket()
+		shared = bucket
+	}
 	reg := metrics.New("kmsd", be.Simulated)
 	var svc *kms.Service
 	kmsMetrics := reg.NewKMS(func() int { return svc.KeyCount() })
+	local := st
+	if shared != nil {
+		local = nil // the data dir keeps only the sealed cluster data key
+	}
 	svc, err = kms.New(kms.Config{
-		Metrics: kmsMetrics,
-		Store:   st, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
+		Metrics: kmsMetrics, Storage: shared,
+		Store: local, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
 		SeedOpen: o.openSeed, SeedRSARate: o.seedRSARate,
 		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
 	})

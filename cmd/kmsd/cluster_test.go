@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/internal/natstest"
+)
+
+// TestKMSDCluster runs kmsd --cluster against a real three-node NATS
+// JetStream cluster: the first replica makes the bucket and the root
+// token; a second kmsd started from a copy of its data dir (the same
+// simulated machine, so the sealed cluster data key opens) serves the
+// same keys and tokens over RA-TLS; a kmsd with a data dir of its own is
+// refused, naming the hand-off it would need.
+func TestKMSDCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nats-server processes")
+	}
+	c := natstest.Start(t, 3)
+	tmp := t.TempDir()
+	sim, dataA, dataB, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "a"), filepath.Join(tmp, "b"), filepath.Join(tmp, "root.token")
+	common := []string{"--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--cluster", c.URL()}
+	addrA, logsA, _, stopA := startKMSD(t, append(common, "--data-dir", dataA, "--root-token-file", tokFile)...)
+	defer stopA()
+	tok := readToken(t, tokFile)
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := vaultOverRATLS(t, addrA, tok, be, be.DefaultPolicy)
+	if _, err := a.Logical().Write("transit/keys/app", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("hello"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logsA.String(), "cluster bucket initialised") {
+		t.Fatalf("A did not make the bucket: %s", logsA.String())
+	}
+
+	copyDir(t, dataA, dataB)
+	addrB, _, _, stopB := startKMSD(t, append(common, "--data-dir", dataB)...)
+	defer stopB()
+	b := vaultOverRATLS(t, addrB, tok, be, be.DefaultPolicy)
+	decryptHello(t, b, s.Data["ciphertext"])
+	child, err := b.Auth().Token().Create(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Auth().Token().RevokeAccessor(child.Auth.Accessor); err != nil {
+		t.Fatal(err)
+	}
+	b.SetToken(child.Auth.ClientToken)
+	if _, err := b.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": "aGk="}); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("B accepted a token revoked through A: %v", err)
+	}
+
+	// A replica with a data key of its own is refused.
+	code, started, stderr := tryKMSD(t, "", append(common, "--data-dir", filepath.Join(tmp, "c"))...)
+	if started || code != 1 || !strings.Contains(stderr, "hand-off") {
+		t.Fatalf("a replica with another data key: exit %d, started %v: %s", code, started, stderr)
+	}
+}
+
+func TestKMSDClusterFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--simulation", "--cluster", "nats://127.0.0.1:4222"}, // no --data-dir
+		{"--simulation", "--data-dir", t.TempDir(), "--cluster", "127.0.0.1:4222"},
+		{"--simulation", "--data-dir", t.TempDir(), "--cluster", "nats://u:hunter2@127.0.0.1:4222"},
+		{"--simulation", "--data-dir", t.TempDir(), "--cluster", "nats://127.0.0.1:4222", "--cluster-replicas", "7"},
+		{"--simulation", "--data-dir", t.TempDir(), "--cluster", "nats://127.0.0.1:4222", "--cluster-bucket", "a.b"},
+		{"--simulation", "--data-dir", t.TempDir(), "--cluster", "nats://127.0.0.1:4222", "--generate-root", "--print-root-token"},
+	} {
+		var b syncBuf
+		if code := run(context.Background(), args, noEnv, strings.NewReader(""), io.Discard, &b, nil); code != 2 || !strings.Contains(b.String(), "--cluster") {
+			t.Errorf("%q: exit %d %q", args, code, b.String())
+		}
+		if strings.Contains(b.String(), "hunter2") {
+			t.Errorf("%q: the password was echoed: %q", args, b.String())
+		}
+	}
+	// The environment sets it as any other flag.
+	env := func(k string) string {
+		if k == "KMSD_CLUSTER" {
+			return "nats://127.0.0.1:4222"
+		}
+		return ""
+	}
+	var b syncBuf
+	if code := run(context.Background(), []string{"--simulation"}, env, strings.NewReader(""), io.Discard, &b, nil); code != 2 || !strings.Contains(b.String(), "--cluster needs --data-dir") {
+		t.Errorf("KMSD_CLUSTER: exit %d %q", code, b.String())
+	}
+}
