@@ -80,8 +80,12 @@ func (s *Service) Bootstrap(deliver Deliver) (created bool, err error) {
 		return false, nil
 	}
 	if s.st != nil {
-		if s.refused > 0 {
-			return false, fmt.Errorf("%w: %d stored records could not be opened, so the store cannot be judged empty; refusing to create a root token (fix the seal policy or restore the data dir)", ErrRecordsMissing, s.refused)
+		refused := s.refused
+		if r, ok := s.st.(interface{ Refused() int64 }); ok {
+			refused += int(r.Refused())
+		}
+		if refused > 0 {
+			return false, fmt.Errorf("%w: %d stored records could not be opened, so the store cannot be judged empty; refusing to create a root token (fix the seal policy or restore the data dir)", ErrRecordsMissing, refused)
 		}
 		if s.recovery != nil || len(s.keys) > 0 || len(s.policies) > 0 {
 			return false, fmt.Errorf("%w: it holds keys, policies or a recovery key but no token; refusing to create a new root token, "+
