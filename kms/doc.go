@@ -4,7 +4,10 @@
 // (docs/KMS-API.md lists every endpoint).
 //
 // [New] loads keys, token hashes and policies from a sealed store (or
-// keeps them in memory); [Service.Bootstrap] makes the root token once,
+// keeps them in memory), or follows a [Shared] storage that several
+// replicas write (package kms/jetstream), waiting before each request
+// until it has seen every change committed before it, with every write a
+// compare-and-set ([ErrConflict]: the request runs again); [Service.Bootstrap] makes the root token once,
 // committing it only after it has been handed to the operator, and
 // [Service.GenerateRoot] replaces a lost one given the recovery key;
 // [Service.Handler] is the API. Every request is authorized by a token's
