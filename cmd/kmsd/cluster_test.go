@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,6 +86,13 @@ func TestKMSDClusterFlagErrors(t *testing.T) {
 		if strings.Contains(b.String(), "hunter2") {
 			t.Errorf("%q: the password was echoed: %q", args, b.String())
 		}
+	}
+	// The config file and the environment set it as any other flag.
+	cfg := filepath.Join(t.TempDir(), "kmsd.toml")
+	os.WriteFile(cfg, []byte("simulation = true\ncluster = \"nats://127.0.0.1:4222\"\ncluster-replicas = 9\n"), 0o600)
+	var f syncBuf
+	if code := run(context.Background(), []string{"--config", cfg, "--data-dir", t.TempDir()}, noEnv, strings.NewReader(""), io.Discard, &f, nil); code != 2 || !strings.Contains(f.String(), "--cluster-replicas") {
+		t.Errorf("config file: exit %d %q", code, f.String())
 	}
 	// The environment sets it as any other flag.
 	env := func(k string) string {
