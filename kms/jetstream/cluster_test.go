@@ -580,6 +580,21 @@ func BenchmarkClusterEncrypt(b *testing.B) {
 			}
 		}
 	})
+	b.Run("encrypt-parallel", func(b *testing.B) {
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req := httptest.NewRequest("POST", "/v1/transit/encrypt/bench", bytes.NewReader(body))
+				req.Header.Set("X-Vault-Token", root)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Error(w.Code)
+					return
+				}
+			}
+		})
+	})
 	b.Run("barrier", func(b *testing.B) {
 		for b.Loop() {
 			if err := r.st.Barrier(b.Context()); err != nil {

@@ -74,6 +74,11 @@ type Store struct {
 
 	watcher js.KeyWatcher
 	refused atomic.Int64
+
+	// Barrier rounds (see Barrier), under bmu.
+	bmu       sync.Mutex
+	nextRound *round
+	inflight  bool
 }
 
 type lastSeen struct {
@@ -477,24 +482,70 @@ func (s *Store) advanced(rev uint64) {
 }
 
 // Barrier asks the stream leader for the stream's last sequence and
-// waits until the watch has handed it to apply.
+// waits until the watch has handed it to apply. Concurrent callers share
+// requests: a caller joins the next request to be sent, never one that
+// was sent before it arrived, so the sequence it waits for is at least
+// the last one committed before it called.
 func (s *Store) Barrier(ctx context.Context) error {
-	info, err := s.stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("kms/jetstream: barrier: %w", err)
+	s.bmu.Lock()
+	r := s.nextRound
+	if r == nil {
+		r = &round{done: make(chan struct{})}
+		s.nextRound = r
 	}
-	target := info.State.LastSeq
+	if !s.inflight {
+		s.startRound()
+	}
+	s.bmu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return fmt.Errorf("kms/jetstream: barrier: %w", ctx.Err())
+	}
+	if r.err != nil {
+		return fmt.Errorf("kms/jetstream: barrier: %w", r.err)
+	}
 	for {
 		s.mu.Lock()
 		applied, ch := s.applied, s.advance
 		s.mu.Unlock()
-		if applied >= target {
+		if applied >= r.target {
 			return nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("kms/jetstream: barrier: the watch is at %d, the stream at %d: %w", applied, target, ctx.Err())
+			return fmt.Errorf("kms/jetstream: barrier: the watch is at %d, the stream at %d: %w", applied, r.target, ctx.Err())
 		}
 	}
+}
+
+// round is one request for the stream's last sequence, shared by the
+// Barrier calls that joined it before it was sent.
+type round struct {
+	done   chan struct{}
+	target uint64
+	err    error
+}
+
+// startRound sends the waiting round; s.bmu is held.
+func (s *Store) startRound() {
+	r := s.nextRound
+	s.nextRound, s.inflight = nil, true
+	go func() {
+		ctx, cancel := s.ctx()
+		info, err := s.stream.Info(ctx)
+		cancel()
+		if err == nil {
+			r.target = info.State.LastSeq
+		}
+		r.err = err
+		close(r.done)
+		s.bmu.Lock()
+		s.inflight = false
+		if s.nextRound != nil {
+			s.startRound()
+		}
+		s.bmu.Unlock()
+	}()
 }
