@@ -27,8 +27,9 @@
 // change to the service; [Store.Barrier] asks the stream leader for the
 // last sequence and waits until the watch has delivered it. The service
 // calls Barrier before every request: one round trip to the stream
-// leader, after which it answers with every change committed before the
-// request arrived.
+// leader (shared by concurrent requests, each joining one sent after it
+// arrived), after which it answers with every change committed before
+// the request arrived.
 //
 // # What is detected
 //

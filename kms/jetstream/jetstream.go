@@ -74,6 +74,7 @@ type Store struct {
 
 	watcher js.KeyWatcher
 	refused atomic.Int64
+	closed  atomic.Bool
 
 	// Barrier rounds (see Barrier), under bmu.
 	bmu       sync.Mutex
@@ -198,6 +199,7 @@ func (s *Store) check() error {
 
 // Close stops the watch.
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	if s.watcher != nil {
 		return s.watcher.Stop()
 	}
@@ -440,6 +442,9 @@ func (s *Store) Watch(apply func(kind string, key, value []byte, rev uint64)) er
 				continue // the initial values are all in
 			}
 			s.deliver(e, apply)
+		}
+		if !s.closed.Load() {
+			s.log.Error("the watch of the cluster bucket stopped: every request will answer 503 until kmsd is restarted")
 		}
 	}()
 	return nil
