@@ -180,6 +180,14 @@ func (s *Service) write(ops []op) error {
 		if err != nil {
 			return err
 		}
+		// Each write that succeeded shows at once in this replica's copy,
+		// even if a later one fails: the watch skips revisions the copy
+		// already has.
+		if o.value == nil {
+			s.unload(o.kind, o.key, o.name)
+		} else if _, err := s.load(o.kind, o.key, o.value); err != nil {
+			return err
+		}
 	}
 	return nil
 }
