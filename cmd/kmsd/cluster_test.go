@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ func TestKMSDCluster(t *testing.T) {
 	sim, dataA, dataB, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "a"), filepath.Join(tmp, "b"), filepath.Join(tmp, "root.token")
 	common := []string{"--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--cluster", c.URL()}
 	addrA, logsA, _, stopA := startKMSD(t, append(common, "--data-dir", dataA, "--root-token-file", tokFile)...)
-	defer stopA()
+	defer func() { stopA() }()
 	tok := readToken(t, tokFile)
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
 	if err != nil {
@@ -62,6 +63,19 @@ func TestKMSDCluster(t *testing.T) {
 	if _, err := b.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": "aGk="}); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("B accepted a token revoked through A: %v", err)
 	}
+
+	// A restarts from its data dir: the same cluster, no new root token.
+	stopA()
+	addrA, _, _, stopA = startKMSD(t, append(common, "--data-dir", dataA, "--root-token-file", tokFile)...)
+	b.SetToken(tok)
+	if _, err := b.Logical().Write("transit/keys/app/rotate", nil); err != nil {
+		t.Fatal(err)
+	}
+	a = vaultOverRATLS(t, addrA, tok, be, be.DefaultPolicy)
+	if r, err := a.Logical().Read("transit/keys/app"); err != nil || r.Data["latest_version"].(json.Number).String() != "2" {
+		t.Fatalf("A after its restart: %v %v", r, err)
+	}
+	decryptHello(t, a, s.Data["ciphertext"])
 
 	// A replica with a data key of its own is refused.
 	code, started, stderr := tryKMSD(t, "", append(common, "--data-dir", filepath.Join(tmp, "c"))...)
