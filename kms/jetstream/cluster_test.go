@@ -2,6 +2,7 @@ package jetstream_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/rand"
 	"crypto/rsa"
@@ -12,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -602,4 +604,50 @@ func BenchmarkClusterEncrypt(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestWholeNATSClusterDown: with every nats-server killed, requests are
+// not served from the replica's copy (which could hold a token revoked
+// meanwhile): they wait for the barrier and answer 503 (here the client
+// gives up first). Once the servers are back, both replicas serve again:
+// their watches resume.
+func TestWholeNATSClusterDown(t *testing.T) {
+	c, a, b, root := startPair(t)
+	a.must(t, root, "POST", "transit/keys/k", map[string]any{})
+	for _, n := range c.Nodes {
+		n.Kill()
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", b.srv.URL+"/v1/transit/encrypt/k", strings.NewReader(`{"plaintext":"eA=="}`))
+	req.Header.Set("X-Vault-Token", root)
+	resp, err := b.srv.Client().Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("served with the NATS cluster down: %d", resp.StatusCode)
+		}
+	} else if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		n.Restart()
+	}
+	c.WaitReady(t, 60*time.Second)
+	deadline := time.Now().Add(60 * time.Second)
+	for _, r := range []*replica{a, b} {
+		for {
+			st, out := r.call(t, root, "POST", "transit/keys/k/rotate", nil)
+			if st == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not serving after the NATS cluster came back: %d %v", st, out)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if d := b.must(t, root, "GET", "transit/keys/k", nil); d["latest_version"].(float64) != 3 {
+		t.Fatalf("latest version %v after two rotations", d["latest_version"])
+	}
 }
