@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/attest/sim"
+	"github.com/sharedenclave/sharedenclave/custody/custodytest"
 	"github.com/sharedenclave/sharedenclave/internal/natstest"
 )
 
@@ -118,5 +120,64 @@ func TestKMSDClusterFlagErrors(t *testing.T) {
 	var b syncBuf
 	if code := run(context.Background(), []string{"--simulation"}, env, strings.NewReader(""), io.Discard, &b, nil); code != 2 || !strings.Contains(b.String(), "--cluster needs --data-dir") {
 		t.Errorf("KMSD_CLUSTER: exit %d %q", code, b.String())
+	}
+}
+
+// TestKMSDClusterReplicaThroughRecovery: a second replica on another
+// machine (another simulated platform) from a copy of the first one's
+// data dir starts sealed; once two operators have unsealed it (their
+// shares reach only the attested enclave) it holds the cluster data key
+// and serves the cluster's keys and tokens, while the first keeps serving.
+func TestKMSDClusterReplicaThroughRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three nats-server processes")
+	}
+	c := natstest.Start(t, 3)
+	tmp := t.TempDir()
+	simA, simB, dataA, dataB := filepath.Join(tmp, "simA"), filepath.Join(tmp, "simB"), filepath.Join(tmp, "a"), filepath.Join(tmp, "b")
+	ops := custodytest.NewOperators(t, tmp, 3)
+	sharesDir, tokFile := filepath.Join(tmp, "shares"), filepath.Join(tmp, "root.token")
+	addrA, _, _, stopA := startKMSD(t, "--simulation", "--sim-dir", simA, "--data-dir", dataA, "--root-token-file", tokFile, "--listen", "127.0.0.1:0",
+		"--cluster", c.URL(), "--recovery-recipients", ops.RecipientsFile, "--recovery-threshold", "2", "--recovery-shares-dir", sharesDir)
+	defer stopA()
+	tok := readToken(t, tokFile)
+	beA, err := backend.Open(backend.Options{Simulation: true, SimDir: simA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := vaultOverRATLS(t, addrA, tok, beA, beA.DefaultPolicy)
+	if _, err := a.Logical().Write("transit/keys/app", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("hello"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shares := ops.Shares(t, sharesDir, "kms-")
+
+	if _, err := sim.Init(simB, sim.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, dataA, dataB)
+	addrB, _, _, stopB := startKMSD(t, "--simulation", "--sim-dir", simB, "--data-dir", dataB, "--listen", "127.0.0.1:0", "--cluster", c.URL())
+	defer stopB()
+	beB, err := backend.Open(backend.Options{Simulation: true, SimDir: simB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := vaultOverRATLS(t, addrB, tok, beB, beB.DefaultPolicy)
+	if st, err := b.Sys().SealStatus(); err != nil || !st.Sealed {
+		t.Fatalf("B on another machine is not sealed: %+v %v", st, err)
+	}
+	b.Sys().Unseal(shares[1])
+	if st, err := b.Sys().Unseal(shares[2]); err != nil || st.Sealed {
+		t.Fatalf("unseal: %+v %v", st, err)
+	}
+	decryptHello(t, b, s.Data["ciphertext"])
+	if _, err := b.Logical().Write("transit/keys/app/rotate", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Logical().Read("transit/keys/app"); err != nil || r.Data["latest_version"].(json.Number).String() != "2" {
+		t.Fatalf("A does not see B's rotation: %v %v", r, err)
 	}
 }
