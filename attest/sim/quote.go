@@ -14,10 +14,13 @@ import (
 	"github.com/sharedenclave/sharedenclave/seal"
 )
 
-// Identity is what a simulated enclave claims to be. MRSIGNER is not part
-// of it: it always comes from the platform's signing key.
+// Identity is what a simulated enclave claims to be.
 type Identity struct {
 	MREnclave attest.Hash32
+	// MRSigner, when not zero, names another signer (a build signed with
+	// another key); zero means the platform's own signing key, which the
+	// default policy trusts.
+	MRSigner  attest.Hash32
 	ISVProdID uint16
 	ISVSVN    uint16
 	// Debug sets the DEBUG attribute, as `sgx.debug = true` would.
@@ -48,6 +51,9 @@ func (p *Platform) Quote(id Identity, reportData [64]byte) ([]byte, error) {
 	b.Attributes[8] = 0x03 // XFRM: x87, SSE
 	b.MREnclave = id.MREnclave
 	b.MRSigner = p.mrsigner
+	if id.MRSigner != (attest.Hash32{}) {
+		b.MRSigner = id.MRSigner
+	}
 	b.ISVProdID = id.ISVProdID
 	b.ISVSVN = id.ISVSVN
 	b.ReportData = reportData
