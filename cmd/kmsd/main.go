@@ -164,6 +164,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			"sim_dir", o.SimDir, "mrenclave", be.Self.MREnclave.String())
 	}
 
+	if o.Handoff.Listen != "" {
+		if err := o.ServeHandoff(ctx, be, "kms", log); err != nil {
+			return fail("%v", err)
+		}
+		return 0
+	}
 	var st *store.Store
 	defer func() {
 		if st != nil {

@@ -182,6 +182,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("SIMULATION MODE: attestation uses a simulated SGX platform; this is not a real enclave",
 			"sim_dir", o.SimDir, "mrenclave", be.Self.MREnclave.String(), "mrsigner", be.Platform.MRSigner().String())
 	}
+	if o.Handoff.Listen != "" {
+		if err := o.ServeHandoff(ctx, be, "relay", log); err != nil {
+			fmt.Fprintf(stderr, "relayd: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	var boxes relay.Mailboxes
 	if o.DataDir == "" {
 		log.Warn("mailboxes are memory-only: a restart loses every queued message (use --data-dir for durable, sealed mailboxes)")

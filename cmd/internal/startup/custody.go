@@ -109,6 +109,9 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 	}
 	switch state {
 	case dirLegacy:
+		if s.Handoff.From != "" {
+			return nil, nil, fmt.Errorf("--handoff-from: %s was made before custody and has no data key to hand off", s.DataDir)
+		}
 		if s.RecoveryRecipients != "" {
 			return nil, nil, fmt.Errorf("--recovery-recipients: %s was made before custody (its records are sealed directly under the seal key), so it has no data key to share; "+
 				"drop the recovery flags to keep using it, or see docs/DEPLOY.md (\"Data dirs made before custody\")", s.DataDir)
@@ -118,6 +121,9 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 		st, err := s.openStore(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
 		return st, nil, err
 	case dirNew:
+		if s.Handoff.From != "" {
+			return nil, nil, fmt.Errorf("--handoff-from: %s is empty: a successor takes over the predecessor's data, so run it on the predecessor's data dir (or a copy of it, made while the predecessor was stopped)", s.DataDir)
+		}
 		st, err := s.createCustody(sealer, purpose, log)
 		return st, nil, err
 	}
@@ -140,6 +146,14 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 				return nil, nil, fmt.Errorf("the data key of %s was sealed under the other seal policy: it opens with %s", s.DataDir, a.Name)
 			}
 		}
+		if s.Handoff.From != "" {
+			if s.RecoveryRecipients != "" && f.Recovery != nil && !f.Recovery.SameRecovery(s.recipients, s.RecoveryThreshold) {
+				return nil, nil, errors.New("--recovery-recipients and --recovery-threshold differ from the recovery record of the data dir; a hand-off keeps the recovery shares it has (drop the recovery flags)")
+			}
+			log.Warn("the data key does not open with this build's seal key; taking it from the predecessor (--handoff-from)", "data_dir", s.DataDir, "from", s.Handoff.From)
+			st, err := s.receiveHandoff(be, &Sealed{Recovery: f.Recovery, s: s, purpose: purpose, sealer: sealer, log: log})
+			return st, nil, err
+		}
 		if f.Recovery == nil {
 			return nil, nil, fmt.Errorf("the data key of %s does not open here: it was sealed by another enclave identity or on another CPU, and no recovery shares were made for it "+
 				"(--recovery-recipients at its first start); run the build that sealed it, on its machine, or start with an empty directory", s.DataDir)
@@ -150,6 +164,9 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 		log.Warn("SEALED: the data key does not open with this enclave's seal key (another CPU or another build); waiting for the operators' recovery shares",
 			"data_dir", s.DataDir, "deployment", f.Recovery.Deployment, "threshold", f.Recovery.Threshold, "shares", f.Recovery.Shares)
 		return nil, &Sealed{Recovery: f.Recovery, s: s, purpose: purpose, sealer: sealer, log: log}, nil
+	}
+	if s.Handoff.From != "" {
+		log.Info("--handoff-from: the data key already opens under this build's seal key (an earlier hand-off completed); no hand-off needed", "data_dir", s.DataDir)
 	}
 	if s.RecoveryRecipients != "" && f.Recovery != nil && !f.Recovery.SameRecovery(s.recipients, s.RecoveryThreshold) {
 		return nil, nil, fmt.Errorf("--recovery-recipients, --recovery-threshold: the data dir already has recovery shares (%d-of-%d, deployment %s) for other recipients or another threshold; "+

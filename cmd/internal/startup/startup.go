@@ -108,6 +108,8 @@ type Server struct {
 	recipients                            []string
 	// BackupTo: write a backup of the data dir there, then exit.
 	BackupTo string
+	// Handoff: the upgrade hand-off (handoff.go).
+	Handoff Handoff
 }
 
 // Register defines the shared flags on fs; listen is the default listen
@@ -130,6 +132,7 @@ func (s *Server) Register(fs *flag.FlagSet, listen, metricsExample, dataDirUse s
 	fs.StringVar(&s.RecoveryRecipients, "recovery-recipients", "", "with a new --data-dir: file of the operators' age X25519 recipients (age1…, one per line),\none recovery share each, any --recovery-threshold of which recover the data key on another machine or build")
 	fs.IntVar(&s.RecoveryThreshold, "recovery-threshold", 0, "how many recovery shares recover the data key (2 ≤ K ≤ the number of recipients)")
 	fs.StringVar(&s.BackupTo, "backup-to", "", "write a consistent backup of --data-dir to this new directory, then exit (the service must be stopped);\nrestore it by starting on a copy of it: on another machine or build it opens through recovery")
+	s.Handoff.register(fs)
 	fs.StringVar(&s.RecoverySharesDir, "recovery-shares-dir", "", "directory for the recovery share files, each encrypted to its operator (new files, mode 0600)")
 }
 
@@ -169,6 +172,9 @@ func (s *Server) Finish(fs *flag.FlagSet, envPrefix string, getenv func(string) 
 		if err := checkAddr("--metrics-listen", s.MetricsListen); err != nil {
 			return err
 		}
+	}
+	if err := s.checkHandoff(); err != nil {
+		return err
 	}
 	return s.checkRecovery()
 }
