@@ -42,7 +42,13 @@ type child struct {
 
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	return startChildExe(t, os.Args[0], args...)
+}
+
+// startChildExe is startChild for another executable (a rebuilt relayd).
+func startChildExe(t *testing.T, exe string, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), "RELAYD_TEST_CHILD=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
