@@ -43,7 +43,9 @@ func TestRelaydHandoffToASuccessorBuild(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	plogs, done := &syncBuf{}, make(chan int, 1)
-	go func() { done <- run(ctx, append(common, "--handoff-listen", "127.0.0.1:0"), noEnv, io.Discard, plogs, nil) }()
+	go func() {
+		done <- run(ctx, append(common, "--handoff-listen", "127.0.0.1:0"), noEnv, io.Discard, plogs, nil)
+	}()
 	var haddr string
 	for deadline := time.Now().Add(20 * time.Second); haddr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, l := range strings.Split(plogs.String(), "\n") {
