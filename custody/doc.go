@@ -25,6 +25,14 @@
 //     and shares of another deployment all fail, and the caller writes
 //     nothing.
 //
+//   - Handed to a successor, for upgrades without operators:
+//     [ServeHandoff] (the running build) gives the key to an enclave whose
+//     quote satisfies a policy — by default [SuccessorPolicy]: the same
+//     signer and product, an ISVSVN at least its own — over a TLS session
+//     both sides attested (package atls); [ReceiveHandoff] (the successor)
+//     takes it from an enclave satisfying [PredecessorPolicy] and stores
+//     it before confirming. The frames are in docs/SECURITY.md.
+//
 // # On disk and at start
 //
 // A [File] (custody.json in a data directory) holds the sealed data key and

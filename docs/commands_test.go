@@ -165,10 +165,12 @@ var docCommands = map[string]string{
 	// kmsd clusters: DEPLOY.md, SECURITY.md, README.md.
 	"kmsd --cluster": mention,
 	"KMSD_CLUSTER=…": mention,
+	// The upgrade hand-off: DEPLOY.md.
+	"kmsd --data-dir DATA --handoff-listen 127.0.0.1:9444":                                                                                 mention,
 	"kmsd --data-dir /data/kms --cluster nats://10.0.0.1:4222,nats://10.0.0.2:4222,nats://10.0.0.3:4222 --root-token-file /run/root.token": skip("needs a three-node NATS cluster at those addresses; cmd/kmsd's TestKMSDCluster runs kmsd --cluster against a real one"),
-	"go test ./kms/jetstream -run XXX -bench Cluster": skip("a benchmark (starts three nats-server processes)"),
-	"go test ./kms -run XXX -bench 'EncryptHandler$'": skip("a benchmark"),
-	"go test ./kms/jetstream -fuzz FuzzDecodeRecord":  fuzz,
+	"go test ./kms/jetstream -run XXX -bench Cluster":                                                                                      skip("a benchmark (starts three nats-server processes)"),
+	"go test ./kms -run XXX -bench 'EncryptHandler$'":                                                                                      skip("a benchmark"),
+	"go test ./kms/jetstream -fuzz FuzzDecodeRecord":                                                                                       fuzz,
 }
 
 // documents are the files whose commands are checked, relative to the
