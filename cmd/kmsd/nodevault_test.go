@@ -29,9 +29,9 @@ func TestNodeVault(t *testing.T) {
 	}
 	var r struct {
 		Error, Plaintext, Created, Ciphertext, Rewrapped, RewrappedPlaintext string
-		ErrorStatus                                                         int
-		Health                                                              struct{ Initialized, Sealed bool }
-		Status                                                              struct {
+		ErrorStatus                                                          int
+		Health                                                               struct{ Initialized, Sealed bool }
+		Status                                                               struct {
 			Sealed bool
 			Type   string
 		}
