@@ -34,8 +34,21 @@ cd "$work/vault"
 # downloaded module at the version vault's require block names.
 awk '$1=="replace" && $2 ~ /^github.com\/hashicorp\/vault\// && $4 ~ /^\.\// {print $2}' go.mod >"$work/paths"
 [ -s "$work/paths" ] || { echo "build-vault: vault $version's go.mod has no ./ replaces; build it with go install" >&2; exit 1; }
+# The submodules inside vault's tree are not always the published version
+# its require block names: v1.21.3 and v1.21.4 require sdk v0.21.0, which
+# was tagged from later code (framework.Backend.ActivationFunc takes one
+# more argument than the v1.21.4 tree passes); sdk v0.20.0 is the one the
+# tree builds with. Pins: "path@version ...", VAULT_SUBMODULE_PINS to override.
+case "$version" in
+  v1.21.3|v1.21.4) default_pins="github.com/hashicorp/vault/sdk@v0.20.0" ;;
+  *) default_pins="" ;;
+esac
+pins=${VAULT_SUBMODULE_PINS-$default_pins}
 while read -r path; do
   ver=$(awk -v p="$path" '$1==p && $2 ~ /^v/ {print $2; exit}' go.mod)
+  for pin in $pins; do
+    if [ "${pin%@*}" = "$path" ]; then ver=${pin#*@}; fi
+  done
   [ -n "$ver" ] || { echo "build-vault: vault $version's go.mod requires no version of $path" >&2; exit 1; }
   dir=$(moddir "$path@$ver")
   [ -n "$dir" ] || { echo "build-vault: cannot download $path@$ver" >&2; exit 1; }

@@ -19,14 +19,18 @@ import (
 
 // Clients nobody here wrote — sops, HashiCorp's vault CLI, node-vault —
 // drive a kmsd started as the command starts it, in simulation, over its
-// RA-TLS listener. Each client trusts the certificate the way a Vault user
-// pins a server's (VAULT_CACERT), after the test has checked the quote it
-// carries. A missing client skips with a message naming it and how to get
+// RA-TLS listener, with --stable-tls-ca. Each client trusts kmsd the way a
+// Vault user pins a server's CA (VAULT_CACERT), after the test has checked
+// the quote of the certificate it was served; the pin holds across
+// restarts. A missing client skips with a message naming it and how to get
 // it; under SHARED_ENCLAVE_REQUIRE_CLIENTS=1 (set by .ci/run, which
 // installs all three) it fails instead.
 
 // clientKMSD is a kmsd serving the real clients.
 type clientKMSD struct {
+	t     *testing.T
+	args  []string
+	stop  func()
 	url   string // https://127.0.0.1:PORT
 	root  string // the root token
 	ca    string // PEM file of the attested certificate
@@ -39,22 +43,28 @@ func startForClients(t *testing.T) *clientKMSD {
 	t.Helper()
 	tmp := t.TempDir()
 	sim, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "root.token")
-	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", sim, "--data-dir", filepath.Join(tmp, "data"),
-		"--root-token-file", tokFile, "--listen", "127.0.0.1:0")
-	t.Cleanup(stop)
+	args := []string{"--simulation", "--sim-dir", sim, "--data-dir", filepath.Join(tmp, "data"),
+		"--root-token-file", tokFile, "--stable-tls-ca", "--listen"}
+	addr, _, _, stop := startKMSD(t, append(args, "127.0.0.1:0")...)
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The certificate is pinned only once its quote has been checked.
+	k := &clientKMSD{t: t, args: append(args, addr), stop: stop, url: "https://" + addr, root: readToken(t, tokFile),
+		ca: filepath.Join(tmp, "ca.pem"), home: filepath.Join(tmp, "home"), be: be}
+	t.Cleanup(func() { k.stop() })
+	// The CA is pinned only once the quote of the certificate it issued
+	// has been checked.
 	conn, err := tls.Dial("tcp", addr, atls.RATLSClientConfig(be.Verifier, be.DefaultPolicy))
 	if err != nil {
 		t.Fatalf("RA-TLS handshake with kmsd: %v", err)
 	}
-	cert := conn.ConnectionState().PeerCertificates[0]
+	chain := conn.ConnectionState().PeerCertificates
 	conn.Close()
-	k := &clientKMSD{url: "https://" + addr, root: readToken(t, tokFile), ca: filepath.Join(tmp, "ca.pem"), home: filepath.Join(tmp, "home"), be: be}
-	if err := os.WriteFile(k.ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
+	if len(chain) != 2 || chain[0].CheckSignatureFrom(chain[1]) != nil {
+		t.Fatalf("kmsd --stable-tls-ca served %d certificates, want its certificate and the CA that issued it", len(chain))
+	}
+	if err := os.WriteFile(k.ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: chain[1].Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(k.home, 0o700); err != nil {
@@ -62,6 +72,16 @@ func startForClients(t *testing.T) *clientKMSD {
 	}
 	k.vault = vaultOverRATLS(t, addr, k.root, be, be.DefaultPolicy)
 	return k
+}
+
+// restart stops kmsd and starts it again on the same address: the same
+// keys and tokens, a new RA-TLS certificate under the same CA.
+func (k *clientKMSD) restart() {
+	k.t.Helper()
+	k.stop()
+	var addr string
+	addr, _, _, k.stop = startKMSD(k.t, k.args...)
+	k.vault = vaultOverRATLS(k.t, addr, k.root, k.be, k.be.DefaultPolicy)
 }
 
 // env is the whole environment of a client: the user's own Vault settings

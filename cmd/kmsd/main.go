@@ -23,7 +23,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,6 +69,7 @@ type options struct {
 	printRootToken          bool
 	generateRoot            bool
 	tlsSAN                  string
+	stableTLSCA             bool
 }
 
 func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
@@ -100,6 +103,7 @@ Flags:
 	fs.BoolVar(&o.openSeed, "open-seed-endpoints", false, "serve /generate-aes-key and /generate-rsa-key-pair to callers without a token\n(default: a token whose policy grants read on seed/generate-aes-key or seed/generate-rsa-key-pair)")
 	fs.Float64Var(&o.seedRSARate, "seed-rsa-rate", 1, "with --open-seed-endpoints, RSA key pairs per second for callers without a token (bursts of up to the same number, at least 1); more are answered 429")
 	fs.StringVar(&o.tlsSAN, "tls-san", "", "more DNS names and IP addresses for the TLS certificate, comma-separated\n(it always names localhost, 127.0.0.1 and ::1), so that VAULT_CACERT-style checks pass for the address clients use")
+	fs.BoolVar(&o.stableTLSCA, "stable-tls-ca", false, "keep a TLS CA key sealed in the store (needs --data-dir) and serve, at every start, a new RA-TLS certificate\n(new key, fresh quote) issued by it, with the CA in the chain and at sys/attestation: clients pin the CA once\n(VAULT_CACERT) and it stays the same across restarts")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -114,6 +118,8 @@ Flags:
 		return nil, errors.New("--max-body must be at least 1024")
 	case !(o.seedRSARate > 0) || math.IsInf(o.seedRSARate, 0):
 		return nil, errors.New("--seed-rsa-rate must be a positive number of RSA key pairs per second")
+	case o.stableTLSCA && o.DataDir == "":
+		return nil, errors.New("--stable-tls-ca needs --data-dir: the CA key is sealed in the store (a memory-only kmsd has nowhere to keep it)")
 	case o.generateRoot && o.BackupTo != "":
 		return nil, errors.New("--generate-root and --backup-to are two separate runs: give one of them")
 	case o.generateRoot && o.DataDir == "":
@@ -197,18 +203,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 
 	hosts, _ := tlsHosts(o.tlsSAN) // checked by parseFlags
-	cert, err := atls.NewCertificate(ctx, be.Attester, atls.CertOptions{CommonName: "Shared Enclave KMS", Hosts: hosts}, atls.GramineStandard, atls.GramineLegacy)
-	if err != nil {
-		return fail("RA-TLS certificate: %v", err)
-	}
-	var legacyQuote []byte
-	for _, e := range cert.Leaf.Extensions {
-		if e.Id.Equal(atls.OIDGramineQuote) {
-			legacyQuote = e.Value
+	// newCert makes this start's RA-TLS certificate: self-signed, or with
+	// --stable-tls-ca issued by the store's CA (once the store is open;
+	// a sealed kmsd serves a self-signed one until it is unsealed).
+	newCert := func(st *store.Store) (cert tls.Certificate, legacyQuote []byte, err error) {
+		opts := atls.CertOptions{CommonName: "Shared Enclave KMS", Hosts: hosts}
+		if o.stableTLSCA && st != nil {
+			ca, made, err := stableCA(st, time.Now())
+			if err != nil {
+				return cert, nil, err
+			}
+			fp := sha256.Sum256(ca.Certificate[0])
+			log.Info("TLS certificates are issued by the CA sealed in the store (--stable-tls-ca); clients pin the CA (sys/attestation: ca_certificate)",
+				"ca_sha256", hex.EncodeToString(fp[:]), "new_ca", made, "ca_not_after", ca.Leaf.NotAfter)
+			opts.CA = ca
 		}
+		if cert, err = atls.NewCertificate(ctx, be.Attester, opts, atls.GramineStandard, atls.GramineLegacy); err != nil {
+			return cert, nil, fmt.Errorf("RA-TLS certificate: %w", err)
+		}
+		for _, e := range cert.Leaf.Extensions {
+			if e.Id.Equal(atls.OIDGramineQuote) {
+				legacyQuote = e.Value
+			}
+		}
+		return cert, legacyQuote, nil
+	}
+	cert, legacyQuote, err := newCert(st)
+	if err != nil {
+		return fail("%v", err)
 	}
 	tcfg := atls.ServerConfig(cert)
 	tcfg.NextProtos = []string{"h2", "http/1.1"}
+	var served atomic.Pointer[tls.Certificate]
+	if o.stableTLSCA {
+		// The certificate changes once, when a sealed kmsd is unsealed.
+		served.Store(&cert)
+		tcfg.Certificates = nil
+		tcfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return served.Load(), nil }
+	}
 	handler := &swapHandler{}
 	srv := &http.Server{
 		Handler: handler, TLSConfig: tcfg,
@@ -262,6 +294,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		select {
 		case st = <-opened:
 			log.Info("kmsd unsealed: keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
+			if o.stableTLSCA {
+				if cert, legacyQuote, err = newCert(st); err != nil {
+					markServing()
+					return fail("%v", err)
+				}
+				served.Store(&cert)
+			}
 		case err := <-errc:
 			return fail("serve: %v", err)
 		case <-ctx.Done():
@@ -284,7 +323,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Metrics: kmsMetrics,
 		Store:   st, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
 		SeedOpen: o.openSeed, SeedRSARate: o.seedRSARate,
-		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
+		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], CA: caOfChain(cert), Quote: legacyQuote, Simulated: be.Simulated},
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -339,6 +378,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	log.Info("kmsd stopped")
 	return 0
+}
+
+// caOfChain is the CA certificate that follows the leaf in a chain, or nil.
+func caOfChain(c tls.Certificate) []byte {
+	if len(c.Certificate) > 1 {
+		return c.Certificate[1]
+	}
+	return nil
 }
 
 // swapHandler serves the unseal handler while kmsd is sealed, then the

@@ -15,7 +15,8 @@ const sopsVersion = "v3.13.3"
 // TestSops: Mozilla's (now CNCF's) sops encrypts, decrypts and rotates a
 // file with kmsd as its hc_vault_transit key service, to key names that
 // do not exist yet (sops relies on Vault's create-on-encrypt), and keeps
-// working across a rotation of the transit key.
+// working across a restart of kmsd (its CA pinned) and a rotation of the
+// transit key.
 func TestSops(t *testing.T) {
 	sops := clientTool(t, "sops", "SOPS_BIN", "go install github.com/getsops/sops/v3/cmd/sops@"+sopsVersion)
 	k := startForClients(t)
@@ -51,6 +52,12 @@ func TestSops(t *testing.T) {
 		t.Fatalf("sops decrypt: %q", out)
 	}
 	dataBefore := encryptedValues(file)
+
+	// kmsd restarts: a new RA-TLS certificate, under the CA sops pinned.
+	k.restart()
+	if out := sopsRun("decrypt", enc); out != secrets {
+		t.Fatalf("sops decrypt after kmsd restarted: %q", out)
+	}
 
 	// Rotate: a new data key, also encrypted to a second new key.
 	sopsRun("rotate", "--in-place", "--add-hc-vault-transit", keyURI("sops-b"), enc)
