@@ -248,6 +248,7 @@ func TestEveryTransitFieldHasItsEffectOrIsRefused(t *testing.T) {
 		{"transit/sign/r", "salt_length", `{"input":"bQ==","salt_length":"long"}`, 0, nil},                                  // not a length
 		{"transit/sign/r", "salt_length", `{"input":"bQ==","salt_length":"hash","signature_algorithm":"pkcs1v15"}`, 0, nil}, // no salt in PKCS#1 v1.5
 		{"transit/sign/e", "salt_length", `{"input":"bQ==","salt_length":"hash"}`, 0, nil},                                  // not RSA
+		{"transit/sign/e", "salt_length", `{"input":"bQ==","salt_length":"auto"}`, ok, nil},                                 // the default: no effect
 		{"transit/sign/e", "algorithm", `{"input":"bQ==","algorithm":"sha2-512"}`, ok, func(o out) string {
 			_, v := post("transit/verify/e", `{"input":"bQ==","hash_algorithm":"sha2-512","signature":"`+str(o, "signature")+`"}`)
 			return want(data(v)["valid"], true)
@@ -269,7 +270,8 @@ func TestEveryTransitFieldHasItsEffectOrIsRefused(t *testing.T) {
 			return want(item(o, 0)["valid"] == true && item(o, 1)["error"] != nil, true)
 		}},
 		{"transit/verify/e", "context", `{"input":"bQ==","signature":"` + sigE + `","context":"Yw=="}`, 0, nil},
-		{"transit/verify/r", "salt_length", `{"input":"bQ==","signature":"` + sigR + `","salt_length":"auto","signature_algorithm":"pkcs1v15"}`, 0, nil},
+		{"transit/verify/r", "salt_length", `{"input":"bQ==","signature":"` + sigR + `","salt_length":"hash","signature_algorithm":"pkcs1v15"}`, 0, nil},
+		{"transit/verify/r", "salt_length", `{"input":"bQ==","signature":"` + sigR + `","salt_length":"auto","signature_algorithm":"pkcs1v15"}`, ok, func(o out) string { return want(data(o)["valid"], true) }}, // auto is the default: no effect
 		{"transit/verify/e", "algorithm", `{"input":"bQ==","signature":"` + sigE + `","algorithm":"sha2-384"}`, ok, func(o out) string { return want(data(o)["valid"], false) }},
 		{"transit/verify/ed", "signature_context", `{"input":"bQ==","signature":"` + sigE + `","signature_context":"Yw=="}`, 0, nil},
 		{"transit/verify/edd", "context", `{"input":"bQ==","signature":"` + sigE + `"}`, 0, nil}, // derived: a context is required

@@ -170,7 +170,7 @@ type signParams struct {
 	// saltLength is the RSA-PSS salt length: rsa.PSSSaltLengthAuto
 	// (Vault's "auto": as long as possible when signing, detected when
 	// verifying), rsa.PSSSaltLengthEqualsHash ("hash") or a number of
-	// bytes.
+	// bytes. saltGiven: it is not the default (auto), so it must apply.
 	saltLength int
 	saltGiven  bool
 }
@@ -193,7 +193,7 @@ func parseSaltLength(raw json.RawMessage) (int, bool, error) {
 	}
 	switch strings.ToLower(str) {
 	case "", "auto":
-		return rsa.PSSSaltLengthAuto, str != "", nil
+		return rsa.PSSSaltLengthAuto, false, nil
 	case "hash":
 		return rsa.PSSSaltLengthEqualsHash, true, nil
 	}
@@ -201,7 +201,7 @@ func parseSaltLength(raw json.RawMessage) (int, bool, error) {
 	if err != nil || n < 0 {
 		return 0, false, badRequest(fmt.Sprintf(`field "salt_length": %q is not "auto", "hash" or a number of bytes`, str))
 	}
-	return n, true, nil
+	return n, n != rsa.PSSSaltLengthAuto, nil
 }
 
 // pssOptions are the PSS options of a signature with hash h by key.
