@@ -62,6 +62,11 @@ type CertOptions struct {
 	// Hosts are the DNS names and IP addresses the certificate names,
 	// besides localhost, 127.0.0.1 and ::1 (always named).
 	Hosts []string
+	// CA, when set, issues the certificate (it is otherwise self-signed):
+	// its key signs it and its certificate follows in the chain, so that
+	// a client can pin the CA while the certificate and its evidence are
+	// new. It must be a CA certificate ([NewCACertificate]).
+	CA *tls.Certificate
 }
 
 func (o *CertOptions) defaults() {
@@ -79,8 +84,8 @@ func (o *CertOptions) defaults() {
 	}
 }
 
-// selfSigned makes a self-signed certificate for a key generated inside
-// the enclave, with extra extensions.
+// selfSigned makes a certificate for a key generated inside the enclave,
+// with extra extensions: self-signed, or issued by opts.CA.
 func selfSigned(opts CertOptions, key crypto.Signer, exts []pkix.Extension) (tls.Certificate, error) {
 	serial := make([]byte, 16)
 	if _, err := io.ReadFull(opts.Rand, serial); err != nil {
@@ -105,7 +110,18 @@ func selfSigned(opts CertOptions, key crypto.Signer, exts []pkix.Extension) (tls
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(opts.Rand, tmpl, tmpl, key.Public(), key)
+	parent, signer, chain := tmpl, key, [][]byte(nil)
+	if opts.CA != nil {
+		ca, err := caOf(opts.CA)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		parent, signer, chain = ca, opts.CA.PrivateKey.(crypto.Signer), opts.CA.Certificate[:1]
+		if tmpl.NotAfter.After(ca.NotAfter) {
+			tmpl.NotAfter = ca.NotAfter
+		}
+	}
+	der, err := x509.CreateCertificate(opts.Rand, tmpl, parent, key.Public(), signer)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("atls: creating certificate: %w", err)
 	}
@@ -113,7 +129,62 @@ func selfSigned(opts CertOptions, key crypto.Signer, exts []pkix.Extension) (tls
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	return tls.Certificate{Certificate: append([][]byte{der}, chain...), PrivateKey: key, Leaf: leaf}, nil
+}
+
+// caOf checks that c is a CA certificate with a signing key, and returns
+// its certificate.
+func caOf(c *tls.Certificate) (*x509.Certificate, error) {
+	if len(c.Certificate) == 0 {
+		return nil, fmt.Errorf("atls: CA has no certificate")
+	}
+	ca := c.Leaf
+	if ca == nil {
+		var err error
+		if ca, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("atls: CA certificate: %w", err)
+		}
+	}
+	if !ca.IsCA || ca.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("atls: the CA's certificate is not a CA certificate")
+	}
+	if _, ok := c.PrivateKey.(crypto.Signer); !ok {
+		return nil, fmt.Errorf("atls: the CA has no signing key")
+	}
+	return ca, nil
+}
+
+// NewCACertificate makes a self-signed CA certificate for key, which may
+// issue end-entity certificates only (path length 0), valid from
+// opts.Now for opts.Validity, named opts.CommonName. A server keeps key
+// (sealed) and issues itself a new certificate at every start
+// (CertOptions.CA), so that clients pin one CA across restarts.
+func NewCACertificate(key crypto.Signer, opts CertOptions) (tls.Certificate, error) {
+	opts.defaults()
+	serial := make([]byte, 16)
+	if _, err := io.ReadFull(opts.Rand, serial); err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          new(big.Int).SetBytes(serial),
+		Subject:               pkix.Name{CommonName: opts.CommonName},
+		NotBefore:             opts.Now.Add(-time.Hour),
+		NotAfter:              opts.Now.Add(opts.Validity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(opts.Rand, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("atls: creating CA certificate: %w", err)
+	}
+	ca, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: ca}, nil
 }
 
 // NewKeyCertificate generates a fresh P-256 key inside the enclave and a

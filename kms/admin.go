@@ -175,11 +175,16 @@ func (s *Service) attestation() (response, error) {
 	if a == nil {
 		return response{}, notFound("attestation is not configured")
 	}
+	var ca any
+	if a.CA != nil {
+		ca = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.CA}))
+	}
 	return response{data: map[string]any{
-		"certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Certificate})),
-		"quote":       base64.StdEncoding.EncodeToString(a.Quote),
-		"simulated":   a.Simulated,
-		"binding":     "quote report data = SHA-256(SubjectPublicKeyInfo of the certificate) ‖ 32 zero bytes",
+		"ca_certificate": ca,
+		"certificate":    string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Certificate})),
+		"quote":          base64.StdEncoding.EncodeToString(a.Quote),
+		"simulated":      a.Simulated,
+		"binding":        "quote report data = SHA-256(SubjectPublicKeyInfo of the certificate) ‖ 32 zero bytes",
 		"how_to_verify": "Verify the quote (enclavectl quote verify), check MRENCLAVE/MRSIGNER against your policy, " +
 			"check that report data [0:32] is SHA-256 of the certificate's SubjectPublicKeyInfo, and that this certificate is the one " +
 			"your TLS connection presented. The certificate also carries the quote (RA-TLS), so atls.RATLSClientConfig does all of this in the handshake.",

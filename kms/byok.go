@@ -245,8 +245,8 @@ func (s *Service) importKey(req *request, name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	if derived && !t.symmetric() {
-		return response{}, badRequest("key derivation is only supported for symmetric key types")
+	if derived && !t.derivable() {
+		return response{}, badRequest("key derivation is only supported for symmetric keys and ed25519")
 	}
 	allowRotation, _, err := req.boolean("allow_rotation")
 	if err != nil {

@@ -123,6 +123,11 @@ type itemResult struct {
 	HMAC       string  `json:"hmac,omitempty"`
 	Valid      *bool   `json:"valid,omitempty"`
 	KeyVersion int     `json:"key_version,omitempty"`
+	// PublicKey is the public key a derived ed25519 key used to sign,
+	// named "public_key" in a single answer and "publickey" in a batch
+	// result (Vault's names).
+	PublicKey      []byte `json:"public_key,omitempty"`
+	BatchPublicKey []byte `json:"publickey,omitempty"`
 	// Reference is echoed in every batch result (Vault's rule), and
 	// absent from a single answer.
 	Reference *string `json:"reference,omitempty"`
@@ -171,6 +176,7 @@ func runBatch(items []batchItem, batch bool, mode batchMode, fn func(it batchIte
 		}
 		ref := it.Reference
 		out.Reference = &ref
+		out.PublicKey, out.BatchPublicKey = nil, out.PublicKey
 		results[i] = out
 	}
 	r := response{data: map[string]any{"batch_results": results}}
@@ -383,13 +389,26 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 		return response{}, err
 	}
 	var p signParams
-	if len(rest) == 2 {
-		p.hashAlg = rest[1]
+	// The hash algorithm: in the path, hash_algorithm or its older name
+	// algorithm; given more than once, they must agree.
+	for _, from := range []string{"path", "hash_algorithm", "algorithm"} {
+		var h string
+		if from == "path" {
+			if len(rest) == 2 {
+				h = rest[1]
+			}
+		} else if h, err = req.str(from); err != nil {
+			return response{}, err
+		}
+		if h != "" && p.hashAlg != "" && h != p.hashAlg {
+			return response{}, badRequest(fmt.Sprintf("field %q is %q but the hash algorithm is already %q: give it once", from, h, p.hashAlg))
+		}
+		if h != "" {
+			p.hashAlg = h
+		}
 	}
-	if h, err := req.str("hash_algorithm"); err != nil {
+	if p.saltLength, p.saltGiven, err = parseSaltLength(req.body["salt_length"]); err != nil {
 		return response{}, err
-	} else if h != "" {
-		p.hashAlg = h
 	}
 	if p.sigAlg, err = req.str("signature_algorithm"); err != nil {
 		return response{}, err
@@ -412,7 +431,14 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 		if err != nil {
 			return itemResult{}, err
 		}
+		ctx, err := optB64(it.Context, "context")
+		if err != nil {
+			return itemResult{}, err
+		}
 		if verify && it.HMAC != "" {
+			if len(ctx) != 0 {
+				return itemResult{}, badRequest(`field "context" does not apply to an HMAC`)
+			}
 			ok, err := k.verifyHMAC(it.HMAC, p.hashAlg, in)
 			if err != nil {
 				return itemResult{}, err
@@ -423,7 +449,7 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 			if it.Signature == "" {
 				return itemResult{}, badRequest("missing signature to verify")
 			}
-			ok, err := k.verify(it.Signature, in, p)
+			ok, err := k.verify(it.Signature, in, ctx, p)
 			if err != nil {
 				return itemResult{}, err
 			}
@@ -433,11 +459,11 @@ func (s *Service) signOrVerify(req *request, rest []string, verify bool) (respon
 		if err != nil {
 			return itemResult{}, err
 		}
-		sig, err := k.sign(n, v, in, p)
+		sig, pub, err := k.sign(n, v, in, ctx, p)
 		if err != nil {
 			return itemResult{}, err
 		}
-		return itemResult{Signature: sig, KeyVersion: n}, nil
+		return itemResult{Signature: sig, KeyVersion: n, PublicKey: pub}, nil
 	})
 }
 

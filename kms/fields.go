@@ -64,20 +64,23 @@ var (
 		known: []string{"input", "key_version", "algorithm", "reference", "batch_input"},
 		item:  []string{"input", "reference", "key_version"},
 	}
+	// signature_context is Vault Enterprise's (Ed25519ctx and ML-DSA);
+	// cmac and mac_length are for Enterprise's CMAC keys.
 	fieldsSign = fields{
-		known: []string{"input", "key_version", "hash_algorithm", "signature_algorithm", "marshaling_algorithm", "prehashed",
-			"reference", "batch_input"},
-		unsupported:     []string{"context", "salt_length"},
-		item:            []string{"input", "reference", "key_version"},
-		itemUnsupported: []string{"context"},
+		known: []string{"input", "key_version", "hash_algorithm", "algorithm", "signature_algorithm", "marshaling_algorithm", "prehashed",
+			"salt_length", "context", "reference", "batch_input"},
+		unsupported:     []string{"signature_context"},
+		item:            []string{"input", "context", "reference", "key_version"},
+		itemUnsupported: []string{"signature_context"},
 	}
 	fieldsVerify = fields{
-		known: []string{"input", "signature", "hmac", "hash_algorithm", "signature_algorithm", "marshaling_algorithm", "prehashed",
-			"reference", "batch_input"},
-		unsupported:     []string{"context", "salt_length", "cmac", "mac_length"},
-		item:            []string{"input", "signature", "hmac", "reference"},
-		itemUnsupported: []string{"context", "cmac"},
+		known: []string{"input", "signature", "hmac", "hash_algorithm", "algorithm", "signature_algorithm", "marshaling_algorithm", "prehashed",
+			"salt_length", "context", "reference", "batch_input"},
+		unsupported:     []string{"signature_context", "cmac", "mac_length"},
+		item:            []string{"input", "signature", "hmac", "context", "reference"},
+		itemUnsupported: []string{"signature_context", "cmac"},
 	}
+	fieldsCSR     = fields{known: []string{"version", "csr"}}
 	fieldsRandom  = fields{known: []string{"bytes", "format", "source"}}
 	fieldsRelease = fields{known: []string{"quote", "public_key", "kind"}}
 	fieldsNone    = fields{}
@@ -183,8 +186,12 @@ func (req *request) paddingScheme(name string, k *Key) error {
 	if !k.Type.rsa() {
 		return badRequest(fmt.Sprintf("field %q applies only to RSA keys", name))
 	}
-	if p != "oaep" {
-		return badRequest(fmt.Sprintf("field %q: only \"oaep\" is supported by kmsd", name))
+	switch p {
+	case "oaep":
+	case "pkcs1v15":
+		return badRequest(fmt.Sprintf("field %q: \"pkcs1v15\" is refused by kmsd: RSA PKCS#1 v1.5 encryption padding is open to padding-oracle attacks (Bleichenbacher), and a KMS that decrypts on request is such an oracle; use \"oaep\" (the default)", name))
+	default:
+		return badRequest(fmt.Sprintf("field %q: %q is not a padding scheme; kmsd supports \"oaep\"", name, p))
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ func TestEveryTransitFieldHasItsEffectOrIsRefused(t *testing.T) {
 	mustWrite(t, c, "transit/keys/r", map[string]any{"type": "rsa-2048"})
 	mustWrite(t, c, "transit/keys/e", map[string]any{"type": "ecdsa-p256"})
 	mustWrite(t, c, "transit/keys/ed", map[string]any{"type": "ed25519"})
+	mustWrite(t, c, "transit/keys/edd", map[string]any{"type": "ed25519", "derived": true})
 	mustWrite(t, c, "transit/keys/h", map[string]any{"type": "hmac"})
 	ctAD := mustWrite(t, c, "transit/encrypt/a", map[string]any{"plaintext": b64("x"), "associated_data": b64("ad")}).Data["ciphertext"].(string)
 	ctD := mustWrite(t, c, "transit/encrypt/d", map[string]any{"plaintext": b64("x"), "context": b64("ctx")}).Data["ciphertext"].(string)
@@ -224,8 +225,36 @@ func TestEveryTransitFieldHasItsEffectOrIsRefused(t *testing.T) {
 		{"transit/sign/e", "key_version", `{"input":"bQ==","key_version":1}`, ok, func(o out) string { return prefix(str(o, "signature"), "vault:v1:") }},
 		{"transit/sign/e", "reference", `{"batch_input":[{"input":"bQ==","reference":"r5"}]}`, ok, func(o out) string { return want(item(o, 0)["reference"], "r5") }},
 		{"transit/sign/e", "batch_input", `{"batch_input":[{"input":"bQ=="},{"input":"%"}]}`, ok, func(o out) string { return want(item(o, 1)["error"] != nil, true) }},
-		{"transit/sign/e", "context", `{"input":"bQ==","context":"Yw=="}`, 0, nil},
-		{"transit/sign/r", "salt_length", `{"input":"bQ==","salt_length":"hash"}`, 0, nil},
+		{"transit/sign/e", "context", `{"input":"bQ==","context":"Yw=="}`, 0, nil}, // not derived
+		{"transit/sign/edd", "context", `{"input":"bQ==","context":"Yw=="}`, ok, func(o out) string {
+			_, v := post("transit/verify/edd", `{"input":"bQ==","context":"Yw==","signature":"`+str(o, "signature")+`"}`)
+			_, w := post("transit/verify/edd", `{"input":"bQ==","context":"eg==","signature":"`+str(o, "signature")+`"}`)
+			return want(fmt.Sprint(data(v)["valid"], data(w)["valid"], len(str(o, "public_key")) > 0), "true false true")
+		}},
+		{"transit/sign/edd", "context", `{"batch_input":[{"input":"bQ==","context":"Yw=="},{"input":"bQ=="}]}`, ok, func(o out) string {
+			return want(item(o, 0)["publickey"] != nil && item(o, 1)["error"] != nil, true) // the second item has no context
+		}},
+		{"transit/sign/r", "salt_length", `{"input":"bQ==","salt_length":"hash"}`, ok, func(o out) string {
+			_, v := post("transit/verify/r", `{"input":"bQ==","salt_length":"hash","signature":"`+str(o, "signature")+`"}`)
+			_, w := post("transit/verify/r", `{"input":"bQ==","salt_length":20,"signature":"`+str(o, "signature")+`"}`)
+			return want(fmt.Sprint(data(v)["valid"], data(w)["valid"]), "true false") // 32 bytes of salt, not 20
+		}},
+		{"transit/sign/r", "salt_length", `{"input":"bQ==","salt_length":"20"}`, ok, func(o out) string {
+			_, v := post("transit/verify/r", `{"input":"bQ==","salt_length":20,"signature":"`+str(o, "signature")+`"}`)
+			_, w := post("transit/verify/r", `{"input":"bQ==","signature":"`+str(o, "signature")+`"}`) // auto: detected
+			return want(fmt.Sprint(data(v)["valid"], data(w)["valid"]), "true true")
+		}},
+		{"transit/sign/r", "salt_length", `{"input":"bQ==","salt_length":1000}`, 0, nil},                                    // over the key's room
+		{"transit/sign/r", "salt_length", `{"input":"bQ==","salt_length":"long"}`, 0, nil},                                  // not a length
+		{"transit/sign/r", "salt_length", `{"input":"bQ==","salt_length":"hash","signature_algorithm":"pkcs1v15"}`, 0, nil}, // no salt in PKCS#1 v1.5
+		{"transit/sign/e", "salt_length", `{"input":"bQ==","salt_length":"hash"}`, 0, nil},                                  // not RSA
+		{"transit/sign/e", "salt_length", `{"input":"bQ==","salt_length":"auto"}`, ok, nil},                                 // the default: no effect
+		{"transit/sign/e", "algorithm", `{"input":"bQ==","algorithm":"sha2-512"}`, ok, func(o out) string {
+			_, v := post("transit/verify/e", `{"input":"bQ==","hash_algorithm":"sha2-512","signature":"`+str(o, "signature")+`"}`)
+			return want(data(v)["valid"], true)
+		}},
+		{"transit/sign/e/sha2-256", "hash_algorithm", `{"input":"bQ==","hash_algorithm":"sha2-512"}`, 0, nil}, // two different algorithms
+		{"transit/sign/ed", "signature_context", `{"input":"bQ==","signature_context":"Yw=="}`, 0, nil},
 		{"transit/sign/e", "bogus", `{"input":"bQ==","bogus":1}`, 0, nil},
 
 		// verify
@@ -241,7 +270,11 @@ func TestEveryTransitFieldHasItsEffectOrIsRefused(t *testing.T) {
 			return want(item(o, 0)["valid"] == true && item(o, 1)["error"] != nil, true)
 		}},
 		{"transit/verify/e", "context", `{"input":"bQ==","signature":"` + sigE + `","context":"Yw=="}`, 0, nil},
-		{"transit/verify/r", "salt_length", `{"input":"bQ==","signature":"` + sigR + `","salt_length":"auto"}`, 0, nil},
+		{"transit/verify/r", "salt_length", `{"input":"bQ==","signature":"` + sigR + `","salt_length":"hash","signature_algorithm":"pkcs1v15"}`, 0, nil},
+		{"transit/verify/r", "salt_length", `{"input":"bQ==","signature":"` + sigR + `","salt_length":"auto","signature_algorithm":"pkcs1v15"}`, ok, func(o out) string { return want(data(o)["valid"], true) }}, // auto is the default: no effect
+		{"transit/verify/e", "algorithm", `{"input":"bQ==","signature":"` + sigE + `","algorithm":"sha2-384"}`, ok, func(o out) string { return want(data(o)["valid"], false) }},
+		{"transit/verify/ed", "signature_context", `{"input":"bQ==","signature":"` + sigE + `","signature_context":"Yw=="}`, 0, nil},
+		{"transit/verify/edd", "context", `{"input":"bQ==","signature":"` + sigE + `"}`, 0, nil}, // derived: a context is required
 		{"transit/verify/h", "cmac", `{"input":"bQ==","cmac":"vault:v1:AAAA"}`, 0, nil},
 		{"transit/verify/h", "mac_length", `{"input":"bQ==","hmac":"` + macH + `","mac_length":16}`, 0, nil},
 		{"transit/verify/e", "bogus", `{"input":"bQ==","signature":"` + sigE + `","bogus":1}`, 0, nil},

@@ -372,6 +372,9 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 		return nil, err
 	}
 	seg := strings.Split(req.path, "/")
+	if err := req.nameField(seg); err != nil {
+		return nil, err
+	}
 	switch {
 	case len(seg) >= 2 && seg[0] == "transit":
 		return func() (response, error) { return s.transit(req, seg[1:]) }, nil
@@ -402,6 +405,53 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 		return func() (response, error) { return s.capabilitiesSelf(req) }, nil
 	}
 	return nil, notFound("unsupported path")
+}
+
+// pathName is the :name segment of a path that names a key or a policy,
+// the part Vault's path patterns capture as the field "name".
+func pathName(seg []string) (string, bool) {
+	switch {
+	case len(seg) >= 3 && seg[0] == "transit":
+		switch seg[1] {
+		case "keys", "encrypt", "decrypt", "rewrap", "sign", "verify", "hmac", "release":
+			return seg[2], true
+		case "datakey", "export":
+			if len(seg) >= 4 {
+				return seg[3], true
+			}
+		}
+	case len(seg) == 4 && seg[0] == "sys" && seg[1] == "policies" && seg[2] == "acl":
+		return seg[3], true
+	case len(seg) == 3 && seg[0] == "sys" && seg[1] == "policy":
+		return seg[2], true
+	}
+	return "", false
+}
+
+// nameField handles a body field "name" on a path that names a key or a
+// policy. Vault reads the path's :name as the field "name", so clients
+// that build a request from one object (node-vault's encryptData({name,
+// plaintext}), addPolicy({name, rules})) send it in the body too. It is
+// accepted when it names what the path names, and then removed; a
+// different name is refused (Vault would silently use the path's).
+func (req *request) nameField(seg []string) error {
+	raw, ok := req.body["name"]
+	if !ok {
+		return nil
+	}
+	name, named := pathName(seg)
+	if !named {
+		return nil // the endpoint's own field check refuses it
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return badRequest(`field "name" must be a string`)
+	}
+	if v != name {
+		return badRequest(fmt.Sprintf("field \"name\" is %q but the path names %q: give one name, or leave the field out", v, name))
+	}
+	delete(req.body, "name")
+	return nil
 }
 
 // upsertKey names the key of a path that creates it when missing

@@ -60,6 +60,10 @@ func (t KeyType) signing() bool {
 }
 func (t KeyType) encrypting() bool { return t.symmetric() || t.rsa() }
 
+// derivable: keys of the type may be created with derived=true
+// (symmetric keys, and ed25519 as in Vault).
+func (t KeyType) derivable() bool { return t.symmetric() || t == Ed25519 }
+
 // version is one version of a key. Its fields are secret: the type has no
 // exported way to print them, and nothing logs it.
 type version struct {
@@ -159,6 +163,29 @@ func (v *version) signer() (crypto.Signer, error) {
 		}
 	})
 	return v.cache.signer, v.cache.err
+}
+
+// derivedEd25519 is the ed25519 key a derived ed25519 key has for
+// context, as Vault derives it: the seed is the first 32 bytes of
+// HKDF-SHA256(the version's 64-byte ed25519 private key, salt = none,
+// info = context).
+func (v *version) derivedEd25519(context []byte) (ed25519.PrivateKey, error) {
+	if len(context) == 0 {
+		return nil, badRequest(`missing field "context" for key derivation: the key was created with derived=true, so every operation must include a context`)
+	}
+	s, err := v.signer()
+	if err != nil {
+		return nil, err
+	}
+	base, ok := s.(ed25519.PrivateKey)
+	if !ok {
+		return nil, errors.New("kms: derivation of a signing key that is not ed25519")
+	}
+	seed, err := hkdf.Key(sha256.New, base, nil, string(context), ed25519.SeedSize)
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 func (v *version) public() (crypto.PublicKey, error) {

@@ -12,6 +12,7 @@ import (
 	"crypto/sha512"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"math/big"
@@ -166,6 +167,58 @@ type signParams struct {
 	sigAlg     string // pss | pkcs1v15 (RSA)
 	marshaling string // asn1 | jws (ECDSA)
 	prehashed  bool
+	// saltLength is the RSA-PSS salt length: rsa.PSSSaltLengthAuto
+	// (Vault's "auto": as long as possible when signing, detected when
+	// verifying), rsa.PSSSaltLengthEqualsHash ("hash") or a number of
+	// bytes. saltGiven: it is not the default (auto), so it must apply.
+	saltLength int
+	saltGiven  bool
+}
+
+// parseSaltLength reads salt_length as Vault does: "auto" (the default),
+// "hash", or a number of bytes (a JSON number or a string of digits; 0 is
+// "auto", as in Vault). Whether it fits the key and hash is checked when
+// signing.
+func parseSaltLength(raw json.RawMessage) (int, bool, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return rsa.PSSSaltLengthAuto, false, nil
+	}
+	var str string
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return 0, false, badRequest(`field "salt_length" must be "auto", "hash" or a number of bytes`)
+		}
+	} else {
+		str = string(raw)
+	}
+	switch strings.ToLower(str) {
+	case "", "auto":
+		return rsa.PSSSaltLengthAuto, false, nil
+	case "hash":
+		return rsa.PSSSaltLengthEqualsHash, true, nil
+	}
+	n, err := strconv.Atoi(str)
+	if err != nil || n < 0 {
+		return 0, false, badRequest(fmt.Sprintf(`field "salt_length": %q is not "auto", "hash" or a number of bytes`, str))
+	}
+	return n, n != rsa.PSSSaltLengthAuto, nil
+}
+
+// pssOptions are the PSS options of a signature with hash h by key.
+func (p *signParams) pssOptions(key *rsa.PublicKey, h crypto.Hash) (*rsa.PSSOptions, error) {
+	if p.saltLength > 0 {
+		if max := (key.N.BitLen()-1+7)/8 - h.Size() - 2; p.saltLength > max {
+			return nil, badRequest(fmt.Sprintf(`field "salt_length": %d is more than the %d bytes a PSS signature with this key and %s can hold`, p.saltLength, max, p.hashAlgName()))
+		}
+	}
+	return &rsa.PSSOptions{SaltLength: p.saltLength}, nil
+}
+
+func (p *signParams) hashAlgName() string {
+	if p.hashAlg == "" {
+		return "sha2-256"
+	}
+	return p.hashAlg
 }
 
 // check refuses parameters that do not apply to a key type, rather than
@@ -184,6 +237,9 @@ func (p *signParams) check(t KeyType) error {
 	case "", "pss", "pkcs1v15":
 	default:
 		return badRequest(fmt.Sprintf("unsupported signature_algorithm %q", p.sigAlg))
+	}
+	if p.saltGiven && (!t.rsa() || p.sigAlg == "pkcs1v15") {
+		return badRequest(`field "salt_length" applies only to RSA keys with signature_algorithm pss`)
 	}
 	switch p.marshaling {
 	case "", "asn1", "jws":
@@ -227,22 +283,27 @@ func (p *signParams) digest(input []byte, t KeyType) (crypto.Hash, []byte, error
 	return h, d.Sum(nil), nil
 }
 
-func (k *Key) sign(n int, v *version, input []byte, p signParams) (string, error) {
+// sign signs input with version n. For a derived ed25519 key it also
+// returns the public key derived from context (Vault's "public_key").
+func (k *Key) sign(n int, v *version, input, context []byte, p signParams) (string, []byte, error) {
 	if !k.Type.signing() {
-		return "", badRequest(fmt.Sprintf("key type %s does not support signing", k.Type))
+		return "", nil, badRequest(fmt.Sprintf("key type %s does not support signing", k.Type))
 	}
 	h, digest, err := p.digest(input, k.Type)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	s, err := v.signer()
+	s, err := k.signerFor(v, context)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	var sig []byte
+	var sig, derivedPub []byte
 	switch key := s.(type) {
 	case ed25519.PrivateKey:
 		sig = ed25519.Sign(key, digest)
+		if k.Derived {
+			derivedPub = key.Public().(ed25519.PublicKey)
+		}
 	case *ecdsa.PrivateKey:
 		switch p.marshaling {
 		case "", "asn1":
@@ -259,20 +320,37 @@ func (k *Key) sign(n int, v *version, input []byte, p signParams) (string, error
 	case *rsa.PrivateKey:
 		switch p.sigAlg {
 		case "", "pss":
-			sig, err = rsa.SignPSS(rand.Reader, key, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+			var opts *rsa.PSSOptions
+			if opts, err = p.pssOptions(&key.PublicKey, h); err != nil {
+				return "", nil, err
+			}
+			sig, err = rsa.SignPSS(rand.Reader, key, h, digest, opts)
 		case "pkcs1v15":
 			sig, err = rsa.SignPKCS1v15(rand.Reader, key, h, digest)
 		default:
-			return "", badRequest(fmt.Sprintf("unsupported signature_algorithm %q", p.sigAlg))
+			return "", nil, badRequest(fmt.Sprintf("unsupported signature_algorithm %q", p.sigAlg))
 		}
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return "vault:v" + strconv.Itoa(n) + ":" + p.encoding().EncodeToString(sig), nil
+	return "vault:v" + strconv.Itoa(n) + ":" + p.encoding().EncodeToString(sig), derivedPub, nil
 }
 
-func (k *Key) verify(signature string, input []byte, p signParams) (bool, error) {
+// signerFor is the private key of a version: for a derived key (ed25519),
+// the one derived from context, which is required; other keys take no
+// context.
+func (k *Key) signerFor(v *version, context []byte) (crypto.Signer, error) {
+	if !k.Derived {
+		if len(context) != 0 {
+			return nil, badRequest(`field "context" was given but the key is not derived`)
+		}
+		return v.signer()
+	}
+	return v.derivedEd25519(context)
+}
+
+func (k *Key) verify(signature string, input, context []byte, p signParams) (bool, error) {
 	if !k.Type.signing() {
 		return false, badRequest(fmt.Sprintf("key type %s does not support verification", k.Type))
 	}
@@ -288,11 +366,11 @@ func (k *Key) verify(signature string, input []byte, p signParams) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	pub, err := v.public()
+	signer, err := k.signerFor(v, context)
 	if err != nil {
 		return false, err
 	}
-	switch key := pub.(type) {
+	switch key := signer.Public().(type) {
 	case ed25519.PublicKey:
 		return ed25519.Verify(key, digest, sig), nil
 	case *ecdsa.PublicKey:
@@ -310,7 +388,11 @@ func (k *Key) verify(signature string, input []byte, p signParams) (bool, error)
 	case *rsa.PublicKey:
 		switch p.sigAlg {
 		case "", "pss":
-			return rsa.VerifyPSS(key, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil, nil
+			opts, err := p.pssOptions(key, h)
+			if err != nil {
+				return false, err
+			}
+			return rsa.VerifyPSS(key, h, digest, sig, opts) == nil, nil
 		case "pkcs1v15":
 			return rsa.VerifyPKCS1v15(key, h, digest, sig) == nil, nil
 		}

@@ -79,6 +79,9 @@ type AttestationInfo struct {
 	// Certificate is the server's TLS certificate (DER), an RA-TLS
 	// certificate whose extension carries Quote.
 	Certificate []byte
+	// CA, when set, is the certificate (DER) of the CA that issued
+	// Certificate (kmsd --stable-tls-ca): the one clients pin.
+	CA []byte
 	// Quote binds SHA-256 of the certificate's public key (SPKI).
 	Quote     []byte
 	Simulated bool

@@ -501,18 +501,20 @@ func (s *Service) tokenCreate(req *request, orphanEndpoint bool) (response, erro
 		return response{}, err
 	}
 	s.putToken(h, &t)
-	return response{auth: s.authBlock(tok, &t)}, nil
+	return response{auth: authBlock(tok, &t, now)}, nil
 }
 
-// authBlock is Vault's "auth" object for a token.
-func (s *Service) authBlock(tok string, t *token) map[string]any {
+// authBlock is Vault's "auth" object for a token whose expiry was set at
+// now: lease_duration is the TTL granted (3600 for "1h", not the 3599 s
+// and some left by the time the answer is written).
+func authBlock(tok string, t *token, now time.Time) map[string]any {
 	var meta any
 	if len(t.Meta) > 0 {
 		meta = t.Meta
 	}
 	return map[string]any{
 		"client_token": tok, "accessor": t.Accessor, "policies": t.Policies, "token_policies": t.Policies,
-		"identity_policies": nil, "metadata": meta, "lease_duration": int64(t.remaining(s.cfg.Now()) / time.Second),
+		"identity_policies": nil, "metadata": meta, "lease_duration": int64(t.remaining(now) / time.Second),
 		"renewable": t.Renewable && t.TTL > 0, "entity_id": "", "token_type": "service", "orphan": t.Parent == "",
 		"mfa_requirement": nil, "num_uses": max(0, t.NumUses),
 	}
@@ -607,7 +609,7 @@ func (s *Service) tokenRenew(req *request, h [32]byte, raw string) (response, er
 		return response{}, err
 	}
 	s.putToken(h, &u)
-	return response{auth: s.authBlock(raw, &u)}, nil
+	return response{auth: authBlock(raw, &u, now)}, nil
 }
 
 // tokenRevoke revokes a token (and its descendants, or orphans them).

@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -32,7 +33,7 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 			}
 			return s.createKey(req, rest[0])
 		case "GET":
-			return s.readKey(rest[0])
+			return s.readKeyQuery(req, rest[0])
 		case "DELETE":
 			return s.deleteKey(rest[0])
 		}
@@ -50,7 +51,9 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 	case op == "keys" && len(rest) == 2 && rest[1] == "import_version" && (req.method == "POST" || req.method == "PUT"):
 		return s.importVersion(req, rest[0])
 	case op == "keys" && len(rest) == 2 && rest[1] == "config" && req.method == "GET":
-		return s.readKey(rest[0])
+		return s.readKeyQuery(req, rest[0])
+	case op == "keys" && len(rest) == 2 && rest[1] == "csr" && (req.method == "POST" || req.method == "PUT"):
+		return s.keyCSR(req, rest[0])
 	case op == "keys" && len(rest) == 2 && rest[1] == "trim" && (req.method == "POST" || req.method == "PUT"):
 		return s.trimKey(req, rest[0])
 	case op == "hash" && len(rest) <= 1 && (req.method == "POST" || req.method == "PUT"):
@@ -61,7 +64,7 @@ func (s *Service) transit(req *request, seg []string) (response, error) {
 		return s.exportPublic(rest[1:])
 	case op == "random" && len(rest) <= 2 && (req.method == "POST" || req.method == "PUT"):
 		return s.random(req, rest)
-	case op == "keys" && len(rest) <= 1, op == "keys" && len(rest) == 2 && (rest[1] == "config" || rest[1] == "rotate" || rest[1] == "trim" || rest[1] == "import" || rest[1] == "import_version"),
+	case op == "keys" && len(rest) <= 1, op == "keys" && len(rest) == 2 && (rest[1] == "config" || rest[1] == "rotate" || rest[1] == "trim" || rest[1] == "import" || rest[1] == "import_version" || rest[1] == "csr"),
 		op == "hash" && len(rest) <= 1,
 		op == "export" && len(rest) >= 2 && len(rest) <= 3 && rest[0] == "public-key", op == "random" && len(rest) <= 2:
 		// A path kmsd serves, with a method it does not (Vault: 405).
@@ -247,8 +250,8 @@ func (s *Service) newKey(req *request, name string) (*Key, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if derived && !t.symmetric() {
-		return nil, false, badRequest("key derivation is only supported for symmetric key types")
+	if derived && !t.derivable() {
+		return nil, false, badRequest("key derivation is only supported for symmetric keys and ed25519")
 	}
 	convergent, _, err := req.boolean("convergent_encryption")
 	if err != nil {
@@ -256,6 +259,9 @@ func (s *Service) newKey(req *request, name string) (*Key, bool, error) {
 	}
 	if convergent && !derived {
 		return nil, false, badRequest("convergent_encryption requires derivation to be enabled: set derived=true")
+	}
+	if convergent && !t.symmetric() {
+		return nil, false, badRequest("convergent_encryption applies only to symmetric (encryption) keys")
 	}
 	if err := refuseExport(req); err != nil {
 		return nil, false, err
@@ -301,6 +307,31 @@ func (s *Service) newKey(req *request, name string) (*Key, bool, error) {
 }
 
 func (s *Service) readKey(name string) (response, error) {
+	return s.readKeyContext(name, nil)
+}
+
+// readKeyQuery is GET transit/keys/:name: its one query parameter is
+// context (base64), which shows a derived ed25519 key's public keys for
+// that context, as in Vault. Any other parameter is refused.
+func (s *Service) readKeyQuery(req *request, name string) (response, error) {
+	var context []byte
+	for q, vals := range req.r.URL.Query() {
+		switch {
+		case q == "context" && len(vals) == 1:
+			var err error
+			if context, err = decodeB64(vals[0], "context"); err != nil {
+				return response{}, err
+			}
+		case q == "context":
+			return response{}, badRequest(`query parameter "context" given more than once`)
+		default:
+			return response{}, badRequest(fmt.Sprintf("unknown query parameter %q", q))
+		}
+	}
+	return s.readKeyContext(name, context)
+}
+
+func (s *Service) readKeyContext(name string, context []byte) (response, error) {
 	k, err := s.key(name)
 	if isKeyNotFound(err) {
 		return response{}, notFound("") // Vault: 404 with no message
@@ -308,7 +339,10 @@ func (s *Service) readKey(name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return s.keyBody(k), nil
+	if len(context) != 0 && !(k.Derived && k.Type == Ed25519) {
+		return response{}, badRequest(`field "context" on a key read applies only to derived ed25519 keys (it shows their public key for that context)`)
+	}
+	return s.keyBodyContext(k, context), nil
 }
 
 // curveName is what Vault shows as an asymmetric version's "name".
@@ -326,7 +360,12 @@ func curveName(t KeyType) string {
 
 // keyBody is a key as Vault's read-key answer shows it. Versions below
 // min_decryption_version are not shown (Vault has archived them).
-func (s *Service) keyBody(k *Key) response {
+func (s *Service) keyBody(k *Key) response { return s.keyBodyContext(k, nil) }
+
+// keyBodyContext is keyBody; a derived ed25519 key shows the public keys
+// derived for context, or "" without one (as Vault: the base key's
+// public half is never shown).
+func (s *Service) keyBodyContext(k *Key, context []byte) response {
 	versions := map[string]any{}
 	for n, v := range k.Versions {
 		if n < k.MinDecryptionVersion {
@@ -334,6 +373,15 @@ func (s *Service) keyBody(k *Key) response {
 		}
 		if k.Type.signing() || k.Type.rsa() {
 			pub, err := v.exportPublic(k.Type)
+			if k.Derived {
+				pub = ""
+				if len(context) != 0 {
+					var d ed25519.PrivateKey
+					if d, err = v.derivedEd25519(context); err == nil {
+						pub = base64.StdEncoding.EncodeToString(d.Public().(ed25519.PublicKey))
+					}
+				}
+			}
 			if err != nil {
 				s.log.Error("a key version's public key cannot be exported", "name", k.Name, "version", n, "err", err)
 				continue
@@ -349,7 +397,7 @@ func (s *Service) keyBody(k *Key) response {
 		"deletion_allowed": k.DeletionAllowed, "latest_version": k.LatestVersion,
 		"min_decryption_version": k.MinDecryptionVersion, "min_encryption_version": k.MinEncryptionVersion,
 		"min_available_version": k.MinAvailableVersion, "supports_encryption": k.Type.encrypting(), "supports_decryption": k.Type.encrypting(),
-		"supports_signing": k.Type.signing(), "supports_derivation": k.Type.symmetric(),
+		"supports_signing": k.Type.signing(), "supports_derivation": k.Type.derivable(),
 		"auto_rotate_period": int64(k.AutoRotatePeriod / time.Second),
 		"keys":               versions, "release_policy": k.Release,
 	}
@@ -493,6 +541,9 @@ func (s *Service) exportPublic(rest []string) (response, error) {
 	}
 	if !k.Type.signing() {
 		return response{}, badRequest(fmt.Sprintf("key type %s has no public key", k.Type))
+	}
+	if k.Derived {
+		return response{}, badRequest("a derived ed25519 key has one public key per context: read transit/keys/" + k.Name + " with the query parameter context=<base64>")
 	}
 	keys := map[string]string{}
 	for n, v := range k.Versions {

@@ -23,7 +23,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -70,6 +72,7 @@ type options struct {
 	tlsSAN                  string
 	cluster, clusterBucket  string
 	clusterReplicas         int
+	stableTLSCA             bool
 }
 
 func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
@@ -106,6 +109,7 @@ Flags:
 	fs.StringVar(&o.cluster, "cluster", "", "NATS URLs (nats://HOST:PORT, comma-separated) of a JetStream cluster: keys, tokens and policies live in\na sealed JetStream key-value bucket shared by every kmsd replica (docs/DEPLOY.md); needs --data-dir, which keeps the cluster data key sealed")
 	fs.StringVar(&o.clusterBucket, "cluster-bucket", kmsjs.DefaultBucket, "with --cluster, the key-value bucket's name")
 	fs.IntVar(&o.clusterReplicas, "cluster-replicas", 3, "with --cluster, how many JetStream servers hold the bucket (1 to 5) when this replica creates it")
+	fs.BoolVar(&o.stableTLSCA, "stable-tls-ca", false, "keep a TLS CA key sealed in the store (needs --data-dir) and serve, at every start, a new RA-TLS certificate\n(new key, fresh quote) issued by it, with the CA in the chain and at sys/attestation: clients pin the CA once\n(VAULT_CACERT) and it stays the same across restarts")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -123,6 +127,8 @@ Flags:
 		return nil, errors.New("--max-body must be at least 1024")
 	case !(o.seedRSARate > 0) || math.IsInf(o.seedRSARate, 0):
 		return nil, errors.New("--seed-rsa-rate must be a positive number of RSA key pairs per second")
+	case o.stableTLSCA && o.DataDir == "":
+		return nil, errors.New("--stable-tls-ca needs --data-dir: the CA key is sealed in the store (a memory-only kmsd has nowhere to keep it)")
 	case o.generateRoot && o.BackupTo != "":
 		return nil, errors.New("--generate-root and --backup-to are two separate runs: give one of them")
 	case o.generateRoot && o.DataDir == "":
@@ -212,18 +218,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 
 	hosts, _ := tlsHosts(o.tlsSAN) // checked by parseFlags
-	cert, err := atls.NewCertificate(ctx, be.Attester, atls.CertOptions{CommonName: "Shared Enclave KMS", Hosts: hosts}, atls.GramineStandard, atls.GramineLegacy)
-	if err != nil {
-		return fail("RA-TLS certificate: %v", err)
-	}
-	var legacyQuote []byte
-	for _, e := range cert.Leaf.Extensions {
-		if e.Id.Equal(atls.OIDGramineQuote) {
-			legacyQuote = e.Value
+	// newCert makes this start's RA-TLS certificate: self-signed, or with
+	// --stable-tls-ca issued by the store's CA (once the store is open;
+	// a sealed kmsd serves a self-signed one until it is unsealed).
+	newCert := func(st *store.Store) (cert tls.Certificate, legacyQuote []byte, err error) {
+		opts := atls.CertOptions{CommonName: "Shared Enclave KMS", Hosts: hosts}
+		if o.stableTLSCA && st != nil {
+			ca, made, err := stableCA(st, time.Now())
+			if err != nil {
+				return cert, nil, err
+			}
+			fp := sha256.Sum256(ca.Certificate[0])
+			log.Info("TLS certificates are issued by the CA sealed in the store (--stable-tls-ca); clients pin the CA (sys/attestation: ca_certificate)",
+				"ca_sha256", hex.EncodeToString(fp[:]), "new_ca", made, "ca_not_after", ca.Leaf.NotAfter)
+			opts.CA = ca
 		}
+		if cert, err = atls.NewCertificate(ctx, be.Attester, opts, atls.GramineStandard, atls.GramineLegacy); err != nil {
+			return cert, nil, fmt.Errorf("RA-TLS certificate: %w", err)
+		}
+		for _, e := range cert.Leaf.Extensions {
+			if e.Id.Equal(atls.OIDGramineQuote) {
+				legacyQuote = e.Value
+			}
+		}
+		return cert, legacyQuote, nil
+	}
+	cert, legacyQuote, err := newCert(st)
+	if err != nil {
+		return fail("%v", err)
 	}
 	tcfg := atls.ServerConfig(cert)
 	tcfg.NextProtos = []string{"h2", "http/1.1"}
+	var served atomic.Pointer[tls.Certificate]
+	if o.stableTLSCA {
+		// The certificate changes once, when a sealed kmsd is unsealed.
+		served.Store(&cert)
+		tcfg.Certificates = nil
+		tcfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return served.Load(), nil }
+	}
 	handler := &swapHandler{}
 	srv := &http.Server{
 		Handler: handler, TLSConfig: tcfg,
@@ -277,6 +309,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		select {
 		case st = <-opened:
 			log.Info("kmsd unsealed: keys are durable and sealed", "data_dir", o.DataDir, "seal_policy", o.SealPolicy)
+			if o.stableTLSCA {
+				if cert, legacyQuote, err = newCert(st); err != nil {
+					markServing()
+					return fail("%v", err)
+				}
+				served.Store(&cert)
+			}
 		case err := <-errc:
 			return fail("serve: %v", err)
 		case <-ctx.Done():
@@ -312,7 +351,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Metrics: kmsMetrics, Storage: shared,
 		Store: local, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
 		SeedOpen: o.openSeed, SeedRSARate: o.seedRSARate,
-		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], Quote: legacyQuote, Simulated: be.Simulated},
+		Attestation: &kms.AttestationInfo{Certificate: cert.Certificate[0], CA: caOfChain(cert), Quote: legacyQuote, Simulated: be.Simulated},
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -367,6 +406,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	log.Info("kmsd stopped")
 	return 0
+}
+
+// caOfChain is the CA certificate that follows the leaf in a chain, or nil.
+func caOfChain(c tls.Certificate) []byte {
+	if len(c.Certificate) > 1 {
+		return c.Certificate[1]
+	}
+	return nil
 }
 
 // swapHandler serves the unseal handler while kmsd is sealed, then the
