@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -147,25 +148,47 @@ func (mb *Mailboxes) push(id string, m relay.Message) (dup bool, err error) {
 	if !ok {
 		return false, relay.ErrNoMailbox
 	}
-	rec, err := sealRecord(b.sealer, b.sealer.Blind("relay/mailbox", []byte(id)), b.epoch, mb.counter.Add(1), m)
+	counter := mb.counter.Add(1)
+	rec, err := sealRecord(b.sealer, b.sealer.Blind("relay/mailbox", []byte(id)), b.epoch, counter, m)
 	if err != nil {
 		return false, err
 	}
-	msg := &nats.Msg{Subject: msgPrefix + tok, Data: rec}
-	var opts []jetstream.PublishOpt
+	// Every publish carries a Nats-Msg-Id, so that it can be retried
+	// through a leader election without being stored twice: for a SEND_ID
+	// a keyed hash of (sender, message id), so that the client's own
+	// retries are dropped too; otherwise one of the record's sequence.
+	var dk []byte
 	if len(m.ID) > 0 {
-		key := make([]byte, 0, 1+len(m.From)+len(m.ID))
-		key = append(append(append(key, m.From...), 0), m.ID...)
-		opts = append(opts, jetstream.WithMsgID(hex.EncodeToString(b.sealer.Blind(msgIDKind, key))))
+		dk = b.sealer.Blind(msgIDKind, append(append(append(make([]byte, 0, 1+len(m.From)+len(m.ID)), m.From...), 0), m.ID...))
+	} else {
+		var seq [16]byte
+		copy(seq[:8], b.epoch[:])
+		binary.BigEndian.PutUint64(seq[8:], counter)
+		dk = b.sealer.Blind("relay/cluster-seq", seq[:])
 	}
-	ctx, cancel := b.ctx()
-	ack, err := b.js.PublishMsg(ctx, msg, opts...)
-	cancel()
-	if err != nil {
-		return false, publishError(err)
-	}
-	if ack.Duplicate {
-		return true, nil
+	msgID := hex.EncodeToString(dk)
+	give := time.Now().Add(3 * b.cfg.Timeout)
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := b.ctx()
+		ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: msgPrefix + tok, Data: rec}, jetstream.WithMsgID(msgID))
+		cancel()
+		var ae *jetstream.APIError
+		if err != nil && !errors.As(err, &ae) && time.Now().Before(give) {
+			// No answer (a stream leader being elected, a server gone):
+			// the same record again, under the same Nats-Msg-Id.
+			b.log.Info("publishing a message got no answer; retrying", "attempt", attempt+1, "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return false, publishError(err)
+		}
+		// A duplicate on the first attempt is the sender's retry; on a
+		// later one it may be this node's own earlier attempt.
+		if ack.Duplicate && attempt == 0 && len(m.ID) > 0 {
+			return true, nil
+		}
+		break
 	}
 	// Wake the holder, wherever it is; an error here only delays the
 	// delivery until the holder's sweep.
