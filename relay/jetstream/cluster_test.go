@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/client"
@@ -23,6 +24,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/relay"
 	"github.com/sharedenclave/sharedenclave/relay/jetstream"
 	"github.com/sharedenclave/sharedenclave/relay/relaytest"
+	"github.com/sharedenclave/sharedenclave/wire"
 )
 
 // keyBytes is the raw cluster key of the tests, known so that the store
@@ -276,6 +278,77 @@ func TestCluster(t *testing.T) {
 		a.Close()
 		// Registered through another node once the first let go.
 		connect(t, tc, client.Options{Addrs: tc.addrs(2), ID: "mover", Receive: true})
+	})
+
+	t.Run("ReplayedRecordDropped", func(t *testing.T) {
+		// A JetStream operator copies a delivered, acknowledged record back
+		// into the stream: the holder sees its sequence again and drops it.
+		cfg := simClientConfig(t, tc.sim)
+		dial := func(i int, id string) *client.Conn {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := client.Dial(ctx, tc.nodes[i].relay.Addr, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Hello(wire.FeatureDelivery | wire.FeatureMsgID); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Register(id); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		rx := dial(1, "victim")
+		defer rx.Close()
+		tx := dial(0, "replayer")
+		defer tx.Close()
+		if err := tx.Send("victim", []byte("pay once")); err != nil {
+			t.Fatal(err)
+		}
+		js, err := natsjs.New(tc.nodes[2].nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := js.Stream(ctx, jetstream.StreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := st.GetMsg(ctx, info.State.LastSeq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := rx.Fetch(10, 3*time.Second)
+		if err != nil || len(ds) != 1 || string(ds[0].Data) != "pay once" {
+			t.Fatalf("first delivery: %v %v", ds, err)
+		}
+		if _, _, err := rx.Ack(ds[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, old.Subject, old.Data); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Send("victim", []byte("fresh")); err != nil {
+			t.Fatal(err)
+		}
+		ds, err = rx.Fetch(10, 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if string(d.Data) == "pay once" {
+				t.Fatal("the replayed record was delivered again")
+			}
+		}
+		if len(ds) != 1 || string(ds[0].Data) != "fresh" {
+			t.Fatalf("after the replay: %d deliveries, want only the fresh message", len(ds))
+		}
 	})
 
 	t.Run("NoPlaintextInJetStreamFiles", func(t *testing.T) {
