@@ -75,7 +75,11 @@ var docCommands = map[string]string{
 	"make bench":                                                skip("every benchmark: minutes of CPU"),
 	"go test ./attest/dcap ./atls ./wire ./kms -run - -bench .": skip("benchmarks: minutes of CPU"),
 	"go run ./bench relay":                                      skip("benchmark harness: seconds to minutes of CPU (bench's own test checks its command line)"),
-	"apt-get install nats-server":                               skip("installs a system package"),
+	"go tool nats-server":                                       skip("names the pinned nats-server tool in prose; natstest builds it"),
+	"go tool nats-server -c nats-1.conf":                        skip("a long-running NATS server; natstest builds the same pinned nats-server and starts three (relay/jetstream, cmd/relayd cluster tests)"),
+	"go run ./cmd/relayd --simulation --data-dir relay-c1 --listen :12345 --cluster nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224": skip("needs the NATS cluster of the step before; TestRelaydClusterNodeKilled and TestRelaydClusterJoinRefused (cmd/relayd) run relayd --simulation --data-dir --cluster against three nats-servers"),
+	"go test ./relay/jetstream ./cmd/relayd -run Cluster": skip("other packages' tests, part of go test ./..."),
+	"apt-get install nats-server":                         skip("installs a system package"),
 
 	"CGO_ENABLED=0": skip("a build setting named in prose, not a command (deploy's test builds with it)"),
 
@@ -117,9 +121,10 @@ var docCommands = map[string]string{
 	"enclavectl measure":                 run,
 
 	// README.md, tests.
-	"go test ./custody -fuzz FuzzParseFile":         fuzz,
-	"go test ./custody/unseal -fuzz FuzzUnsealBody": fuzz,
-	"go test ./attest/dcap -fuzz FuzzCanonicalPEM":  fuzz,
+	"go test ./custody -fuzz FuzzParseFile":          fuzz,
+	"go test ./relay/jetstream -fuzz FuzzOpenRecord": fuzz,
+	"go test ./custody/unseal -fuzz FuzzUnsealBody":  fuzz,
+	"go test ./attest/dcap -fuzz FuzzCanonicalPEM":   fuzz,
 
 	// docs/DEPLOY.md, SGX steps.
 	"ls /dev/sgx_enclave /dev/sgx_provision":                        skip("needs an SGX machine"),

@@ -44,9 +44,19 @@
 //
 // # Limits
 //
-// Limits.MaxMessages is the stream's per-subject limit (discard new per
-// subject: SEND_NACK "mailbox full"); Limits.MaxTotalBytes the stream's
-// byte limit ("relay full"); Limits.DedupWindow its de-duplication
-// window. Limits.MaxBytes (per mailbox), MaxMailboxes and MaxDedupIDs have
-// no JetStream counterpart and are refused if set (New).
+// Config.MaxMessages is the stream's per-subject limit (discard new per
+// subject: SEND_NACK "mailbox full"); Config.MaxBytes the stream's byte
+// limit ("relay full"); Config.DedupWindow its de-duplication window.
+// JetStream has no per-mailbox byte limit and no bound on the ids in its
+// window, so relayd refuses --mailbox-bytes and --dedup-ids with
+// --cluster. Every node must be started with the same limits: Open
+// refuses a stream made with others (ErrConfigMismatch).
+//
+// # What this does not do
+//
+// A joining node must get the cluster key through the attested custody
+// hand-off, which this package does not do: Config.Key comes from the
+// caller (relayd: the data dir's sealed custody file). A record's
+// sequence lets the node holding a mailbox drop a replay it remembers; it
+// cannot reveal a deleted message (docs/SECURITY.md).
 package jetstream
