@@ -66,7 +66,7 @@ type testCluster struct {
 	nodes []*node
 }
 
-func startCluster(t *testing.T, relays int, lease time.Duration) *testCluster {
+func startCluster(t testing.TB, relays int, lease time.Duration) *testCluster {
 	t.Helper()
 	tc := &testCluster{nats: natstest.Start(t, 3), sim: filepath.Join(t.TempDir(), "sim")}
 	urls := tc.nats.URLs()
@@ -125,7 +125,7 @@ func simClientConfig(t testing.TB, dir string) client.Config {
 	return client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: be.DefaultPolicy, Timeout: 5 * time.Second}
 }
 
-func connect(t *testing.T, tc *testCluster, o client.Options) *client.Client {
+func connect(t testing.TB, tc *testCluster, o client.Options) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
