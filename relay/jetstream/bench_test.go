@@ -17,7 +17,8 @@ import (
 // cluster (client on node A sends and waits for SEND_ACK; a client on
 // node B receives it by push and acknowledges it) with the same through
 // JetStream used directly (R3 file stream, a synchronous PubAck through
-// server 1, a consumer on server 2 acking each message). One sender, one
+// server 1, a consumer on server 2 acking each message and waiting for the
+// server to confirm the ack, as the relay client waits for ACKED). One sender, one
 // receiver, messages one after the other: per-message cost and latency.
 // Run: go test ./relay/jetstream -run - -bench . -benchtime 2000x
 
@@ -105,7 +106,7 @@ func BenchmarkJetStreamR3Direct(b *testing.B) {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(start))
-				if err := m.Ack(); err != nil {
+				if err := m.DoubleAck(ctx); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -52,10 +53,17 @@ var (
 )
 
 type box struct {
-	mu       sync.Mutex
-	blind    []byte
-	subject  string
-	cursor   uint64 // the next stream sequence to look from
+	mu      sync.Mutex
+	blind   []byte
+	subject string
+	cursor  uint64 // the next stream sequence to look from
+	// hint is the highest stream sequence a notification announced for
+	// this mailbox (math.MaxUint64: unknown, read until a miss); dirty is
+	// set by every notification and sweep. Take asks the stream only when
+	// dirty or cursor ≤ hint, so that a session that has taken everything
+	// does not pay a round trip to learn there is nothing more.
+	hint     atomic.Uint64
+	dirty    atomic.Bool
 	held     map[uint64]held
 	returned []uint64 // released, sorted; their messages are in held with released set
 	seen     map[seqKey]struct{}
@@ -88,6 +96,8 @@ func (mb *Mailboxes) Create(id string) error {
 	}
 	bx := &box{blind: b.sealer.Blind("relay/mailbox", []byte(id)), subject: msgPrefix + tok, cursor: 1,
 		held: map[uint64]held{}, seen: map[seqKey]struct{}{}}
+	bx.hint.Store(math.MaxUint64)
+	bx.dirty.Store(true)
 	mb.mu.Lock()
 	if old := mb.boxes[id]; old != nil {
 		// A previous session of this node: keep what it learnt of replays.
@@ -168,6 +178,7 @@ func (mb *Mailboxes) push(id string, m relay.Message) (dup bool, err error) {
 	}
 	msgID := hex.EncodeToString(dk)
 	give := time.Now().Add(3 * b.cfg.Timeout)
+	var seq uint64
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := b.ctx()
 		ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: msgPrefix + tok, Data: rec}, jetstream.WithMsgID(msgID))
@@ -188,14 +199,14 @@ func (mb *Mailboxes) push(id string, m relay.Message) (dup bool, err error) {
 		if ack.Duplicate && attempt == 0 && len(m.ID) > 0 {
 			return true, nil
 		}
+		seq = ack.Sequence
 		break
 	}
-	// Wake the holder, wherever it is; an error here only delays the
-	// delivery until the holder's sweep.
-	_ = b.cfg.Conn.Publish(notifyPrefix+tok, nil)
-	if w := mb.wake.Load(); w != nil {
-		(*w)(id)
-	}
+	// Wake the holder, wherever it is (the notification carries the
+	// stream sequence, which the operators see anyway); an error here only
+	// delays the delivery until the holder's sweep.
+	_ = b.cfg.Conn.Publish(notifyPrefix+tok, binary.BigEndian.AppendUint64(nil, seq))
+	mb.announce(tok, seq)
 	return false, nil
 }
 
@@ -247,16 +258,25 @@ func (mb *Mailboxes) Take(id string) (relay.Delivery, bool, error) {
 	}
 	b := mb.b
 	for {
+		if !bx.dirty.Load() && bx.cursor > bx.hint.Load() {
+			return relay.Delivery{}, false, nil
+		}
+		bx.dirty.Store(false)
 		ctx, cancel := b.ctx()
 		raw, err := b.stream.GetMsg(ctx, bx.cursor, jetstream.WithGetMsgSubject(bx.subject))
 		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			bx.hint.CompareAndSwap(math.MaxUint64, 0)
 			return relay.Delivery{}, false, nil
 		}
 		if err != nil {
+			bx.dirty.Store(true)
 			return relay.Delivery{}, false, fmt.Errorf("relay/jetstream: reading the mailbox: %w", err)
 		}
 		bx.cursor = raw.Sequence + 1
+		if bx.hint.Load() > raw.Sequence {
+			bx.dirty.Store(true)
+		}
 		key, m, err := openRecord(b.sealer, bx.blind, raw.Data)
 		if err != nil {
 			b.log.Error("refusing a stream record that does not open (tampered, moved between mailboxes, or sealed under another key); skipped", "stream_seq", raw.Sequence)
@@ -356,15 +376,33 @@ func (mb *Mailboxes) Totals() (int64, int64) {
 // OnArrival implements relay.Arrivals.
 func (mb *Mailboxes) OnArrival(wake func(id string)) { mb.wake.Store(&wake) }
 
-// arrived handles a notification on se.relay.n.TOKEN.
+// arrived handles a notification on se.relay.n.TOKEN: the payload is the
+// stream sequence of the new message.
 func (mb *Mailboxes) arrived(m *nats.Msg) {
-	tok := m.Subject[len(notifyPrefix):]
+	var seq uint64
+	if len(m.Data) == 8 {
+		seq = binary.BigEndian.Uint64(m.Data)
+	}
+	mb.announce(m.Subject[len(notifyPrefix):], seq)
+}
+
+// announce records that the mailbox tok has a message at stream sequence
+// seq (0: unknown) and wakes its local session, if any.
+func (mb *Mailboxes) announce(tok string, seq uint64) {
 	mb.mu.Lock()
 	id, ok := mb.byToken[tok]
+	bx := mb.boxes[id]
 	mb.mu.Unlock()
-	if !ok {
+	if !ok || bx == nil {
 		return
 	}
+	for {
+		h := bx.hint.Load()
+		if h >= seq || bx.hint.CompareAndSwap(h, seq) {
+			break
+		}
+	}
+	bx.dirty.Store(true)
 	if w := mb.wake.Load(); w != nil {
 		(*w)(id)
 	}
@@ -388,7 +426,8 @@ func (mb *Mailboxes) sweep() {
 		}
 		mb.mu.Lock()
 		ids := make([]string, 0, len(mb.boxes))
-		for id := range mb.boxes {
+		for id, bx := range mb.boxes {
+			bx.dirty.Store(true)
 			ids = append(ids, id)
 		}
 		mb.mu.Unlock()
