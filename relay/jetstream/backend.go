@@ -270,7 +270,8 @@ func (b *Backend) openStream(ctx context.Context) (jetstream.Stream, error) {
 		MaxMsgsPerSubject: b.cfg.MaxMessages, MaxBytes: b.cfg.MaxBytes, Duplicates: b.cfg.DedupWindow,
 		MaxAge: 0, AllowDirect: false,
 	}
-	s, err := b.js.CreateStream(ctx, want)
+	var s jetstream.Stream
+	err := retryPlacement(ctx, func() (err error) { s, err = b.js.CreateStream(ctx, want); return err })
 	if err == nil {
 		return s, nil
 	}
@@ -300,7 +301,7 @@ func (b *Backend) openStream(ctx context.Context) (jetstream.Stream, error) {
 // leader (no direct get from a replica that may lag: a node must see an id
 // another node created a moment ago).
 func (b *Backend) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	_, err := b.js.CreateKeyValue(ctx, cfg)
+	err := retryPlacement(ctx, func() error { _, err := b.js.CreateKeyValue(ctx, cfg); return err })
 	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
 		return nil, fmt.Errorf("relay/jetstream: bucket %s: %w", cfg.Bucket, err)
 	}
@@ -326,4 +327,23 @@ func wrongLastSeq(err error) bool {
 // contextBefore bounds ctx by deadline as well.
 func contextBefore(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, deadline)
+}
+
+// retryPlacement retries f while JetStream cannot place replicas yet (a
+// cluster just started, its peers not all current) or no server answers,
+// until ctx is done.
+func retryPlacement(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		var ae *jetstream.APIError
+		placement := errors.As(err, &ae) && ae.ErrorCode == 10005 // no suitable peers for placement
+		if err == nil || !(placement || errors.Is(err, nats.ErrNoResponders)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

@@ -80,8 +80,15 @@ func BenchmarkJetStreamR3Direct(b *testing.B) {
 			ctx := context.Background()
 			pjs, _ := natsjs.New(pc)
 			cjs, _ := natsjs.New(cc)
-			if _, err := pjs.CreateStream(ctx, natsjs.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Replicas: 3, Storage: natsjs.FileStorage}); err != nil {
-				b.Fatal(err)
+			var err2 error
+			for range 80 { // a cluster just started may not place replicas yet
+				if _, err2 = pjs.CreateStream(ctx, natsjs.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Replicas: 3, Storage: natsjs.FileStorage}); err2 == nil {
+					break
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			if err2 != nil {
+				b.Fatal(err2)
 			}
 			cons, err := cjs.CreateOrUpdateConsumer(ctx, "BENCH", natsjs.ConsumerConfig{Durable: "rx", AckPolicy: natsjs.AckExplicitPolicy})
 			if err != nil {
