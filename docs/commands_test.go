@@ -79,7 +79,11 @@ var docCommands = map[string]string{
 	"make bench":                                                skip("every benchmark: minutes of CPU"),
 	"go test ./attest/dcap ./atls ./wire ./kms -run - -bench .": skip("benchmarks: minutes of CPU"),
 	"go run ./bench relay":                                      skip("benchmark harness: seconds to minutes of CPU (bench's own test checks its command line)"),
-	"apt-get install nats-server":                               skip("installs a system package"),
+	"go tool nats-server":                                       skip("names the pinned nats-server tool in prose; natstest builds it"),
+	"go tool nats-server -c nats-1.conf":                        skip("a long-running NATS server; natstest builds the same pinned nats-server and starts three (relay/jetstream, cmd/relayd cluster tests)"),
+	"go run ./cmd/relayd --simulation --data-dir relay-c1 --listen :12345 --cluster nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224": skip("needs the NATS cluster of the step before; TestRelaydClusterNodeKilled and TestRelaydClusterJoinRefused (cmd/relayd) run relayd --simulation --data-dir --cluster against three nats-servers"),
+	"go test ./relay/jetstream ./cmd/relayd -run Cluster": skip("other packages' tests, part of go test ./..."),
+	"apt-get install nats-server":                         skip("installs a system package"),
 
 	"CGO_ENABLED=0": skip("a build setting named in prose, not a command (deploy's test builds with it)"),
 
@@ -121,9 +125,10 @@ var docCommands = map[string]string{
 	"enclavectl measure":                 run,
 
 	// README.md, tests.
-	"go test ./custody -fuzz FuzzParseFile":         fuzz,
-	"go test ./custody/unseal -fuzz FuzzUnsealBody": fuzz,
-	"go test ./attest/dcap -fuzz FuzzCanonicalPEM":  fuzz,
+	"go test ./custody -fuzz FuzzParseFile":          fuzz,
+	"go test ./relay/jetstream -fuzz FuzzOpenRecord": fuzz,
+	"go test ./custody/unseal -fuzz FuzzUnsealBody":  fuzz,
+	"go test ./attest/dcap -fuzz FuzzCanonicalPEM":   fuzz,
 
 	// docs/DEPLOY.md, SGX steps.
 	"ls /dev/sgx_enclave /dev/sgx_provision":                        skip("needs an SGX machine"),
@@ -162,6 +167,7 @@ var docCommands = map[string]string{
 	"go test ./kms -run - -bench .":                                                                         skip("benchmark: minutes of CPU"),
 	"go test ./kms -run - -bench EncryptHTTPS -cpuprofile …":                                                skip("benchmark: minutes of CPU"),
 	"go run ./bench compare --duration 1s --reps 3 --write docs/BENCHMARKS.md --png docs/relay-vs-nats.png": skip("benchmark against nats-server; rewrites this directory"),
+	"go test ./relay/jetstream -run - -bench . -benchtime 1000x":                                            skip("benchmark: starts two three-node nats-server clusters per size, a minute of CPU"),
 	"go test ./relay -run - -bench Pipelined":                                                               skip("benchmark: minutes of CPU"),
 	"go test ./client -run - -bench Push":                                                                   skip("benchmark: a go test build of ./client plus seconds of timed CPU, and a timing no test can check; go test ./client tests the push path"),
 	"go run ./bench attest --duration 3s":                                                                   skip("benchmark: minutes of CPU"),

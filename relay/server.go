@@ -32,7 +32,10 @@ type Config struct {
 	Bindings map[string]*attest.Policy
 	// Mailboxes stores messages; nil means in-memory with Limits.
 	Mailboxes Mailboxes
-	Limits    Limits
+	// Holders, when several relay nodes serve one relay, says which ids
+	// are held by a live session on another node; nil for a single relay.
+	Holders Holders
+	Limits  Limits
 	// MaxPayload caps a frame's payload; default wire.DefaultMaxPayload.
 	MaxPayload int
 	// MaxConns caps concurrent connections; default 10000.
@@ -197,14 +200,18 @@ func New(cfg Config) (*Server, error) {
 	if boxes == nil {
 		boxes = NewMemoryMailboxes(cfg.Limits)
 	}
-	return &Server{
+	srv := &Server{
 		cfg: cfg, boxes: boxes, log: cfg.Logger, logKey: logKey,
-		reg:      registry{live: map[string]*session{}, bindings: cfg.Bindings},
+		reg:      registry{live: map[string]*session{}, bindings: cfg.Bindings, holders: cfg.Holders},
 		sessions: map[*session]struct{}{},
 		lns:      map[net.Listener]struct{}{},
 		dm:       dm,
 		waiters:  map[string]chan struct{}{},
-	}, nil
+	}
+	if a, ok := boxes.(Arrivals); ok {
+		a.OnArrival(srv.wake)
+	}
+	return srv, nil
 }
 
 // Serve accepts connections on ln until Shutdown, one goroutine each.

@@ -21,6 +21,7 @@ type session struct {
 	log     *slog.Logger
 	peer    *attest.Report
 	id      string // registered client id, "" until REGISTER succeeds
+	unhold  func() // gives up the cluster claim on id (Config.Holders), or nil
 	stopped atomic.Bool
 	out     *bufio.Writer
 	scratch []byte

@@ -60,6 +60,10 @@ type options struct {
 	maxFetchWait  time.Duration
 	dedupWindow   time.Duration
 	dedupIDs      int
+
+	cluster         string
+	clusterReplicas int
+	clusterLease    time.Duration
 }
 
 func parseFlags(args []string, getenv func(string) string, stdout, stderr io.Writer) (*options, error) {
@@ -95,10 +99,16 @@ Flags:
 	fs.DurationVar(&o.maxFetchWait, "max-fetch-wait", 30*time.Second, "longest wait one FETCH may ask for")
 	fs.DurationVar(&o.dedupWindow, "dedup-window", 2*time.Minute, "how long a message id (SEND_ID) is remembered to drop duplicates")
 	fs.IntVar(&o.dedupIDs, "dedup-ids", 100000, "message ids remembered at once; a SEND_ID with a new id beyond it is refused")
+	fs.StringVar(&o.cluster, "cluster", "", "NATS URLs (nats://HOST:PORT,…) of a JetStream cluster: this relayd is one node of a relay whose mailboxes\nand registry are there, sealed under the cluster key kept in --data-dir (docs/DEPLOY.md, \"A relay cluster\")")
+	fs.IntVar(&o.clusterReplicas, "cluster-replicas", 3, "with --cluster: JetStream replicas of the relay's stream and buckets")
+	fs.DurationVar(&o.clusterLease, "cluster-lease", 10*time.Second, "with --cluster: an id held by a node that stopped renewing it is free again after this long")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if err := o.Finish(fs, "RELAYD_", getenv, map[string]string{"--policy": o.policy}); err != nil {
+		return nil, err
+	}
+	if err := o.checkCluster(setFlags(fs)); err != nil {
 		return nil, err
 	}
 	switch {
@@ -190,7 +200,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	var boxes relay.Mailboxes
-	if o.DataDir == "" {
+	var holders relay.Holders
+	if o.cluster != "" {
+		jb, closeCluster, err := openCluster(ctx, o, be, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "relayd: %v\n", err)
+			return 1
+		}
+		defer closeCluster()
+		boxes, holders = jb.Mailboxes(), jb.Holders()
+	} else if o.DataDir == "" {
 		log.Warn("mailboxes are memory-only: a restart loses every queued message (use --data-dir for durable, sealed mailboxes)")
 	} else {
 		st, sealed, err := o.OpenStore(be, "relay", log)
@@ -247,6 +266,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Peer:        &atls.Peer{Attester: be.Attester, Verifier: be.Verifier, Policy: clients, Timeout: o.attestTimeout},
 		Bindings:    bindings,
 		Mailboxes:   boxes,
+		Holders:     holders,
 		Limits:      relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes, MaxTotalBytes: o.totalBytes, DedupWindow: o.dedupWindow, MaxDedupIDs: o.dedupIDs},
 		MaxPayload:  o.maxPayload,
 		MaxConns:    o.maxConns,

@@ -1,0 +1,438 @@
+package jetstream
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sharedenclave/sharedenclave/relay"
+)
+
+const (
+	idKind    = "relay/cluster-id"
+	msgIDKind = "relay/cluster-msgid"
+	// seenMax bounds the sequences of acknowledged messages a mailbox
+	// remembers, to drop a record an operator puts back (replay).
+	seenMax = 4096
+	// sweepEvery: how often every waiting local session is woken, in
+	// case a core-NATS notification was lost.
+	sweepEvery = 2 * time.Second
+)
+
+// Mailboxes implements relay.Mailboxes, relay.Acker, relay.Deduper and
+// relay.Arrivals on the cluster's stream. The delivery state of a mailbox
+// lives on the node whose session holds its id (relay.Holders makes it
+// one node at a time); Create, called when a session registers, starts
+// it afresh from the stream.
+type Mailboxes struct {
+	b       *Backend
+	counter atomic.Uint64
+	known   sync.Map // id → struct{}: ids known to exist (never removed)
+	wake    atomic.Pointer[func(string)]
+
+	mu      sync.Mutex
+	boxes   map[string]*box   // id → state, for ids registered on this node
+	byToken map[string]string // token → id
+}
+
+var (
+	_ relay.Mailboxes = (*Mailboxes)(nil)
+	_ relay.Acker     = (*Mailboxes)(nil)
+	_ relay.Deduper   = (*Mailboxes)(nil)
+	_ relay.Arrivals  = (*Mailboxes)(nil)
+)
+
+type box struct {
+	mu      sync.Mutex
+	blind   []byte
+	subject string
+	cursor  uint64 // the next stream sequence to look from
+	// hint is the highest stream sequence a notification announced for
+	// this mailbox (math.MaxUint64: unknown, read until a miss); dirty is
+	// set by every notification and sweep. Take asks the stream only when
+	// dirty or cursor ≤ hint, so that a session that has taken everything
+	// does not pay a round trip to learn there is nothing more.
+	hint     atomic.Uint64
+	dirty    atomic.Bool
+	held     map[uint64]held
+	returned []uint64 // released, sorted; their messages are in held with released set
+	seen     map[seqKey]struct{}
+	seenFIFO []seqKey
+}
+
+type held struct {
+	d        relay.Delivery
+	key      seqKey
+	released bool
+}
+
+// Create implements relay.Mailboxes: it records id as known (once, KV
+// Create) and starts this node's delivery state for it from the stream.
+func (mb *Mailboxes) Create(id string) error {
+	b := mb.b
+	tok := b.token(id)
+	if _, ok := mb.known.Load(id); !ok {
+		val, err := b.sealer.Seal(idKind, []byte(tok), 0, []byte(id))
+		if err != nil {
+			return err
+		}
+		ctx, cancel := b.ctx()
+		_, err = b.ids.Create(ctx, tok, val)
+		cancel()
+		if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !wrongLastSeq(err) {
+			return fmt.Errorf("relay/jetstream: recording the id: %w", err)
+		}
+		mb.known.Store(id, struct{}{})
+	}
+	bx := &box{blind: b.sealer.Blind("relay/mailbox", []byte(id)), subject: msgPrefix + tok, cursor: 1,
+		held: map[uint64]held{}, seen: map[seqKey]struct{}{}}
+	bx.hint.Store(math.MaxUint64)
+	bx.dirty.Store(true)
+	mb.mu.Lock()
+	if old := mb.boxes[id]; old != nil {
+		// A previous session of this node: keep what it learnt of replays.
+		old.mu.Lock()
+		bx.seen, bx.seenFIFO = old.seen, old.seenFIFO
+		old.mu.Unlock()
+	}
+	mb.boxes[id] = bx
+	mb.byToken[tok] = id
+	mb.mu.Unlock()
+	return nil
+}
+
+func (mb *Mailboxes) box(id string) *box {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.boxes[id]
+}
+
+// exists reports whether id was ever registered (any node).
+func (mb *Mailboxes) exists(id, tok string) (bool, error) {
+	if _, ok := mb.known.Load(id); ok {
+		return true, nil
+	}
+	ctx, cancel := mb.b.ctx()
+	defer cancel()
+	_, err := mb.b.ids.Get(ctx, tok)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	mb.known.Store(id, struct{}{})
+	return true, nil
+}
+
+// Push implements relay.Mailboxes. It returns once JetStream has
+// acknowledged the message (stored on a quorum of replicas).
+func (mb *Mailboxes) Push(id string, m relay.Message) error {
+	_, err := mb.push(id, m)
+	return err
+}
+
+// PushOnce implements relay.Deduper through JetStream's de-duplication
+// window: the Nats-Msg-Id is a keyed hash of (sender, message id).
+func (mb *Mailboxes) PushOnce(id string, m relay.Message) (bool, error) {
+	return mb.push(id, m)
+}
+
+func (mb *Mailboxes) push(id string, m relay.Message) (dup bool, err error) {
+	b := mb.b
+	tok := b.token(id)
+	ok, err := mb.exists(id, tok)
+	if err != nil {
+		return false, fmt.Errorf("relay/jetstream: looking the recipient up: %w", err)
+	}
+	if !ok {
+		return false, relay.ErrNoMailbox
+	}
+	counter := mb.counter.Add(1)
+	rec, err := sealRecord(b.sealer, b.sealer.Blind("relay/mailbox", []byte(id)), b.epoch, counter, m)
+	if err != nil {
+		return false, err
+	}
+	// Every publish carries a Nats-Msg-Id, so that it can be retried
+	// through a leader election without being stored twice: for a SEND_ID
+	// a keyed hash of (sender, message id), so that the client's own
+	// retries are dropped too; otherwise one of the record's sequence.
+	var dk []byte
+	if len(m.ID) > 0 {
+		dk = b.sealer.Blind(msgIDKind, append(append(append(make([]byte, 0, 1+len(m.From)+len(m.ID)), m.From...), 0), m.ID...))
+	} else {
+		var seq [16]byte
+		copy(seq[:8], b.epoch[:])
+		binary.BigEndian.PutUint64(seq[8:], counter)
+		dk = b.sealer.Blind("relay/cluster-seq", seq[:])
+	}
+	msgID := hex.EncodeToString(dk)
+	give := time.Now().Add(3 * b.cfg.Timeout)
+	var seq uint64
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := b.ctx()
+		ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: msgPrefix + tok, Data: rec}, jetstream.WithMsgID(msgID))
+		cancel()
+		var ae *jetstream.APIError
+		if err != nil && !errors.As(err, &ae) && time.Now().Before(give) {
+			// No answer (a stream leader being elected, a server gone):
+			// the same record again, under the same Nats-Msg-Id.
+			b.log.Info("publishing a message got no answer; retrying", "attempt", attempt+1, "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return false, publishError(err)
+		}
+		// A duplicate on the first attempt is the sender's retry; on a
+		// later one it may be this node's own earlier attempt.
+		if ack.Duplicate && attempt == 0 && len(m.ID) > 0 {
+			return true, nil
+		}
+		seq = ack.Sequence
+		break
+	}
+	// Wake the holder, wherever it is (the notification carries the
+	// stream sequence, which the operators see anyway); an error here only
+	// delays the delivery until the holder's sweep.
+	_ = b.cfg.Conn.Publish(notifyPrefix+tok, binary.BigEndian.AppendUint64(nil, seq))
+	mb.announce(tok, seq)
+	return false, nil
+}
+
+// publishError maps the stream's refusals to the relay's errors. JetStream
+// names them only in the description of error 10077.
+func publishError(err error) error {
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) && ae.ErrorCode == 10077 {
+		switch d := ae.Description; {
+		case strings.Contains(d, "maximum messages per subject"):
+			return relay.ErrMailboxFull
+		case strings.Contains(d, "maximum bytes"), strings.Contains(d, "maximum messages"):
+			return relay.ErrRelayFull
+		}
+	}
+	return fmt.Errorf("relay/jetstream: publishing: %w", err)
+}
+
+// Pop implements relay.Mailboxes: Take, then Ack.
+func (mb *Mailboxes) Pop(id string) (relay.Message, bool, error) {
+	d, ok, err := mb.Take(id)
+	if err != nil || !ok {
+		return relay.Message{}, ok, err
+	}
+	if _, err := mb.Ack(id, d.Seq); err != nil {
+		mb.Release(id, d.Seq)
+		return relay.Message{}, false, err
+	}
+	return d.Message, true, nil
+}
+
+// Take implements relay.Acker: the oldest released message, or the next
+// one in the stream. The delivery id is the stream sequence.
+func (mb *Mailboxes) Take(id string) (relay.Delivery, bool, error) {
+	bx := mb.box(id)
+	if bx == nil {
+		return relay.Delivery{}, false, relay.ErrNoMailbox
+	}
+	bx.mu.Lock()
+	defer bx.mu.Unlock()
+	if len(bx.returned) > 0 {
+		seq := bx.returned[0]
+		bx.returned = bx.returned[1:]
+		h := bx.held[seq]
+		h.released = false
+		h.d.Redelivered = true
+		bx.held[seq] = h
+		return h.d, true, nil
+	}
+	b := mb.b
+	for {
+		if !bx.dirty.Load() && bx.cursor > bx.hint.Load() {
+			return relay.Delivery{}, false, nil
+		}
+		bx.dirty.Store(false)
+		ctx, cancel := b.ctx()
+		raw, err := b.stream.GetMsg(ctx, bx.cursor, jetstream.WithGetMsgSubject(bx.subject))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			bx.hint.CompareAndSwap(math.MaxUint64, 0)
+			return relay.Delivery{}, false, nil
+		}
+		if err != nil {
+			bx.dirty.Store(true)
+			return relay.Delivery{}, false, fmt.Errorf("relay/jetstream: reading the mailbox: %w", err)
+		}
+		bx.cursor = raw.Sequence + 1
+		if bx.hint.Load() > raw.Sequence {
+			bx.dirty.Store(true)
+		}
+		key, m, err := openRecord(b.sealer, bx.blind, raw.Data)
+		if err != nil {
+			b.log.Error("refusing a stream record that does not open (tampered, moved between mailboxes, or sealed under another key); skipped", "stream_seq", raw.Sequence)
+			continue
+		}
+		if _, replay := bx.seen[key]; replay || bx.isHeld(key) {
+			b.log.Error("dropping a replayed record: its sequence was already delivered and acknowledged here", "stream_seq", raw.Sequence)
+			ctx, cancel := b.ctx()
+			_ = b.stream.DeleteMsg(ctx, raw.Sequence)
+			cancel()
+			continue
+		}
+		d := relay.Delivery{Seq: raw.Sequence, Message: m}
+		bx.held[raw.Sequence] = held{d: d, key: key}
+		return d, true, nil
+	}
+}
+
+func (bx *box) isHeld(k seqKey) bool {
+	for _, h := range bx.held {
+		if h.key == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Ack implements relay.Acker: the message is deleted from the stream.
+func (mb *Mailboxes) Ack(id string, seq uint64) (bool, error) {
+	bx := mb.box(id)
+	if bx == nil {
+		return false, relay.ErrNoMailbox
+	}
+	bx.mu.Lock()
+	defer bx.mu.Unlock()
+	h, ok := bx.held[seq]
+	if !ok || h.released {
+		return false, nil
+	}
+	ctx, cancel := mb.b.ctx()
+	err := mb.b.stream.DeleteMsg(ctx, seq)
+	cancel()
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !isNotFound(err) {
+		return false, fmt.Errorf("relay/jetstream: deleting an acknowledged message: %w", err)
+	}
+	delete(bx.held, seq)
+	if len(bx.seenFIFO) >= seenMax {
+		delete(bx.seen, bx.seenFIFO[0])
+		bx.seenFIFO = bx.seenFIFO[1:]
+	}
+	bx.seen[h.key] = struct{}{}
+	bx.seenFIFO = append(bx.seenFIFO, h.key)
+	return true, nil
+}
+
+func isNotFound(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeMessageNotFound
+}
+
+// Release implements relay.Acker.
+func (mb *Mailboxes) Release(id string, seq uint64) error {
+	bx := mb.box(id)
+	if bx == nil {
+		return relay.ErrNoMailbox
+	}
+	bx.mu.Lock()
+	defer bx.mu.Unlock()
+	h, ok := bx.held[seq]
+	if !ok || h.released {
+		return nil
+	}
+	h.released = true
+	bx.held[seq] = h
+	i := sort.Search(len(bx.returned), func(i int) bool { return bx.returned[i] > seq })
+	bx.returned = append(bx.returned, 0)
+	copy(bx.returned[i+1:], bx.returned[i:])
+	bx.returned[i] = seq
+	return nil
+}
+
+// DedupWindow is the stream's de-duplication window.
+func (mb *Mailboxes) DedupWindow() time.Duration { return mb.b.cfg.DedupWindow }
+
+// Totals returns the messages and record bytes in the stream (every
+// mailbox of the cluster).
+func (mb *Mailboxes) Totals() (int64, int64) {
+	ctx, cancel := mb.b.ctx()
+	defer cancel()
+	info, err := mb.b.stream.Info(ctx)
+	if err != nil {
+		return 0, 0
+	}
+	return int64(info.State.Msgs), int64(info.State.Bytes)
+}
+
+// OnArrival implements relay.Arrivals.
+func (mb *Mailboxes) OnArrival(wake func(id string)) { mb.wake.Store(&wake) }
+
+// arrived handles a notification on se.relay.n.TOKEN: the payload is the
+// stream sequence of the new message.
+func (mb *Mailboxes) arrived(m *nats.Msg) {
+	var seq uint64
+	if len(m.Data) == 8 {
+		seq = binary.BigEndian.Uint64(m.Data)
+	}
+	mb.announce(m.Subject[len(notifyPrefix):], seq)
+}
+
+// announce records that the mailbox tok has a message at stream sequence
+// seq (0: unknown) and wakes its local session, if any.
+func (mb *Mailboxes) announce(tok string, seq uint64) {
+	mb.mu.Lock()
+	id, ok := mb.byToken[tok]
+	bx := mb.boxes[id]
+	mb.mu.Unlock()
+	if !ok || bx == nil {
+		return
+	}
+	for {
+		h := bx.hint.Load()
+		if h >= seq || bx.hint.CompareAndSwap(h, seq) {
+			break
+		}
+	}
+	bx.dirty.Store(true)
+	if w := mb.wake.Load(); w != nil {
+		(*w)(id)
+	}
+}
+
+// sweep wakes every local mailbox's session now and then: a core-NATS
+// notification can be lost (reconnect, slow consumer).
+func (mb *Mailboxes) sweep() {
+	defer mb.b.wg.Done()
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-mb.b.stop:
+			return
+		case <-t.C:
+		}
+		w := mb.wake.Load()
+		if w == nil {
+			continue
+		}
+		mb.mu.Lock()
+		ids := make([]string, 0, len(mb.boxes))
+		for id, bx := range mb.boxes {
+			bx.dirty.Store(true)
+			ids = append(ids, id)
+		}
+		mb.mu.Unlock()
+		for _, id := range ids {
+			(*w)(id)
+		}
+	}
+}
