@@ -13,6 +13,7 @@
 //   - Sealed, for ordinary restarts: [DataKey.Seal] encrypts it under the
 //     enclave's own seal key (a seal.Sealer), so the same enclave on the
 //     same CPU opens it without anyone's help.
+//
 //   - Under recovery shares, for the loss of the machine or a new build:
 //     [NewRecovery] draws a recovery secret, encrypts the data key under a
 //     key derived from it, splits the secret k-of-n with Shamir's scheme

@@ -125,10 +125,15 @@ var docCommands = map[string]string{
 	"enclavectl measure":                 run,
 
 	// README.md, tests.
-	"go test ./custody -fuzz FuzzParseFile":          fuzz,
-	"go test ./relay/jetstream -fuzz FuzzOpenRecord": fuzz,
-	"go test ./custody/unseal -fuzz FuzzUnsealBody":  fuzz,
-	"go test ./attest/dcap -fuzz FuzzCanonicalPEM":   fuzz,
+	"go test ./custody -fuzz FuzzParseFile":                                                                                fuzz,
+	"go test ./custody -fuzz FuzzKeyFrame":                                                                                 fuzz,
+	"kmsd --data-dir /data/kms --cluster nats://… --join-listen 10.0.0.11:9445":                                            skip("needs a three-node NATS cluster and a second machine; TestKMSDClusterJoinThroughHandoff (cmd/kmsd) runs --join-listen and --join against a real nats-server cluster"),
+	"kmsd --data-dir /data/kms --cluster nats://… --join 10.0.0.11:9445":                                                   skip("see --join-listen: TestKMSDClusterJoinThroughHandoff"),
+	"go run ./cmd/relayd --simulation --data-dir relay-c1 --listen :12345 --cluster nats://… --join-listen 127.0.0.1:9446": skip("needs the NATS cluster of step 1; TestRelaydClusterJoinThroughHandoff (cmd/relayd) runs --join-listen and --join against a real nats-server cluster"),
+	"go run ./cmd/relayd --simulation --data-dir relay-c2 --listen :12346 --cluster nats://… --join 127.0.0.1:9446":        skip("see --join-listen: TestRelaydClusterJoinThroughHandoff"),
+	"go test ./relay/jetstream -fuzz FuzzOpenRecord":                                                                       fuzz,
+	"go test ./custody/unseal -fuzz FuzzUnsealBody":                                                                        fuzz,
+	"go test ./attest/dcap -fuzz FuzzCanonicalPEM":                                                                         fuzz,
 
 	// docs/DEPLOY.md, SGX steps.
 	"ls /dev/sgx_enclave /dev/sgx_provision":                        skip("needs an SGX machine"),

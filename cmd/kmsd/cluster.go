@@ -21,6 +21,9 @@ import (
 // checkCluster validates --cluster and the flags that go with it.
 func checkCluster(o *options) error {
 	if o.cluster == "" {
+		if o.Handoff.Join != "" || o.Handoff.JoinListen != "" {
+			return errors.New("--join and --join-listen need --cluster: they share a cluster's data key between its nodes")
+		}
 		return nil
 	}
 	for _, u := range strings.Split(o.cluster, ",") {
@@ -79,10 +82,9 @@ func openCluster(ctx context.Context, o *options, st *store.Store, log *slog.Log
 	}
 	if errors.Is(err, kmsjs.ErrNotClusterKey) {
 		nc.Close()
-		return nil, nil, fmt.Errorf("--cluster: bucket %s belongs to a cluster whose data key is not the one in %s. Joining a running cluster "+
-			"takes the attested hand-off of its data key (custody/handoff), which this kmsd does not have yet: start every replica of "+
-			"this cluster from its own data dir made by a member, or use another --cluster-bucket for a new cluster "+
-			"(if %s was made by this start, remove it before trying again)", o.clusterBucket, o.DataDir, o.DataDir)
+		return nil, nil, fmt.Errorf("--cluster: bucket %s belongs to a cluster whose data key is not the one in %s. A new replica joins a running cluster "+
+			"through the attested hand-off of its data key: start it with an empty --data-dir and --join HOST:PORT, a member running with --join-listen HOST:PORT; "+
+			"or use another --cluster-bucket for a new cluster (if %s was made by this start, remove it before trying again)", o.clusterBucket, o.DataDir, o.DataDir)
 	}
 	if err != nil {
 		nc.Close()

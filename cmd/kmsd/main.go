@@ -339,6 +339,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		defer closeBucket()
 		shared = bucket
+		if o.Handoff.JoinListen != "" {
+			dk, err := o.OpenDataKey(be, "kms")
+			if err != nil {
+				return fail("--join-listen: %v", err)
+			}
+			if err := o.ServeJoins(ctx, be, "kms", dk, log); err != nil {
+				return fail("%v", err)
+			}
+		}
 	}
 	reg := metrics.New("kmsd", be.Simulated)
 	var svc *kms.Service

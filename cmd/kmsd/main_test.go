@@ -75,11 +75,16 @@ func startKMSDEnv(t *testing.T, getenv func(string) string, args ...string) (str
 	go func() { done <- run(ctx, args, getenv, strings.NewReader(""), audit, logs, ready) }()
 	select {
 	case addr := <-ready:
+		var once sync.Once
 		return addr, logs, audit, func() {
-			cancel()
-			if code := <-done; code != 0 {
-				t.Errorf("kmsd exited %d", code)
-			}
+			// Idempotent: a test may stop a replica early and defer
+			// the same stop.
+			once.Do(func() {
+				cancel()
+				if code := <-done; code != 0 {
+					t.Errorf("kmsd exited %d", code)
+				}
+			})
 		}
 	case code := <-done:
 		t.Fatalf("kmsd exited %d: %s", code, logs.String())

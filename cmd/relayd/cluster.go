@@ -26,7 +26,7 @@ const clusterPurpose = "relay-cluster"
 // flags given (command line, environment or file).
 func (o *options) checkCluster(set map[string]bool) error {
 	if o.cluster == "" {
-		for _, f := range []string{"cluster-replicas", "cluster-lease"} {
+		for _, f := range []string{"cluster-replicas", "cluster-lease", "join", "join-listen"} {
 			if set[f] {
 				return fmt.Errorf("--%s needs --cluster", f)
 			}
@@ -71,8 +71,8 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 // errJoinUnavailable: the node would join an existing cluster, which
 // needs the attested hand-off of the cluster key.
 var errJoinUnavailable = errors.New("--cluster: a relay cluster already exists in this JetStream and --data-dir holds no cluster key: " +
-	"a joining node may get the key only from a member, after mutual attestation under the cluster's policy (the custody hand-off), " +
-	"which this build does not have yet; start this node's first member again from its own data dir, or start a new cluster on an empty JetStream (docs/DEPLOY.md)")
+	"a joining node may get the key only from a member, after mutual attestation under the cluster's policy (the attested hand-off): " +
+	"run a member with --join-listen HOST:PORT and start this node with --join HOST:PORT (docs/DEPLOY.md)")
 
 // openCluster connects to the NATS cluster and opens this node's share of
 // the relay: the cluster key from the data dir (or a new one, for the
@@ -90,6 +90,14 @@ func openCluster(ctx context.Context, o *options, be *backend.Backend, log *slog
 		return nil, nil, err
 	}
 	var undo func()
+	if dk == nil && o.Handoff.Join != "" {
+		if dk, err = o.JoinKey(ctx, be, clusterPurpose, log); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	} else if dk != nil && o.Handoff.Join != "" {
+		log.Info("--join: the data dir already holds the cluster key (an earlier join completed); no join needed", "data_dir", o.DataDir)
+	}
 	if dk == nil {
 		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		exists, err := jetstream.Initialized(cctx, nc)
@@ -124,6 +132,11 @@ func openCluster(ctx context.Context, o *options, be *backend.Backend, log *slog
 			return nil, nil, fmt.Errorf("--cluster: the cluster key in --data-dir %s is not the key of the relay cluster in this JetStream (another cluster's data dir?)", o.DataDir)
 		}
 		return nil, nil, fmt.Errorf("--cluster: %w", err)
+	}
+	if err := o.ServeJoins(ctx, be, clusterPurpose, dk, log); err != nil {
+		jb.Close()
+		nc.Close()
+		return nil, nil, err
 	}
 	log.Info("mailboxes and registry in the JetStream cluster", "replicas", o.clusterReplicas, "lease", o.clusterLease.String())
 	return jb, func() { jb.Close(); nc.Close() }, nil

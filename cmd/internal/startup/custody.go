@@ -3,6 +3,7 @@ package startup
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -121,6 +122,18 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 		st, err := s.openStore(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log, Alternates: alts})
 		return st, nil, err
 	case dirNew:
+		if s.Handoff.Join != "" {
+			dk, err := s.JoinKey(context.Background(), be, purpose, log)
+			if err != nil {
+				return nil, nil, err
+			}
+			root, err := dk.Root()
+			if err != nil {
+				return nil, nil, err
+			}
+			st, err := s.openStore(store.Options{Dir: s.DataDir, Root: root, Purpose: purpose, Logger: log})
+			return st, nil, err
+		}
 		if s.Handoff.From != "" {
 			return nil, nil, fmt.Errorf("--handoff-from: %s is empty: a successor takes over the predecessor's data, so run it on the predecessor's data dir (or a copy of it, made while the predecessor was stopped)", s.DataDir)
 		}
@@ -164,6 +177,9 @@ func (s *Server) OpenStore(be *backend.Backend, purpose string, log *slog.Logger
 		log.Warn("SEALED: the data key does not open with this enclave's seal key (another CPU or another build); waiting for the operators' recovery shares",
 			"data_dir", s.DataDir, "deployment", f.Recovery.Deployment, "threshold", f.Recovery.Threshold, "shares", f.Recovery.Shares)
 		return nil, &Sealed{Recovery: f.Recovery, s: s, purpose: purpose, sealer: sealer, log: log}, nil
+	}
+	if s.Handoff.Join != "" {
+		log.Info("--join: the data dir already holds the cluster data key (an earlier join completed); no join needed", "data_dir", s.DataDir)
 	}
 	if s.Handoff.From != "" {
 		log.Info("--handoff-from: the data key already opens under this build's seal key (an earlier hand-off completed); no hand-off needed", "data_dir", s.DataDir)

@@ -36,26 +36,36 @@ import (
 // --handoff-policy FILE (a policy file's [peers]) replaces the default
 // policy on either side: the same MRSIGNER and ISVPRODID as this enclave,
 // and, for successors, an ISVSVN at least its own.
+//
+// Cluster nodes use the same exchange to share the cluster data key:
+// a member serves --join-listen ADDR while it runs, and a new node with an
+// empty data dir starts with --join ADDR.
 type Handoff struct {
 	Listen, From, Policy string
+	Join, JoinListen     string
 }
 
 func (h *Handoff) register(fs *flag.FlagSet) {
 	fs.StringVar(&h.Listen, "handoff-listen", "", "upgrade: give this build's data key to one attested successor on HOST:PORT, then exit without serving\n(the successor runs with --handoff-from; docs/DEPLOY.md)")
 	fs.StringVar(&h.From, "handoff-from", "", "upgrade: when the data key does not open under this build's seal key, take it from the predecessor\nrunning with --handoff-listen at HOST:PORT (mutual attestation; docs/DEPLOY.md)")
+	fs.StringVar(&h.Join, "join", "", "with --cluster and an empty --data-dir: take the cluster data key from a member running with --join-listen at HOST:PORT\n(mutual attestation under the hand-off policy; docs/DEPLOY.md)")
+	fs.StringVar(&h.JoinListen, "join-listen", "", "with --cluster: while serving, give the cluster data key to attested nodes joining with --join on HOST:PORT")
 	fs.StringVar(&h.Policy, "handoff-policy", "", "policy file whose [peers] names the enclaves a hand-off accepts (default: this enclave's MRSIGNER and ISVPRODID,\nand for a successor an ISVSVN at least this one's)")
 }
 
 func (s *Server) checkHandoff() error {
 	h := &s.Handoff
-	if h.Listen == "" && h.From == "" {
+	if h.Listen == "" && h.From == "" && h.Join == "" && h.JoinListen == "" {
 		if h.Policy != "" {
-			return errors.New("--handoff-policy is used only with --handoff-listen or --handoff-from")
+			return errors.New("--handoff-policy is used only with --handoff-listen, --handoff-from, --join or --join-listen")
 		}
 		return nil
 	}
 	if s.DataDir == "" {
-		return errors.New("--handoff-listen and --handoff-from need --data-dir: a memory-only service has no data key to hand off")
+		return errors.New("--handoff-listen, --handoff-from, --join and --join-listen need --data-dir: a memory-only service has no data key to hand off")
+	}
+	if h.Join != "" && (h.Listen != "" || h.From != "") {
+		return errors.New("--join (a new cluster node) does not go with --handoff-listen or --handoff-from (an upgrade)")
 	}
 	if h.Listen != "" && h.From != "" {
 		return errors.New("give --handoff-listen (the predecessor) or --handoff-from (the successor), not both")
@@ -63,7 +73,7 @@ func (s *Server) checkHandoff() error {
 	if h.Listen != "" && s.BackupTo != "" {
 		return errors.New("--handoff-listen and --backup-to are two different one-shot jobs: run them one after the other")
 	}
-	for name, a := range map[string]string{"--handoff-listen": h.Listen, "--handoff-from": h.From} {
+	for name, a := range map[string]string{"--handoff-listen": h.Listen, "--handoff-from": h.From, "--join": h.Join, "--join-listen": h.JoinListen} {
 		if a != "" {
 			if err := checkAddr(name, a); err != nil {
 				return err
@@ -111,7 +121,7 @@ func (s *Server) handoffConfig(ctx context.Context, be *backend.Backend, purpose
 // successor the policy refuses learns nothing; the predecessor logs it
 // and waits for the next. Nothing in the data dir is written.
 func (s *Server) ServeHandoff(ctx context.Context, be *backend.Backend, purpose string, log *slog.Logger) error {
-	dk, err := s.openDataKey(be, purpose)
+	dk, err := s.OpenDataKey(be, purpose)
 	if err != nil {
 		return err
 	}
@@ -198,8 +208,8 @@ func (s *Server) receiveHandoff(be *backend.Backend, z *Sealed) (*store.Store, e
 	return st, nil
 }
 
-// openDataKey opens the data dir's data key under this build's seal key.
-func (s *Server) openDataKey(be *backend.Backend, purpose string) (*custody.DataKey, error) {
+// OpenDataKey opens the data dir's data key under this build's seal key.
+func (s *Server) OpenDataKey(be *backend.Backend, purpose string) (*custody.DataKey, error) {
 	root, err := be.SealRoot(s.SealPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("seal key (--seal-policy %s): %w", s.SealPolicy, err)
@@ -210,7 +220,7 @@ func (s *Server) openDataKey(be *backend.Backend, purpose string) (*custody.Data
 	}
 	b, err := os.ReadFile(filepath.Join(s.DataDir, CustodyFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("--handoff-listen: %s has no %s: only a data dir with a data key can be handed off (a dir made before custody cannot)", s.DataDir, CustodyFile)
+		return nil, fmt.Errorf("%s has no %s: only a data dir with a data key can hand it off (a dir made before custody cannot)", s.DataDir, CustodyFile)
 	}
 	if err != nil {
 		return nil, err
@@ -221,7 +231,7 @@ func (s *Server) openDataKey(be *backend.Backend, purpose string) (*custody.Data
 	}
 	dk, err := custody.OpenSealed(sealer, f.Sealed)
 	if err != nil {
-		return nil, fmt.Errorf("--handoff-listen: the data key of %s does not open under this build's seal key (--seal-policy %s): run --handoff-listen with the build that last opened it", s.DataDir, s.SealPolicy)
+		return nil, fmt.Errorf("the data key of %s does not open under this build's seal key (--seal-policy %s): hand it off from the build that last opened it", s.DataDir, s.SealPolicy)
 	}
 	return dk, nil
 }
@@ -232,4 +242,103 @@ func describePolicy(p *attest.Policy) string {
 		s += fmt.Sprintf(" isvprodid=%d", *p.ProductID)
 	}
 	return s
+}
+
+// JoinKey is a new cluster node's side (--join): with an empty data dir,
+// it takes the cluster data key from a member over mutual attestation and
+// seals it in a new custody file (no recovery record: the cluster's
+// recovery shares are the first node's). It returns nil, nil when --join
+// is not set.
+func (s *Server) JoinKey(ctx context.Context, be *backend.Backend, purpose string, log *slog.Logger) (*custody.DataKey, error) {
+	if s.Handoff.Join == "" {
+		return nil, nil
+	}
+	if state, err := dataDirState(s.DataDir); err != nil {
+		return nil, err
+	} else if state != dirNew {
+		return nil, fmt.Errorf("--join: --data-dir %s is not empty: a joining node starts from an empty data dir (drop --join to start from the key it already holds)", s.DataDir)
+	}
+	if s.RecoveryRecipients != "" {
+		return nil, errors.New("--join: recovery shares of a cluster key are made by its first node only; drop the --recovery-* flags")
+	}
+	sealer, err := s.custodySealer(be, purpose)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*custody.DefaultHandoffTimeout)
+	defer cancel()
+	cfg, err := s.handoffConfig(ctx, be, purpose, true)
+	if err != nil {
+		return nil, err
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: atls.ClientConfig()}
+	c, err := d.DialContext(ctx, "tcp", s.Handoff.Join)
+	if err != nil {
+		return nil, fmt.Errorf("--join: %w\nhint: a member must be running with --join-listen %s", err, s.Handoff.Join)
+	}
+	defer c.Close()
+	var got *custody.DataKey
+	r, err := custody.ReceiveHandoff(ctx, c.(*tls.Conn), cfg, func(dk *custody.DataKey) error {
+		if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+			return err
+		}
+		sealed, err := dk.Seal(sealer)
+		if err != nil {
+			return err
+		}
+		if err := writeCustody(s.DataDir, &custody.File{Version: 1, Sealed: sealed}); err != nil {
+			return err
+		}
+		got = dk
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--join %s: %w", s.Handoff.Join, err)
+	}
+	log.Info("joined: the cluster data key was received from a member and sealed under this enclave's seal key",
+		"member_mrenclave", r.MREnclave.String(), "member_isvsvn", r.ISVSVN, "data_dir", s.DataDir)
+	return got, nil
+}
+
+// ServeJoins is a cluster member's side (--join-listen): until ctx ends it
+// gives dk to every joining node whose quote satisfies the hand-off
+// policy, one at a time. It returns at once when --join-listen is not set.
+func (s *Server) ServeJoins(ctx context.Context, be *backend.Backend, purpose string, dk *custody.DataKey, log *slog.Logger) error {
+	if s.Handoff.JoinListen == "" {
+		return nil
+	}
+	cfg, err := s.handoffConfig(ctx, be, purpose, false)
+	if err != nil {
+		return err
+	}
+	cert, err := atls.NewKeyCertificate(atls.CertOptions{CommonName: "Shared Enclave cluster join (" + purpose + ")"})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.Handoff.JoinListen)
+	if err != nil {
+		return fmt.Errorf("--join-listen: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	log.Info("cluster joins: serving the cluster data key to attested nodes", "addr", ln.Addr().String(), "policy", describePolicy(cfg.Policy))
+	tcfg := atls.ServerConfig(cert)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := custody.ServeHandoff(ctx, tls.Server(c, tcfg), cert.Certificate[0], dk, cfg)
+			c.Close()
+			if err != nil {
+				log.Warn("cluster join refused or failed", "remote", c.RemoteAddr().String(), "err", err)
+				continue
+			}
+			log.Info("cluster join: a node received the cluster data key", "mrenclave", r.MREnclave.String(), "isvsvn", r.ISVSVN, "simulated", r.Simulated)
+		}
+	}()
+	return nil
 }
