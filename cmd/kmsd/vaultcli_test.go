@@ -125,7 +125,7 @@ func TestVaultCLI(t *testing.T) {
 	}
 
 	// Response wrapping is refused, not answered unwrapped.
-	if out, err := vaultCmd(k.root, "", "write", "-wrap-ttl=60s", "transit/datakey/plaintext/cli"); err == nil || !strings.Contains(out, "X-Vault-Wrap-TTL") {
+	if out, err := vaultCmd(k.root, "", "write", "-force", "-wrap-ttl=60s", "transit/datakey/plaintext/cli"); err == nil || !strings.Contains(out, "X-Vault-Wrap-TTL") {
 		t.Errorf("vault write -wrap-ttl: %v %s", err, out)
 	}
 }
