@@ -38,6 +38,7 @@ type Store struct {
 	purpose string
 	sealer  atomic.Pointer[seal.Sealer]
 	log     *slog.Logger
+	seq     uint64
 }
 
 // Options configure Open.
@@ -105,6 +106,13 @@ var metaGeneration = []byte("store-meta\x00generation")
 // read or written, so a store sealed by another enclave identity is
 // refused at once, as a whole.
 var metaCheck = []byte("store-meta\x00seal-check")
+
+// metaSequence is a sealed counter, raised by one (synced) every time the
+// store is opened: [Store.Sequence]. A copy of the store that is older
+// than another has a lower sequence, which is how a rollback shows to
+// whoever watches it (the enclave alone cannot tell an old copy from the
+// latest one).
+var metaSequence = []byte("sequence")
 
 const metaKind = "store-meta"
 
@@ -192,8 +200,30 @@ func Open(o Options) (*Store, error) {
 	} else if err == nil {
 		closer.Close()
 	}
+	switch v, err := s.Get(metaKind, metaSequence); {
+	case err == nil && len(v) == 8:
+		s.seq = binary.BigEndian.Uint64(v)
+	case err == nil:
+		db.Close()
+		return nil, fmt.Errorf("%w: the sequence record of %s", ErrCorrupt, o.Dir)
+	case !errors.Is(err, ErrNotFound):
+		db.Close()
+		return nil, err
+	}
+	s.seq++
+	if err := s.Put(metaKind, metaSequence, binary.BigEndian.AppendUint64(nil, s.seq), Sync); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: writing the sequence record: %w", err)
+	}
 	return s, nil
 }
+
+// Sequence is how many times this store has been opened, this time
+// included (a sealed counter in the store). A backup records it.
+func (s *Store) Sequence() uint64 { return s.seq }
+
+// Purpose is the service the store belongs to ("relay", "kms").
+func (s *Store) Purpose() string { return s.purpose }
 
 // opensWith reports whether the store's records open with sealer: the
 // seal check record if there is one; otherwise (an empty store, or one

@@ -367,3 +367,27 @@ func TestReadErrorIsNotCorruption(t *testing.T) {
 		t.Fatalf("after the read error: %q %v", v, err)
 	}
 }
+
+// TestSequenceCountsOpens: every open raises the sealed sequence by one,
+// and a copy of the store keeps the sequence it had when it was copied —
+// which is how an old copy put back shows.
+func TestSequenceCountsOpens(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	for want := uint64(1); want <= 3; want++ {
+		s := open(t, dir, 1)
+		if s.Sequence() != want {
+			t.Fatalf("open %d: sequence %d", want, s.Sequence())
+		}
+		if want == 2 {
+			if err := s.Checkpoint(dir + "-copy"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+	}
+	c := open(t, dir+"-copy", 1)
+	defer c.Close()
+	if c.Sequence() != 3 {
+		t.Fatalf("the copy taken at sequence 2 opens at %d", c.Sequence())
+	}
+}

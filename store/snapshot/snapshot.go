@@ -213,6 +213,40 @@ func OpenMeta(dir string, root *seal.Root, purpose string) (*Meta, error) {
 	return &m, nil
 }
 
+// VerifyFiles checks that dir holds exactly the files its SHA256SUMS
+// lists (besides the two sums files), each with its digest.
+func VerifyFiles(dir string) error {
+	sums, err := os.ReadFile(filepath.Join(dir, SumsFile))
+	if err != nil {
+		return err
+	}
+	listed, err := parseSums(sums)
+	if err != nil {
+		return err
+	}
+	names, err := files(dir)
+	if err != nil {
+		return invalid("%v", err)
+	}
+	if len(names) != len(listed) {
+		return invalid("%s lists %d files, the directory holds %d", SumsFile, len(listed), len(names))
+	}
+	for _, n := range names {
+		want, ok := listed[n]
+		if !ok {
+			return invalid("%q is not in %s", n, SumsFile)
+		}
+		got, err := fileSum(filepath.Join(dir, n))
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return invalid("%q does not match its SHA-256 in %s", n, SumsFile)
+		}
+	}
+	return nil
+}
+
 func readSmall(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/sharedenclave/sharedenclave/custody"
 	"github.com/sharedenclave/sharedenclave/seal"
 	"github.com/sharedenclave/sharedenclave/store"
+	"github.com/sharedenclave/sharedenclave/store/snapshot"
 )
 
 // CustodyFile is the file in a data directory that keeps its data key,
@@ -416,34 +419,97 @@ func readRecipients(path string) ([]string, error) {
 
 // Backup writes a consistent copy of the open store st of s.DataDir into
 // dir (which must not exist): a Pebble checkpoint of the sealed records,
-// then the custody file, fsynced. The copy is a data dir: it opens where
-// the data key's seal opens, and anywhere else through recovery. A data
-// dir made before custody is copied too, but opens only on the same
-// machine and build.
+// the custody file, then SHA256SUMS and SHA256SUMS.sealed (package
+// store/snapshot), fsynced. The copy is a data dir: it opens where the
+// data key's seal opens, and anywhere else through recovery. A data dir
+// made before custody is copied too, but opens only on the same machine
+// and build. It works on a running service: the checkpoint holds every
+// write acknowledged before it began.
 func (s *Server) Backup(st *store.Store, dir string, log *slog.Logger) error {
-	if _, err := os.Stat(dir); err == nil {
-		return fmt.Errorf("--backup-to: %s already exists; name a new directory", dir)
-	}
-	if err := st.Checkpoint(dir); err != nil {
-		os.RemoveAll(dir)
+	if err := s.backup(st, dir, log); err != nil {
 		return fmt.Errorf("--backup-to: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) backup(st *store.Store, dir string, log *slog.Logger) (err error) {
+	if _, err := os.Lstat(dir); err == nil {
+		return fmt.Errorf("%s already exists; name a new directory", dir)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	if err := st.Checkpoint(dir); err != nil {
+		return err
 	}
 	b, err := os.ReadFile(filepath.Join(s.DataDir, CustodyFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		log.Warn("backup of a data dir made before custody: it opens only on this machine and build", "backup", dir)
-		return syncDir(dir)
 	case err != nil:
-		os.RemoveAll(dir)
-		return fmt.Errorf("--backup-to: %w", err)
-	}
-	if err := writeNewSynced(filepath.Join(dir, CustodyFile), b); err != nil {
-		os.RemoveAll(dir)
-		return fmt.Errorf("--backup-to: %w", err)
+		return err
+	default:
+		if err := writeNewSynced(filepath.Join(dir, CustodyFile), b); err != nil {
+			return err
+		}
 	}
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("--backup-to: %w", err)
+		return err
 	}
-	log.Info("backup written", "backup", dir, "data_dir", s.DataDir)
+	if err := snapshot.Finish(dir, st.Root(), snapshot.Meta{Purpose: st.Purpose(), Sequence: st.Sequence(), Taken: time.Now().UTC()}); err != nil {
+		return err
+	}
+	log.Info("backup written", "backup", dir, "data_dir", s.DataDir, "sequence", st.Sequence())
+	return nil
+}
+
+// WriteSnapshot takes a backup of the running service's store st and
+// writes it to w as one archive (package store/snapshot: what `vault
+// operator raft snapshot save` stores), through a temporary checkpoint
+// beside the data dir that is removed afterwards. An error part way
+// leaves w without its last file, which readers refuse.
+func (s *Server) WriteSnapshot(st *store.Store, w io.Writer, log *slog.Logger) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(s.DataDir)), "."+filepath.Base(s.DataDir)+".snapshot-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "backup")
+	if err := s.backup(st, dir, log); err != nil {
+		return err
+	}
+	return snapshot.Write(w, dir)
+}
+
+// checkRestored runs before a data dir's store is opened with the data
+// key's root: a restored backup (it has SHA256SUMS.sealed) must be the
+// one its sealed record describes, file for file; then the two sums
+// files are removed (the store's files change once it is open) and the
+// backup's sequence and time are logged. Whoever holds the files can
+// remove SHA256SUMS.sealed first; docs/SECURITY.md says what that means.
+func (s *Server) checkRestored(root *seal.Root, purpose string, log *slog.Logger) error {
+	m, err := snapshot.OpenMeta(s.DataDir, root, purpose)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = snapshot.VerifyFiles(s.DataDir)
+	}
+	if err != nil {
+		return fmt.Errorf("%s is a restored backup that does not check out: %w\nhint: restore the archive again (enclavectl backup restore); "+
+			"to open the files as they are, remove %s and %s from it", s.DataDir, err, snapshot.SealedFile, snapshot.SumsFile)
+	}
+	for _, f := range []string{snapshot.SealedFile, snapshot.SumsFile} {
+		if err := os.Remove(filepath.Join(s.DataDir, f)); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(s.DataDir); err != nil {
+		return err
+	}
+	log.Warn("opening a restored backup: its state is the one of when the backup was taken (later changes are not in it)",
+		"data_dir", s.DataDir, "taken", m.Taken.Format(time.RFC3339), "sequence", m.Sequence)
 	return nil
 }

@@ -208,6 +208,13 @@ func (s *Server) checkRecovery() error {
 // openStore is store.Open with the one error an operator meets most: the
 // data dir's lock is held by another process.
 func (s *Server) openStore(o store.Options) (*store.Store, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.checkRestored(o.Root, o.Purpose, log); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(o)
 	if errors.Is(err, syscall.EAGAIN) { // the store's lock file is held by another process
 		return nil, fmt.Errorf("--data-dir %s is in use: another kmsd or relayd holds its lock (%v)\nhint: stop the process using it (or wait for it to exit), or give this one another --data-dir", s.DataDir, err)
