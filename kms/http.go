@@ -39,6 +39,9 @@ type response struct {
 	data   any // Vault's "data"
 	auth   any // Vault's "auth"
 	raw    any // a body that is not Vault's envelope (seed endpoints)
+	// stream, when set, writes a binary body (a snapshot) after the
+	// status line; an error part way cuts the body short.
+	stream func(io.Writer) error
 }
 
 func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
@@ -124,6 +127,16 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case resp.stream != nil:
+		w.Header().Set("Content-Type", "application/gzip")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		if err := resp.stream(w); err != nil {
+			// The status is sent: the client sees an archive without
+			// its last file, which it refuses.
+			s.log.Error("snapshot failed part way; the client got an incomplete archive", "err", err)
+			panic(http.ErrAbortHandler)
+		}
 	case resp.raw != nil:
 		writeJSON(w, status, resp.raw)
 	case status == http.StatusNoContent:
@@ -368,6 +381,10 @@ func (s *Service) route(req *request, urlPath string) (perform func() (response,
 	if strings.HasPrefix(req.path, "sys/wrapping/") {
 		return nil, badRequest(errWrapping + " (" + req.path + ")")
 	}
+	if req.path == "sys/storage/raft/snapshot" || req.path == "sys/storage/raft/snapshot-force" {
+		// Before readBody: a restore's body is an archive, not JSON.
+		return s.snapshot(req)
+	}
 	if err := s.readBody(req); err != nil {
 		return nil, err
 	}
@@ -505,7 +522,7 @@ func operation(path string) string {
 	case len(seg) >= 2 && (seg[0] == "sys" || seg[0] == "auth"):
 		known := map[string]bool{"sys/health": true, "sys/attestation": true, "sys/policies": true, "auth/token": true,
 			"sys/seal-status": true, "sys/leader": true, "sys/mounts": true, "sys/policy": true, "sys/internal": true,
-			"sys/capabilities": true, "sys/capabilities-self": true, "sys/capabilities-accessor": true}
+			"sys/capabilities": true, "sys/capabilities-self": true, "sys/capabilities-accessor": true, "sys/storage": true}
 		if op := seg[0] + "/" + seg[1]; known[op] {
 			return op
 		}

@@ -60,6 +60,13 @@ type Config struct {
 	// token when SeedOpen, per second, in bursts of up to the same number
 	// (at least 1); default 1.
 	SeedRSARate float64
+	// Snapshot, when set, serves Vault's GET sys/storage/raft/snapshot
+	// (`vault operator raft snapshot save`) to tokens with sudo on that
+	// path: it writes a consistent backup of the store to w as one
+	// archive (package store/snapshot). Without it the endpoint answers
+	// 400 with SnapshotRefusal.
+	Snapshot        func(w io.Writer) error
+	SnapshotRefusal string
 	// MaxBody caps request bodies; default 1 MiB.
 	MaxBody int64
 	Logger  *slog.Logger

@@ -149,3 +149,33 @@ func (s *Service) capabilitiesSelf(req *request) (response, error) {
 }
 
 func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// snapshot serves Vault's sys/storage/raft/snapshot. GET (`vault operator
+// raft snapshot save FILE`) needs sudo on the path, as in Vault, and
+// streams a backup of the store (Config.Snapshot). A restore into the
+// running service (POST, or snapshot-force) is refused: a restore
+// replaces every key and token, so it is done on a stopped kmsd, into a
+// new data dir, where nothing half-restored can be served.
+func (s *Service) snapshot(req *request) (func() (response, error), error) {
+	if req.method != "GET" && req.method != "POST" && req.method != "PUT" {
+		return nil, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported operation"}
+	}
+	if req.method != "GET" || req.path != "sys/storage/raft/snapshot" {
+		if req.method == "GET" {
+			return nil, &Error{Status: http.StatusMethodNotAllowed, Msg: "unsupported operation: snapshot-force is a restore (POST)"}
+		}
+		return nil, badRequest("restoring a snapshot into a running kmsd is not supported: stop kmsd, unpack the snapshot into a new data dir " +
+			"with `enclavectl backup restore SNAPSHOT --data-dir DIR` and start kmsd on that dir (docs/DEPLOY.md, \"Backups\")")
+	}
+	if !s.allowed(req.tok.Policies, req.path, capSudo) {
+		return nil, forbidden()
+	}
+	if s.cfg.Snapshot == nil {
+		msg := s.cfg.SnapshotRefusal
+		if msg == "" {
+			msg = "this kmsd keeps no data dir (memory-only): there is nothing to snapshot"
+		}
+		return nil, badRequest(msg)
+	}
+	return func() (response, error) { return response{stream: s.cfg.Snapshot}, nil }, nil
+}

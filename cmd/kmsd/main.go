@@ -356,7 +356,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if shared != nil {
 		local = nil // the data dir keeps only the sealed cluster data key
 	}
+	var snap func(io.Writer) error
+	snapRefusal := ""
+	switch {
+	case shared != nil:
+		snapRefusal = "kmsd --cluster keeps its records in JetStream, not in --data-dir: back up the bucket's stream (KV_" + o.clusterBucket +
+			", whose values are sealed) with JetStream's own tools, and each replica's custody.json"
+	case local != nil:
+		snap = func(w io.Writer) error { return o.WriteSnapshot(local, w, log) }
+	}
 	svc, err = kms.New(kms.Config{
+		Snapshot: snap, SnapshotRefusal: snapRefusal,
 		Metrics: kmsMetrics, Storage: shared,
 		Store: local, Audit: audit, Verifier: be.Verifier, MaxBody: o.maxBody, Logger: log,
 		SeedOpen: o.openSeed, SeedRSARate: o.seedRSARate,

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/attest/sim"
+	"github.com/sharedenclave/sharedenclave/custody/custodytest"
+	"github.com/sharedenclave/sharedenclave/store/snapshot"
+)
+
+// TestKMSDOnlineSnapshotRestoredElsewhere: Vault's own client takes a
+// snapshot (`vault operator raft snapshot save`'s call) of a kmsd that
+// keeps serving encryptions meanwhile; the archive, unpacked into a new
+// data dir on another simulated CPU, opens through the operators' shares
+// and decrypts everything acknowledged before the snapshot. A restore
+// into the running kmsd is refused; a token without sudo gets nothing.
+func TestKMSDOnlineSnapshotRestoredElsewhere(t *testing.T) {
+	tmp := t.TempDir()
+	simA, simB := filepath.Join(tmp, "simA"), filepath.Join(tmp, "simB")
+	data, restored := filepath.Join(tmp, "data"), filepath.Join(tmp, "restored")
+	ct, tok, shares := firstStart(t, tmp, simA, data)
+	addr, _, _, stop := startKMSD(t, "--simulation", "--sim-dir", simA, "--data-dir", data, "--listen", "127.0.0.1:0")
+	defer stop()
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: simA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
+	// Acknowledged before the snapshot: must be in it.
+	var before []any
+	for i := 0; i < 20; i++ {
+		s, err := c.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte(fmt.Sprint("before ", i)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = append(before, s.Data["ciphertext"])
+	}
+	if _, err := c.Logical().Write("transit/keys/second", map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	// The service keeps serving while the snapshot is taken.
+	stopLoad := make(chan struct{})
+	var wg sync.WaitGroup
+	var loadErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stopLoad:
+				return
+			default:
+			}
+			if _, err := c.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": "aGk="}); err != nil {
+				loadErr = err
+				return
+			}
+		}
+	}()
+	var snap bytes.Buffer
+	err = c.Sys().RaftSnapshot(&snap)
+	close(stopLoad)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("vault operator raft snapshot save (Vault's client): %v", err)
+	}
+	if loadErr != nil {
+		t.Fatalf("an encryption during the snapshot failed: %v", loadErr)
+	}
+	custodytest.Scan(t, append(custodytest.Secrets(shares), []byte(tok), []byte("before 1")), writeFile(t, tmp, "snap.tar.gz", snap.Bytes()))
+	if ents, _ := filepath.Glob(filepath.Join(tmp, ".data.snapshot-*")); len(ents) != 0 {
+		t.Fatalf("the snapshot's temporary copy was left behind: %v", ents)
+	}
+
+	// A restore into the running service is refused with what to do.
+	err = c.Sys().RaftSnapshotRestore(bytes.NewReader(snap.Bytes()), false)
+	if err == nil || !strings.Contains(err.Error(), "enclavectl backup restore") {
+		t.Fatalf("restore into a running kmsd: %v", err)
+	}
+	// Without sudo on the path, no snapshot.
+	if _, err := c.Logical().Write("sys/policies/acl/rw", map[string]any{"policy": `path "sys/storage/raft/snapshot" { capabilities = ["read"] }`}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"rw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak := vaultOverRATLS(t, addr, sec.Auth.ClientToken, be, be.DefaultPolicy)
+	if err := weak.Sys().RaftSnapshot(&bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("a snapshot without sudo: %v", err)
+	}
+
+	// Another machine: unpack, open through recovery, decrypt.
+	if _, err := sim.Init(simB, sim.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Extract(bytes.NewReader(snap.Bytes()), restored, snapshot.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	addrB, logsB, _, stopB := startKMSD(t, "--simulation", "--sim-dir", simB, "--data-dir", restored, "--listen", "127.0.0.1:0")
+	defer stopB()
+	beB, err := backend.Open(backend.Options{Simulation: true, SimDir: simB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := vaultOverRATLS(t, addrB, tok, beB, beB.DefaultPolicy)
+	cb.Sys().Unseal(shares[0])
+	if st, err := cb.Sys().Unseal(shares[2]); err != nil || st.Sealed {
+		t.Fatalf("unseal the restored snapshot: %+v %v", st, err)
+	}
+	decryptHello(t, cb, ct)
+	for i, x := range before {
+		s, err := cb.Logical().Write("transit/decrypt/app", map[string]any{"ciphertext": x})
+		if err != nil || s.Data["plaintext"] != base64.StdEncoding.EncodeToString([]byte(fmt.Sprint("before ", i))) {
+			t.Fatalf("decrypt %d after restore: %v %v", i, s, err)
+		}
+	}
+	if s, err := cb.Logical().Read("transit/keys/second"); err != nil || s == nil {
+		t.Fatalf("a key created before the snapshot is missing: %v", err)
+	}
+	if !strings.Contains(logsB.String(), "opening a restored backup") {
+		t.Fatalf("the restored snapshot was not recognised:\n%s", logsB.String())
+	}
+	for _, f := range []string{snapshot.SumsFile, snapshot.SealedFile} {
+		if _, err := os.Stat(filepath.Join(restored, f)); err == nil {
+			t.Fatalf("%s left in the opened data dir", f)
+		}
+	}
+}
+
+func writeFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
