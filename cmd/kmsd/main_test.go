@@ -225,6 +225,30 @@ func TestKMSDFlagErrors(t *testing.T) {
 	}
 }
 
+// startKMSDChild runs kmsd as a child process (this test binary,
+// re-executed) with --log-format json among args, and returns it once it
+// listens, with its address.
+func startKMSDChild(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "KMSD_TEST_CHILD=1")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "kmsd listening" {
+			go io.Copy(io.Discard, stderr)
+			return cmd, rec.Addr
+		}
+	}
+	cmd.Wait()
+	t.Fatal("kmsd child did not start")
+	return nil, ""
+}
+
 // TestKMSDCrash creates keys while kmsd is killed with SIGKILL at random
 // moments; every key whose creation was acknowledged is there afterwards.
 func TestKMSDCrash(t *testing.T) {
@@ -234,25 +258,7 @@ func TestKMSDCrash(t *testing.T) {
 	tmp := t.TempDir()
 	sim, data, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "data"), filepath.Join(tmp, "root.token")
 	args := []string{"--simulation", "--sim-dir", sim, "--data-dir", data, "--root-token-file", tokFile, "--listen", "127.0.0.1:0", "--log-format", "json", "--audit-log", filepath.Join(tmp, "audit.log")}
-	start := func() (*exec.Cmd, string) {
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), "KMSD_TEST_CHILD=1")
-		stderr, _ := cmd.StderrPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "kmsd listening" {
-				go io.Copy(io.Discard, stderr)
-				return cmd, rec.Addr
-			}
-		}
-		cmd.Wait()
-		t.Fatal("kmsd child did not start")
-		return nil, ""
-	}
+	start := func() (*exec.Cmd, string) { return startKMSDChild(t, args...) }
 	cmd, addr := start()
 	tok := readToken(t, tokFile)
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})

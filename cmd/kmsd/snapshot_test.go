@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
@@ -145,4 +147,79 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestKMSDSnapshotKill9: kmsd killed with SIGKILL at several moments of a
+// snapshot (before, during the checkpoint, while it streams) starts
+// again, serves every key, and removes the temporary copy the killed
+// process left; a snapshot taken afterwards is complete.
+func TestKMSDSnapshotKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped in -short mode")
+	}
+	tmp := t.TempDir()
+	simDir, data, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "data"), filepath.Join(tmp, "root.token")
+	args := []string{"--simulation", "--sim-dir", simDir, "--data-dir", data, "--root-token-file", tokFile, "--listen", "127.0.0.1:0", "--log-format", "json", "--audit-log", filepath.Join(tmp, "audit.log")}
+	cmd, addr := startKMSDChild(t, args...)
+	tok := readToken(t, tokFile)
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: simDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
+	// Enough keys that the store has several files to link and stream.
+	for i := 0; i < 200; i++ {
+		if _, err := c.Logical().Write(fmt.Sprintf("transit/keys/k%d", i), map[string]any{"type": "aes256-gcm96"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := c.Logical().Write("transit/encrypt/k7", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("hello"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interrupted := 0
+	for round, delay := range []time.Duration{0, 1, 3, 6, 12} {
+		if round > 0 {
+			cmd, addr = startKMSDChild(t, args...)
+			c = vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Sys().RaftSnapshot(slowWriter{}) }()
+		time.Sleep(delay * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		<-done
+		if left, _ := filepath.Glob(filepath.Join(tmp, ".data.snapshot-*")); len(left) > 0 {
+			interrupted++
+		}
+	}
+	t.Logf("%d of 5 kills left a snapshot's temporary copy behind", interrupted)
+	cmd, addr = startKMSDChild(t, args...)
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c = vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
+	d, err := c.Logical().Write("transit/decrypt/k7", map[string]any{"ciphertext": s.Data["ciphertext"]})
+	if err != nil || d.Data["plaintext"] != base64.StdEncoding.EncodeToString([]byte("hello")) {
+		t.Fatalf("decrypt after the kills: %v %v", d, err)
+	}
+	if list, err := c.Logical().List("transit/keys"); err != nil || len(list.Data["keys"].([]any)) != 200 {
+		t.Fatalf("keys after the kills: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, ".data.snapshot-*")); len(left) != 0 {
+		t.Fatalf("temporary copies left: %v", left)
+	}
+	var snap bytes.Buffer
+	if err := c.Sys().RaftSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.Check(bytes.NewReader(snap.Bytes()), snapshot.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slowWriter takes its time, so that the kill lands while kmsd streams.
+type slowWriter struct{}
+
+func (slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	return len(p), nil
 }

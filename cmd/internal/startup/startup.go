@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"syscall"
@@ -216,6 +217,16 @@ func (s *Server) openStore(o store.Options) (*store.Store, error) {
 		return nil, err
 	}
 	st, err := store.Open(o)
+	if err == nil {
+		// The store's lock is ours: a snapshot's temporary copy left by a
+		// process killed while it streamed one is nobody's.
+		stale, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Clean(s.DataDir)), "."+filepath.Base(s.DataDir)+".snapshot-*"))
+		for _, d := range stale {
+			if err := os.RemoveAll(d); err == nil {
+				log.Info("removed the temporary copy of an interrupted snapshot", "dir", d)
+			}
+		}
+	}
 	if errors.Is(err, syscall.EAGAIN) { // the store's lock file is held by another process
 		return nil, fmt.Errorf("--data-dir %s is in use: another kmsd or relayd holds its lock (%v)\nhint: stop the process using it (or wait for it to exit), or give this one another --data-dir", s.DataDir, err)
 	}
