@@ -3,8 +3,12 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sharedenclave/sharedenclave/store/snapshot"
 )
 
 // vaultVersion is the vault CLI that .ci/build-vault.sh builds from its Go
@@ -122,6 +126,23 @@ func TestVaultCLI(t *testing.T) {
 	}
 	if out, err := vaultCmd("", "", "token", "lookup", "-format=json"); err != nil || !strings.Contains(out, `"root"`) {
 		t.Errorf("vault token lookup after login: %v %s", err, out)
+	}
+
+	// Backups with Vault's own command: the snapshot kmsd streams is
+	// complete (the CLI checks its last file) and unpacks; a restore into
+	// the running kmsd is refused with what to do instead.
+	snapFile := filepath.Join(t.TempDir(), "kms.snap")
+	must("operator", "raft", "snapshot", "save", snapFile)
+	sf, err := os.Open(snapFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	if _, err := snapshot.Check(sf, snapshot.Limits{}); err != nil {
+		t.Errorf("the snapshot vault saved: %v", err)
+	}
+	if out, err := vaultCmd(k.root, "", "operator", "raft", "snapshot", "restore", snapFile); err == nil || !strings.Contains(out, "enclavectl backup restore") {
+		t.Errorf("vault operator raft snapshot restore: %v %s", err, out)
 	}
 
 	// Response wrapping is refused, not answered unwrapped.
