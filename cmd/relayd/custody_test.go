@@ -160,7 +160,7 @@ func TestRelaydRecoveryOnAnotherMachine(t *testing.T) {
 // another simulated platform through recovery.
 func TestRelaydBackupRestoredElsewhere(t *testing.T) {
 	tmp := t.TempDir()
-	simA, simB := filepath.Join(tmp, "simA"), filepath.Join(tmp, "simB")
+	simA := filepath.Join(tmp, "simA")
 	data, backup, sharesDir := filepath.Join(tmp, "data"), filepath.Join(tmp, "backup"), filepath.Join(tmp, "shares")
 	ops := custodytest.NewOperators(t, tmp, 2)
 	common := []string{"--simulation", "--sim-dir", simA, "--data-dir", data, "--log-format", "json"}
@@ -185,11 +185,20 @@ func TestRelaydBackupRestoredElsewhere(t *testing.T) {
 	shares := ops.Shares(t, sharesDir, "relay-")
 	custodytest.Scan(t, append(custodytest.Secrets(shares), []byte("in the backup")), backup)
 
-	if _, err := sim.Init(simB, sim.InitOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	restored := filepath.Join(tmp, "restored")
 	if err := os.CopyFS(restored, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	receiveOnAnotherCPU(t, tmp, restored, shares, []string{"in the backup"})
+}
+
+// receiveOnAnotherCPU starts relayd on the data dir restored, on a new
+// simulated platform (another CPU), unseals it with shares over its
+// recovery listener, and checks that bob receives exactly want, in order.
+func receiveOnAnotherCPU(t *testing.T, tmp, restored string, shares, want []string) {
+	t.Helper()
+	simB := filepath.Join(tmp, "simB")
+	if _, err := sim.Init(simB, sim.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -216,10 +225,15 @@ func TestRelaydBackupRestoredElsewhere(t *testing.T) {
 	if st, err := c.Sys().Unseal(shares[1]); err != nil || st.Sealed {
 		t.Fatalf("unseal: %+v %v", st, err)
 	}
-	b := dial(beB, <-ready, "bob")
+	b := dialAs(t, beB, <-ready, "bob")
 	defer b.Close()
-	if from, data, ok, err := b.Poll(); err != nil || !ok || from != "alice" || string(data) != "in the backup" {
-		t.Fatalf("after restore: %q %q %v %v", from, data, ok, err)
+	for i, w := range want {
+		if from, data, ok, err := b.Poll(); err != nil || !ok || from != "alice" || string(data) != w {
+			t.Fatalf("after restore, message %d: %q %q %v %v (want %q)", i, from, data, ok, err, w)
+		}
+	}
+	if _, data, ok, err := b.Poll(); err != nil || ok {
+		t.Fatalf("after restore, a message that was not in the backup: %q %v", data, err)
 	}
 	cancel()
 	<-done

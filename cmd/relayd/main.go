@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -61,6 +62,8 @@ type options struct {
 	dedupWindow   time.Duration
 	dedupIDs      int
 
+	backupDir string
+
 	cluster         string
 	clusterReplicas int
 	clusterLease    time.Duration
@@ -99,6 +102,7 @@ Flags:
 	fs.DurationVar(&o.maxFetchWait, "max-fetch-wait", 30*time.Second, "longest wait one FETCH may ask for")
 	fs.DurationVar(&o.dedupWindow, "dedup-window", 2*time.Minute, "how long a message id (SEND_ID) is remembered to drop duplicates")
 	fs.IntVar(&o.dedupIDs, "dedup-ids", 100000, "message ids remembered at once; a SEND_ID with a new id beyond it is refused")
+	fs.StringVar(&o.backupDir, "backup-dir", "", "online backups: POST /backup on --metrics-listen writes a snapshot of the running relay into this directory\n(needs --data-dir; restore with enclavectl backup restore; docs/DEPLOY.md)")
 	fs.StringVar(&o.cluster, "cluster", "", "NATS URLs (nats://HOST:PORT,…) of a JetStream cluster: this relayd is one node of a relay whose mailboxes\nand registry are there, sealed under the cluster key kept in --data-dir (docs/DEPLOY.md, \"A relay cluster\")")
 	fs.IntVar(&o.clusterReplicas, "cluster-replicas", 3, "with --cluster: JetStream replicas of the relay's stream and buckets")
 	fs.DurationVar(&o.clusterLease, "cluster-lease", 10*time.Second, "with --cluster: an id held by a node that stopped renewing it is free again after this long")
@@ -116,6 +120,12 @@ Flags:
 		return nil, errors.New("--recovery-listen needs --data-dir: a memory-only relay has nothing to recover")
 	case o.recoveryAddr != "" && !validAddr(o.recoveryAddr):
 		return nil, fmt.Errorf("--recovery-listen %q: want HOST:PORT, e.g. 127.0.0.1:8444", o.recoveryAddr)
+	case o.backupDir != "" && (o.DataDir == "" || o.cluster != ""):
+		return nil, errors.New("--backup-dir backs up --data-dir's store: it needs --data-dir, and a --cluster node keeps its mailboxes in JetStream")
+	case o.backupDir != "" && o.MetricsListen == "":
+		return nil, errors.New("--backup-dir is served as POST /backup on --metrics-listen: give --metrics-listen too (e.g. 127.0.0.1:9412)")
+	case o.backupDir != "" && o.BackupTo != "":
+		return nil, errors.New("--backup-dir (online backups of a running relay) does not go with --backup-to (a one-shot backup)")
 	case o.rotateSeal && o.DataDir == "":
 		return nil, errors.New("--rotate-seal-key needs --data-dir")
 	case o.maxPayload < 1 || o.maxPayload > 64<<20:
@@ -201,6 +211,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var boxes relay.Mailboxes
 	var holders relay.Holders
+	var backups *startup.BackupDir
 	if o.cluster != "" {
 		jb, closeCluster, err := openCluster(ctx, o, be, log)
 		if err != nil {
@@ -242,6 +253,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return 1
 			}
 			log.Info("seal key rotated", "generation", st.Sealer().Generation(), "records_resealed", n)
+		}
+		if o.backupDir != "" {
+			if backups, err = o.NewBackupDir(st, o.backupDir, log); err != nil {
+				fmt.Fprintf(stderr, "relayd: %v\n", err)
+				return 1
+			}
 		}
 		dm, err := relay.OpenDurableMailboxes(st, relay.Limits{MaxMessages: o.mailboxMsgs, MaxBytes: o.mailboxBytes, DedupWindow: o.dedupWindow, MaxDedupIDs: o.dedupIDs}, log)
 		if err != nil {
@@ -288,7 +305,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	if o.MetricsListen != "" {
-		stopMetrics, err := startup.ServeMetrics(o.MetricsListen, reg.Handler(), log)
+		var h http.Handler = reg.Handler()
+		if backups != nil {
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.Handle("POST /backup", backups)
+			mux.HandleFunc("/backup", func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Allow", "POST")
+				http.Error(w, "POST /backup takes a backup", http.StatusMethodNotAllowed)
+			})
+			h = mux
+		}
+		stopMetrics, err := startup.ServeMetrics(o.MetricsListen, h, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "relayd: %v\n", err)
 			return 1
