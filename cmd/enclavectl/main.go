@@ -47,6 +47,10 @@ Usage:
         the operator's side of recovery shares: make a share key, decrypt a
         share, submit it after verifying the service's quote; "enclavectl
         custody" lists them
+  enclavectl backup save|check|restore …
+        backups: snapshot a running kmsd after verifying its quote, check an
+        archive, unpack one into a new data dir; "enclavectl backup" lists
+        them
   enclavectl ratls cert --out CERT.pem (--key KEY.pem | --key-out KEY.pem)
         [--format gramine|gramine-legacy|ego] [--simulation --sim-dir DIR]
         make an RA-TLS certificate for a key, as Gramine or EGo lay them out
@@ -126,6 +130,7 @@ func init() {
 		"custody": {custodyUsage, func(ctx context.Context, sub string, args []string, _ func(string) string, stdout, stderr io.Writer) int {
 			return custodyCmd(ctx, sub, args, stdout, stderr)
 		}},
+		"backup":  {backupUsage, backupCmd},
 		"measure": {},
 	}
 }

@@ -20,6 +20,13 @@ import (
 // address and the root token, and stops the server when the test ends.
 func StartSim(t testing.TB, dir string) (addr, rootToken string) {
 	t.Helper()
+	return StartSimConfig(t, dir, kms.Config{})
+}
+
+// StartSimConfig is StartSim with cfg (its Audit and Verifier are set
+// here).
+func StartSimConfig(t testing.TB, dir string, cfg kms.Config) (addr, rootToken string) {
+	t.Helper()
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: dir, CreateSim: true})
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +35,8 @@ func StartSim(t testing.TB, dir string) (addr, rootToken string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := kms.New(kms.Config{Audit: io.Discard, Verifier: be.Verifier})
+	cfg.Audit, cfg.Verifier = io.Discard, be.Verifier
+	svc, err := kms.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
