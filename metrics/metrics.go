@@ -40,6 +40,17 @@ func New(service string, simulated bool) *Registry {
 	return &Registry{reg: reg}
 }
 
+// StoreSequence exports the sealed open counter of the service's store
+// (store.Store.Sequence) as shared_enclave_store_sequence. It only grows
+// while the same data dir is in use: a monitoring system that sees it go
+// down has seen an older copy of the data dir put back (a rollback).
+func (r *Registry) StoreSequence(seq uint64) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "shared_enclave_store_sequence",
+		Help: "Times the data dir's store has been opened, a sealed counter; lower than before means an older copy (rollback)."})
+	g.Set(float64(seq))
+	r.reg.MustRegister(g)
+}
+
 // SetReady marks the service ready (or not) for /readyz.
 func (r *Registry) SetReady(ok bool) { r.ready.Store(ok) }
 

@@ -349,13 +349,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			}
 		}
 	}
-	reg := metrics.New("kmsd", be.Simulated)
-	var svc *kms.Service
-	kmsMetrics := reg.NewKMS(func() int { return svc.KeyCount() })
 	local := st
 	if shared != nil {
 		local = nil // the data dir keeps only the sealed cluster data key
 	}
+	reg := metrics.New("kmsd", be.Simulated)
+	if local != nil {
+		reg.StoreSequence(local.Sequence())
+	}
+	var svc *kms.Service
+	kmsMetrics := reg.NewKMS(func() int { return svc.KeyCount() })
 	var snap func(io.Writer) error
 	snapRefusal := ""
 	switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -77,8 +78,14 @@ func TestRelaydOnlineBackupRestoredElsewhere(t *testing.T) {
 	if resp, err := http.Get("http://" + metricsAddr + "/backup"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("GET /backup: %v %v", resp, err)
 	}
-	if resp, err := http.Get("http://" + metricsAddr + "/metrics"); err != nil || resp.StatusCode != http.StatusOK {
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: %v %v", resp, err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(mb), "shared_enclave_store_sequence 1\n") {
+		t.Errorf("/metrics lacks the store's sequence (1 for a new data dir)")
 	}
 	shares := ops.Shares(t, sharesDir, "relay-")
 	custodytest.Scan(t, append(custodytest.Secrets(shares), []byte("queued before")), backups)

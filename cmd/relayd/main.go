@@ -212,6 +212,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var boxes relay.Mailboxes
 	var holders relay.Holders
 	var backups *startup.BackupDir
+	var storeSeq uint64
 	if o.cluster != "" {
 		jb, closeCluster, err := openCluster(ctx, o, be, log)
 		if err != nil {
@@ -254,6 +255,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			log.Info("seal key rotated", "generation", st.Sealer().Generation(), "records_resealed", n)
 		}
+		storeSeq = st.Sequence()
 		if o.backupDir != "" {
 			if backups, err = o.NewBackupDir(st, o.backupDir, log); err != nil {
 				fmt.Fprintf(stderr, "relayd: %v\n", err)
@@ -275,6 +277,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	reg := metrics.New("relayd", be.Simulated)
+	if storeSeq != 0 {
+		reg.StoreSequence(storeSeq)
+	}
 	var srv *relay.Server
 	relayMetrics := reg.NewRelay(func() (int64, int64) { return srv.Totals() })
 	srv, err = relay.New(relay.Config{
