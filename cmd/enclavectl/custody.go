@@ -26,6 +26,10 @@ Commands:
   custody keygen --out FILE
         make an age identity for your recovery share (FILE, mode 0600) and
         print its recipient (age1…) for the service's --recovery-recipients
+  custody inspect --identity FILE SHARE_FILE
+        what a share file is: its deployment, its number, how many shares
+        exist and how many are needed; checks that your identity opens it.
+        Never prints the share
   custody decrypt-share --identity FILE SHARE_FILE (--out FILE | --print)
         decrypt your share; it is written only to --out (a new file, 0600),
         or printed with --print
@@ -45,6 +49,8 @@ func custodyCmd(ctx context.Context, sub string, args []string, stdout, stderr i
 		return custodyKeygen(args, stdout, stderr)
 	case "decrypt-share":
 		return custodyDecrypt(args, stdout, stderr)
+	case "inspect":
+		return custodyInspect(args, stdout, stderr)
 	case "unseal", "status":
 		return custodyRemote(ctx, sub, args, stdout, stderr)
 	case "", "help", "--help", "-h":
@@ -134,6 +140,28 @@ func custodyDecrypt(args []string, stdout, stderr io.Writer) int {
 	if *print {
 		stdout.Write(text)
 	}
+	return 0
+}
+
+// custodyInspect opens a share file with the operator's identity and
+// prints what it is, never its value: so an operator can check, before
+// an incident, that her identity still opens her share and which
+// deployment it belongs to.
+func custodyInspect(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagsHelpOut("custody inspect", "custody inspect --identity FILE SHARE_FILE", args, stdout, stderr)
+	identity := fs.String("identity", "", "your age identity file (from custody keygen)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagStatus(err)
+	}
+	if len(pos) != 1 || *identity == "" {
+		return usageErr(stderr, fs, "want --identity FILE and one SHARE_FILE")
+	}
+	sh, err := decryptShareFile(*identity, pos[0])
+	if err != nil {
+		return fail(stderr, "custody inspect", err, "")
+	}
+	fmt.Fprintf(stdout, "share %d of %d for deployment %s; %d shares recover the data key; your identity opens it\n", sh.Index(), sh.Shares, sh.Deployment, sh.Threshold)
 	return 0
 }
 

@@ -66,6 +66,18 @@ func TestCustodyCommands(t *testing.T) {
 	if _, err := custody.ParseShare(b); err != nil {
 		t.Fatal(err)
 	}
+	// inspect says what the share is and never prints it; another
+	// operator's identity does not open it.
+	code, out, _ := runCmd(t, "custody", "inspect", "--identity", ids[0], shareFiles[0])
+	if code != 0 || !strings.Contains(out, "share 1 of") || !strings.Contains(out, "your identity opens it") {
+		t.Fatalf("custody inspect: %d %q", code, out)
+	}
+	if f := strings.Fields(string(b)); strings.Contains(out, f[len(f)-1]) {
+		t.Fatalf("custody inspect printed the share's value: %q", out)
+	}
+	if code, _, _ := runCmd(t, "custody", "inspect", "--identity", ids[1], shareFiles[0]); code != 1 {
+		t.Fatalf("inspect with another operator's identity: exit %d", code)
+	}
 	if code, out, _ := runCmd(t, "custody", "decrypt-share", "--identity", ids[0], shareFiles[0], "--print"); code != 0 || out != string(b) {
 		t.Fatalf("decrypt-share --print: %d", code)
 	}
