@@ -27,10 +27,60 @@ import (
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 )
 
-// benchKMS runs kmsd as a child (simulation, memory-only) and measures
-// encrypt requests/s (128-byte plaintexts) over keep-alive HTTPS with 1 and
-// 16 connections, batched encryption items/s, and, in the same run, the
-// machine's raw AES-256-GCM rate on the same 128-byte messages.
+// kmsTarget is one server under test: kmsd, or Vault when --vault is
+// given. Both are driven by the same requests over keep-alive HTTPS.
+type kmsTarget struct {
+	name      string
+	base      string // https://HOST:PORT/v1/
+	tok       string
+	pid       int
+	newClient func() *http.Client
+}
+
+func (t *kmsTarget) call(ctx context.Context, c *http.Client, path string, body any) (map[string]any, error) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, "POST", t.base+path, bytes.NewReader(b))
+	req.Header.Set("X-Vault-Token", t.tok)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	// Read to EOF, or net/http will not reuse the connection.
+	defer io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode == http.StatusNoContent {
+		return nil, nil
+	}
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s %s: %d %v", t.name, path, resp.StatusCode, out)
+	}
+	return out, nil
+}
+
+// measure runs fn on conns connections for d and returns requests/s and
+// the server's CPU per request.
+func (t *kmsTarget) measure(d time.Duration, conns int, fn func(c *http.Client) error) (rate float64, cpuPerReq time.Duration, err error) {
+	cpu0, _ := procCPU(t.pid)
+	var calls atomic.Int64
+	rate, err = loop(d, conns, func(c *http.Client) error {
+		calls.Add(1)
+		return fn(c)
+	}, t.newClient)
+	cpu1, _ := procCPU(t.pid)
+	if n := calls.Load(); n > 0 {
+		cpuPerReq = (cpu1 - cpu0) / time.Duration(n)
+	}
+	return rate, cpuPerReq, err
+}
+
+// benchKMS runs kmsd as a child (simulation, memory-only, audit log to a
+// file) and measures encrypt requests/s (128-byte plaintexts) over
+// keep-alive HTTPS with 1 and 16 connections, batched encryption items/s,
+// and, in the same run, the machine's raw AES-256-GCM rate on the same
+// 128-byte messages. With --vault PATH, Vault's dev server (in memory,
+// TLS, the file audit device on) runs the same requests in the same run,
+// each cell alternating between the two, with server CPU per request.
 func benchKMS(ctx context.Context, o relayOptions, out io.Writer) error {
 	tmp, err := os.MkdirTemp("", "se-bench-kms-")
 	if err != nil {
@@ -57,102 +107,92 @@ func benchKMS(ctx context.Context, o relayOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok := strings.TrimSpace(string(tokB))
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: simDir})
 	if err != nil {
 		return err
 	}
-	newClient := func() *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: atls.RATLSClientConfig(be.Verifier, be.DefaultPolicy), MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}}
-	}
-	base := "https://" + addr + "/v1/"
-	call := func(c *http.Client, path string, body any) (map[string]any, error) {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequestWithContext(ctx, "POST", base+path, bytes.NewReader(b))
-		req.Header.Set("X-Vault-Token", tok)
-		resp, err := c.Do(req)
+	kmsd := &kmsTarget{name: "kmsd", base: "https://" + addr + "/v1/", tok: strings.TrimSpace(string(tokB)), pid: cmd.Process.Pid,
+		newClient: func() *http.Client {
+			return &http.Client{Transport: &http.Transport{TLSClientConfig: atls.RATLSClientConfig(be.Verifier, be.DefaultPolicy), MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}}
+		}}
+	targets := []*kmsTarget{kmsd}
+	if o.vault != "" {
+		v, stop, err := startVault(ctx, o.vault, tmp)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("--vault: %w", err)
 		}
-		defer resp.Body.Close()
-		// Read to EOF, or net/http will not reuse the connection.
-		defer io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode == http.StatusNoContent {
-			return nil, nil
-		}
-		var out map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
-			return nil, fmt.Errorf("%s: %d %v", path, resp.StatusCode, out)
-		}
-		return out, nil
+		defer stop()
+		targets = append(targets, v)
 	}
-	if _, err := call(newClient(), "transit/keys/bench", map[string]any{"type": "aes256-gcm96"}); err != nil {
-		return err
+	for _, t := range targets {
+		if _, err := t.call(ctx, t.newClient(), "transit/keys/bench", map[string]any{"type": "aes256-gcm96"}); err != nil {
+			return err
+		}
 	}
 	pt := base64.StdEncoding.EncodeToString(make([]byte, 128))
+	const batch = 1000
+	items := make([]map[string]any, batch)
+	for i := range items {
+		items[i] = map[string]any{"plaintext": pt}
+	}
 
 	fmt.Fprintf(out, "KMS benchmark: %d CPUs, %s, %s per cell, kmsd in simulation mode (memory-only, audit to a file), TLS 1.3 keep-alive over loopback, 128-byte plaintexts\n\n", runtime.NumCPU(), runtime.Version(), o.duration)
+	if len(targets) > 1 {
+		if err := kmsSideBySide(ctx, o.duration, targets, pt, items, out); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(out, "| measurement | rate |")
 	fmt.Fprintln(out, "|---|---|")
 	health, err := loop(o.duration, 1, func(c *http.Client) error {
-		resp, err := c.Get(base + "sys/health")
+		resp, err := c.Get(kmsd.base + "sys/health")
 		if err != nil {
 			return err
 		}
 		io.Copy(io.Discard, resp.Body)
 		return resp.Body.Close()
-	}, newClient)
+	}, kmsd.newClient)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "| baseline: GET /v1/sys/health, 1 connection | %.0f requests/s |\n", health)
 	for _, conns := range []int{1, 16} {
-		cpu0, _ := procCPU(cmd.Process.Pid)
-		var calls atomic.Int64
-		rate, err := loop(o.duration, conns, func(c *http.Client) error {
-			calls.Add(1)
-			_, err := call(c, "transit/encrypt/bench", map[string]any{"plaintext": pt})
+		rate, cpu, err := kmsd.measure(o.duration, conns, func(c *http.Client) error {
+			_, err := kmsd.call(ctx, c, "transit/encrypt/bench", map[string]any{"plaintext": pt})
 			return err
-		}, newClient)
+		})
 		if err != nil {
 			return err
 		}
-		cpu1, _ := procCPU(cmd.Process.Pid)
-		perReq := float64((cpu1 - cpu0).Nanoseconds()) / float64(calls.Load()) / 1e3
-		fmt.Fprintf(out, "| encrypt, %d connection(s) | %.0f requests/s (kmsd CPU %.0f µs/request) |\n", conns, rate, perReq)
+		fmt.Fprintf(out, "| encrypt, %d connection(s) | %.0f requests/s (kmsd CPU %.0f µs/request) |\n", conns, rate, float64(cpu.Nanoseconds())/1e3)
 	}
 	// HTTP/2: one connection, 16 concurrent streams.
 	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: atls.RATLSClientConfig(be.Verifier, be.DefaultPolicy), ForceAttemptHTTP2: true}}
 	rate, err := loop(o.duration, 16, func(c *http.Client) error {
-		_, err := call(c, "transit/encrypt/bench", map[string]any{"plaintext": pt})
+		_, err := kmsd.call(ctx, c, "transit/encrypt/bench", map[string]any{"plaintext": pt})
 		return err
 	}, func() *http.Client { return h2 })
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "| encrypt, HTTP/2, 1 connection × 16 streams | %.0f requests/s |\n", rate)
-	if _, err := call(newClient(), "transit/keys/bench-sign", map[string]any{"type": "ecdsa-p256"}); err != nil {
+	if _, err := kmsd.call(ctx, kmsd.newClient(), "transit/keys/bench-sign", map[string]any{"type": "ecdsa-p256"}); err != nil {
 		return err
 	}
 	for _, conns := range []int{1, 16} {
 		rate, err := loop(o.duration, conns, func(c *http.Client) error {
-			_, err := call(c, "transit/sign/bench-sign", map[string]any{"input": pt})
+			_, err := kmsd.call(ctx, c, "transit/sign/bench-sign", map[string]any{"input": pt})
 			return err
-		}, newClient)
+		}, kmsd.newClient)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "| sign (ECDSA P-256, SHA-256), %d connection(s) | %.0f requests/s |\n", conns, rate)
 	}
-	const batch = 1000
-	items := make([]map[string]any, batch)
-	for i := range items {
-		items[i] = map[string]any{"plaintext": pt}
-	}
 	rate, err = loop(o.duration, 2, func(c *http.Client) error {
-		_, err := call(c, "transit/encrypt/bench", map[string]any{"batch_input": items})
+		_, err := kmsd.call(ctx, c, "transit/encrypt/bench", map[string]any{"batch_input": items})
 		return err
-	}, newClient)
+	}, kmsd.newClient)
 	if err != nil {
 		return err
 	}
@@ -163,6 +203,43 @@ func benchKMS(ctx context.Context, o relayOptions, out io.Writer) error {
 	raw := rawAESGCM(o.duration)
 	fmt.Fprintf(out, "| raw AES-256-GCM seal, 128 B, %d goroutines (same machine, same run) | %.0f ops/s |\n", runtime.NumCPU(), raw)
 	fmt.Fprintf(out, "\nbatched KMS encryption is %.1f× below the raw AES-GCM rate\n", raw/batchRate)
+	return nil
+}
+
+// kmsSideBySide prints kmsd against Vault: the same encrypt requests at 1
+// and 16 connections and the same 1000-item batch, one cell after the
+// other for each measurement, with each server's CPU per request.
+func kmsSideBySide(ctx context.Context, d time.Duration, targets []*kmsTarget, pt string, items []map[string]any, out io.Writer) error {
+	kmsd, vault := targets[0], targets[1]
+	fmt.Fprintln(out, "| measurement | kmsd | Vault | kmsd / Vault | kmsd CPU / request | Vault CPU / request |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|")
+	type cell struct {
+		name  string
+		conns int
+		body  map[string]any
+		items int
+	}
+	for _, c := range []cell{
+		{"encrypt 128 B, 1 connection", 1, map[string]any{"plaintext": pt}, 1},
+		{"encrypt 128 B, 16 connections", 16, map[string]any{"plaintext": pt}, 1},
+		{"batch encrypt, 1000 items/request, 2 connections (items/s)", 2, map[string]any{"batch_input": items}, len(items)},
+	} {
+		var rates [2]float64
+		var cpus [2]time.Duration
+		for i, t := range []*kmsTarget{kmsd, vault} {
+			r, cpu, err := t.measure(d, c.conns, func(hc *http.Client) error {
+				_, err := t.call(ctx, hc, "transit/encrypt/bench", c.body)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			rates[i], cpus[i] = r*float64(c.items), cpu/time.Duration(c.items)
+		}
+		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.2f× | %.1f µs | %.1f µs |\n", c.name, rates[0], rates[1], rates[0]/rates[1],
+			float64(cpus[0].Nanoseconds())/1e3, float64(cpus[1].Nanoseconds())/1e3)
+	}
+	fmt.Fprintln(out)
 	return nil
 }
 

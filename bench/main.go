@@ -95,6 +95,9 @@ func main() {
 		payloads := fs.String("payloads", "64,1024", "payload sizes in bytes")
 		fs.IntVar(&o.batch, "batch", 64, "frames per write when pipelined")
 		fs.StringVar(&o.relayd, "relayd", "", "relayd binary (default: go build ./cmd/relayd)")
+		if os.Args[1] == "kms" {
+			fs.StringVar(&o.vault, "vault", "", "kms: a vault binary; its dev server (TLS, file audit on) runs the same requests in the same run")
+		}
 		fs.Parse(os.Args[2:])
 		var err error
 		if o.pairs, err = ints(*pairs); err == nil {

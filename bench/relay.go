@@ -25,6 +25,7 @@ type relayOptions struct {
 	payloads []int
 	batch    int
 	relayd   string
+	vault    string // kms: a vault binary to measure beside kmsd
 }
 
 // relayProc is a relayd child process.
