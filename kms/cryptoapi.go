@@ -26,9 +26,25 @@ type batchItem struct {
 	KeyVersion     json.RawMessage `json:"key_version"`
 	Reference      string          `json:"reference"`
 
-	// has names the fields the item carries (an absent plaintext is
-	// refused, an empty one is encrypted).
-	has map[string]bool
+	// hasPlaintext: the item carries a plaintext (an absent plaintext
+	// is refused, an empty one is encrypted).
+	hasPlaintext bool
+}
+
+// itemStrings are the string fields of an item, in a fixed order (a
+// table, not a map built per item: batches have thousands of items).
+var itemStrings = [...]struct {
+	name string
+	dst  func(*batchItem) *string
+}{
+	{"plaintext", func(it *batchItem) *string { return &it.Plaintext }},
+	{"ciphertext", func(it *batchItem) *string { return &it.Ciphertext }},
+	{"context", func(it *batchItem) *string { return &it.Context }},
+	{"associated_data", func(it *batchItem) *string { return &it.AssociatedData }},
+	{"input", func(it *batchItem) *string { return &it.Input }},
+	{"signature", func(it *batchItem) *string { return &it.Signature }},
+	{"hmac", func(it *batchItem) *string { return &it.HMAC }},
+	{"reference", func(it *batchItem) *string { return &it.Reference }},
 }
 
 // items checks the request's fields against f and returns batch_input, or
@@ -69,17 +85,18 @@ func (req *request) items(f fields) ([]batchItem, bool, error) {
 // itemFrom reads the item fields of o (the request body or one
 // batch_input object).
 func itemFrom(o map[string]json.RawMessage, it *batchItem) error {
-	r := &request{body: o}
-	it.has = map[string]bool{}
-	for field, dst := range map[string]*string{"plaintext": &it.Plaintext, "ciphertext": &it.Ciphertext, "context": &it.Context,
-		"associated_data": &it.AssociatedData, "input": &it.Input, "signature": &it.Signature, "hmac": &it.HMAC, "reference": &it.Reference} {
+	r := request{body: o}
+	for _, f := range itemStrings {
+		if _, ok := o[f.name]; !ok {
+			continue
+		}
 		var err error
-		if *dst, err = r.str(field); err != nil {
+		if *f.dst(it), err = r.str(f.name); err != nil {
 			return err
 		}
-		if raw, ok := o[field]; ok && string(raw) != "null" {
-			it.has[field] = true
-		}
+	}
+	if raw, ok := o["plaintext"]; ok && string(raw) != "null" {
+		it.hasPlaintext = true
 	}
 	it.KeyVersion = o["key_version"]
 	return nil
@@ -249,7 +266,7 @@ func (s *Service) encrypt(req *request, name string) (response, error) {
 		return response{}, err
 	}
 	return s.aeadOp(req, k, fieldsEncrypt, batchMode{strict: true}, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
-		if !it.has["plaintext"] {
+		if !it.hasPlaintext {
 			return itemResult{}, badRequest("missing plaintext to encrypt")
 		}
 		pt, err := decodeB64(it.Plaintext, "plaintext")
