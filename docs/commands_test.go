@@ -180,7 +180,7 @@ var docCommands = map[string]string{
 	"go run ./bench durable --duration 2s --pairs 1,16,64":                                                  skip("benchmark: minutes of CPU"),
 	"go run ./bench kms --duration 3s":                                                                      skip("benchmark: minutes of CPU"),
 	"go test ./kms -run - -bench .":                                                                         skip("benchmark: minutes of CPU"),
-	"go test ./kms -run - -bench EncryptHTTPS -cpuprofile …":                                                skip("benchmark: minutes of CPU"),
+	"go run ./bench kms --duration 3s --vault \"$VAULT_BIN\"":                                               skip("benchmark: minutes of CPU, and a vault binary"),
 	"go run ./bench compare --duration 1s --reps 3 --write docs/BENCHMARKS.md --png docs/relay-vs-nats.png": skip("benchmark against nats-server; rewrites this directory"),
 	"go test ./relay/jetstream -run - -bench . -benchtime 1000x":                                            skip("benchmark: starts two three-node nats-server clusters per size, a minute of CPU"),
 	"go test ./relay -run - -bench Pipelined":                                                               skip("benchmark: minutes of CPU"),
