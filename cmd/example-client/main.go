@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,6 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	pccs := fs.String("pccs", "", "PCCS or PCS v4 base URL for collateral (SGX; default Intel PCS)")
 	timeout := fs.Duration("timeout", 15*time.Second, "deadline for connecting and for each request")
 	follow := fs.Bool("follow", false, "print messages as they arrive (pushed by the relay) instead of reading commands")
+	also := fs.String("also", "", "with --follow: more nodes of the same relay, HOST:PORT[,HOST:PORT…]; when the connection is lost the client\nmoves to the next one, attesting it afresh, and registers again")
 	cli.SetUsage(fs, args, stdout, stderr, `Usage: example-client [flags] <server_ip> <server_port> [client_id]
 
 Connects to a Shared Enclave relay, attests, registers client_id (default
@@ -60,7 +62,8 @@ Connects to a Shared Enclave relay, attests, registers client_id (default
   poll              fetch the oldest message waiting for this client
   quit              close the connection and exit
 When standard input is a terminal it shows a "> " prompt.
-With --follow it prints each message as it arrives instead, until interrupted.
+With --follow it prints each message as it arrives instead, until interrupted;
+with --also it moves to another node of a relay cluster when one goes away.
 
 Flags:
 `)
@@ -79,6 +82,21 @@ Flags:
 	id := DefaultClientID
 	if len(pos) == 3 {
 		id = pos[2]
+	}
+	addrs := []string{net.JoinHostPort(pos[0], pos[1])}
+	if *also != "" {
+		if !*follow {
+			fmt.Fprintln(stderr, "example-client: --also needs --follow: the interactive mode speaks the seed protocol over one connection")
+			return 2
+		}
+		for _, a := range strings.Split(*also, ",") {
+			host, port, err := net.SplitHostPort(strings.TrimSpace(a))
+			if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+				fmt.Fprintf(stderr, "example-client: --also %q: want HOST:PORT[,HOST:PORT…]\n", a)
+				return 2
+			}
+			addrs = append(addrs, net.JoinHostPort(host, port))
+		}
 	}
 	if *simulation && *simDir == "" {
 		*simDir = ".sim"
@@ -99,9 +117,9 @@ Flags:
 	if be.Simulated {
 		fmt.Fprintln(stderr, "example-client: SIMULATION MODE: attestation uses a simulated platform, not a real enclave")
 	}
-	addr := net.JoinHostPort(pos[0], pos[1])
+	addr := addrs[0]
 	if *follow {
-		return followMode(ctx, addr, id, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: policy, Timeout: *timeout}, stdout, stderr)
+		return followMode(ctx, addrs, id, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: policy, Timeout: *timeout}, stdout, stderr)
 	}
 	c, err := client.Dial(ctx, addr, client.Config{Attester: be.Attester, Verifier: be.Verifier, Policy: policy, Timeout: *timeout})
 	if err != nil {
@@ -192,13 +210,14 @@ func report(w io.Writer, err error) bool {
 }
 
 // followMode prints every message pushed to id until ctx is done; each is
-// acknowledged once printed.
-func followMode(ctx context.Context, addr, id string, cfg client.Config, stdout, stderr io.Writer) int {
+// acknowledged once printed. When the connection is lost the client moves
+// to the next of addrs (re-attesting) and registers again.
+func followMode(ctx context.Context, addrs []string, id string, cfg client.Config, stdout, stderr io.Writer) int {
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	c, err := client.Connect(cctx, cfg, client.Options{Addrs: []string{addr}, ID: id, Receive: true})
+	c, err := client.Connect(cctx, cfg, client.Options{Addrs: addrs, ID: id, Receive: true})
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "example-client: connecting to %s as %q: %v\n", addr, id, err)
+		fmt.Fprintf(stderr, "example-client: connecting to %s as %q: %v\n", strings.Join(addrs, ", "), id, err)
 		return 1
 	}
 	defer c.Close()
