@@ -251,6 +251,16 @@ func (n *Node) Running() bool {
 	}
 }
 
+// Pid is the node's process id, 0 when it is not running.
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil || n.stopped {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Logs returns what the node's process has printed so far.
 func (n *Node) Logs() string {
 	n.mu.Lock()

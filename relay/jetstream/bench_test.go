@@ -2,8 +2,15 @@ package jetstream_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,114 +18,264 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sharedenclave/sharedenclave/client"
+	"github.com/sharedenclave/sharedenclave/internal/natstest"
+	"github.com/sharedenclave/sharedenclave/relay"
+	"github.com/sharedenclave/sharedenclave/relay/relaytest"
+	"github.com/sharedenclave/sharedenclave/seal"
+	"github.com/sharedenclave/sharedenclave/store"
 )
 
-// The benchmarks compare one message's way through a three-node relay
-// cluster (client on node A sends and waits for SEND_ACK; a client on
-// node B receives it by push and acknowledges it) with the same through
-// JetStream used directly (R3 file stream, a synchronous PubAck through
-// server 1, a consumer on server 2 acking each message and waiting for the
-// server to confirm the ack, as the relay client waits for ACKED). One sender, one
-// receiver, messages one after the other: per-message cost and latency.
+// The benchmarks send messages through three systems, the same way:
+//
+//   - ClusterRelay: three relay nodes on a three-node JetStream cluster
+//     (R3 file stream). The sender's client on one node sends and waits
+//     for SEND_ACK (the sealed record stored on a quorum); the receiver's
+//     client on the next node gets it by push and acknowledges it,
+//     waiting for ACKED (the record deleted on a quorum).
+//   - JetStreamR3Direct: JetStream used directly: a synchronous publish
+//     (PubAck) through one server, a pull consumer on the next server
+//     acking each message and waiting for the server to confirm the ack
+//     (DoubleAck), as the relay client waits for ACKED.
+//   - SingleNodeRelay: one relay with durable mailboxes (Pebble, fsync
+//     before SEND_ACK and before ACKED), the same clients.
+//
+// Each pair sends one message at a time (lock-step); with ×16, sixteen
+// pairs run at once, spread over the nodes. Reported: delivered msg/s,
+// p50/p99 send→receive latency, and CPU per message of every process
+// involved (this process, which holds the clients and the relay nodes,
+// plus the nats-server processes), since the relay nodes cannot be told
+// apart from their clients here; the same on every side.
 // Run: go test ./relay/jetstream -run - -bench . -benchtime 2000x
 
-func latencies(b *testing.B, lat []time.Duration) {
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	if len(lat) == 0 {
-		return
+// pairIO is one sender/receiver pair of a system under test.
+type pairIO struct {
+	send func(ctx context.Context, payload []byte) error
+	// recv waits for the next message and returns its acknowledgement.
+	recv func(ctx context.Context) (ack func() error, err error)
+}
+
+// runPairs sends b.N messages over pairs (lock-step within each pair, the
+// pairs at once) and reports rate, latency and CPU per message.
+func runPairs(b *testing.B, size int, pairs []pairIO, pids func() []int) {
+	per := max(b.N/len(pairs), 1)
+	payload := make([]byte, size)
+	lats := make([][]time.Duration, len(pairs))
+	errs := make(chan error, len(pairs))
+	ctx := context.Background()
+	b.SetBytes(int64(size))
+	cpu0 := cpuOf(pids())
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, p := range pairs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, per)
+			for range per {
+				t0 := time.Now()
+				if err := p.send(ctx, payload); err != nil {
+					errs <- err
+					return
+				}
+				ack, err := p.recv(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				lat = append(lat, time.Since(t0))
+				if err := ack(); err != nil {
+					errs <- err
+					return
+				}
+			}
+			lats[i] = lat
+		}()
 	}
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	cpu := cpuOf(pids()) - cpu0
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	n := len(all)
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "msg/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/msg")
+	b.ReportMetric(float64(all[n/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(all[n*99/100].Microseconds()), "p99-µs")
+}
+
+// cpuOf is the user+system CPU time of this process and of pids.
+func cpuOf(pids []int) time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * time.Second / 100
+	}
+	return total
+}
+
+func natsPids(c *natstest.Cluster) func() []int {
+	return func() []int {
+		var p []int
+		for _, n := range c.Nodes {
+			if pid := n.Pid(); pid != 0 {
+				p = append(p, pid)
+			}
+		}
+		return p
+	}
+}
+
+var benchShapes = []struct {
+	size, pairs int
+}{{64, 1}, {1024, 1}, {64, 16}}
+
+func shapeName(size, pairs int) string { return fmt.Sprintf("%dB-x%d", size, pairs) }
+
+// relayPair is a pair of relay clients: tx on txAddr, rx on rxAddr.
+func relayPair(b *testing.B, cfg client.Config, i int, txAddr, rxAddr string) pairIO {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rxID, txID := fmt.Sprintf("rx-%d", i), fmt.Sprintf("tx-%d", i)
+	rx, err := client.Connect(ctx, cfg, client.Options{Addrs: []string{rxAddr}, ID: rxID, Receive: true, Window: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rx.Close() })
+	tx, err := client.Connect(ctx, cfg, client.Options{Addrs: []string{txAddr}, ID: txID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tx.Close() })
+	return pairIO{
+		send: func(ctx context.Context, p []byte) error { return tx.Send(ctx, rxID, p) },
+		recv: func(ctx context.Context) (func() error, error) {
+			d, err := rx.Receive(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return func() error { return rx.Ack(ctx, d) }, nil
+		},
+	}
 }
 
 func BenchmarkClusterRelay(b *testing.B) {
-	for _, size := range []int{64, 1024} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+	for _, sh := range benchShapes {
+		b.Run(shapeName(sh.size, sh.pairs), func(b *testing.B) {
 			tc := startCluster(b, 3, 10*time.Second)
-			rx := connect(b, tc, client.Options{Addrs: tc.addrs(1), ID: "rx", Receive: true, Window: 256})
-			tx := connect(b, tc, client.Options{Addrs: tc.addrs(0), ID: "tx"})
-			payload := make([]byte, size)
-			lat := make([]time.Duration, 0, b.N)
-			ctx := context.Background()
-			b.SetBytes(int64(size))
-			b.ResetTimer()
-			for range b.N {
-				start := time.Now()
-				if err := tx.Send(ctx, "rx", payload); err != nil {
-					b.Fatal(err)
-				}
-				d, err := rx.Receive(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(start))
-				if err := rx.Ack(ctx, d); err != nil {
-					b.Fatal(err)
-				}
+			cfg := simClientConfig(b, tc.sim)
+			pairs := make([]pairIO, sh.pairs)
+			for i := range pairs {
+				pairs[i] = relayPair(b, cfg, i, tc.nodes[i%3].relay.Addr, tc.nodes[(i+1)%3].relay.Addr)
 			}
-			b.StopTimer()
-			latencies(b, lat)
+			runPairs(b, sh.size, pairs, natsPids(tc.nats))
+		})
+	}
+}
+
+func BenchmarkSingleNodeRelay(b *testing.B) {
+	for _, sh := range benchShapes {
+		b.Run(shapeName(sh.size, sh.pairs), func(b *testing.B) {
+			dir := b.TempDir()
+			key := make([]byte, 32)
+			rand.Read(key)
+			root, err := seal.NewRoot(key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Root: root, Purpose: "relay"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			dm, err := relay.OpenDurableMailboxes(st, relay.Limits{}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sim := filepath.Join(dir, "sim")
+			r := relaytest.Start(b, sim, "127.0.0.1:0", func(c *relay.Config) { c.Mailboxes = dm })
+			cfg := simClientConfig(b, sim)
+			pairs := make([]pairIO, sh.pairs)
+			for i := range pairs {
+				pairs[i] = relayPair(b, cfg, i, r.Addr, r.Addr)
+			}
+			runPairs(b, sh.size, pairs, func() []int { return nil })
 		})
 	}
 }
 
 func BenchmarkJetStreamR3Direct(b *testing.B) {
-	for _, size := range []int{64, 1024} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+	for _, sh := range benchShapes {
+		b.Run(shapeName(sh.size, sh.pairs), func(b *testing.B) {
 			tc := startCluster(b, 0, 10*time.Second)
 			urls := tc.nats.URLs()
-			pc, err := nats.Connect(urls[0])
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer pc.Close()
-			cc, err := nats.Connect(urls[1])
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cc.Close()
 			ctx := context.Background()
-			pjs, _ := natsjs.New(pc)
-			cjs, _ := natsjs.New(cc)
-			var err2 error
+			conn := func(url string) natsjs.JetStream {
+				nc, err := nats.Connect(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(nc.Close)
+				js, err := natsjs.New(nc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return js
+			}
+			admin := conn(urls[0])
+			var err error
 			for range 80 { // a cluster just started may not place replicas yet
-				if _, err2 = pjs.CreateStream(ctx, natsjs.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Replicas: 3, Storage: natsjs.FileStorage}); err2 == nil {
+				if _, err = admin.CreateStream(ctx, natsjs.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Replicas: 3, Storage: natsjs.FileStorage}); err == nil {
 					break
 				}
 				time.Sleep(250 * time.Millisecond)
 			}
-			if err2 != nil {
-				b.Fatal(err2)
-			}
-			cons, err := cjs.CreateOrUpdateConsumer(ctx, "BENCH", natsjs.ConsumerConfig{Durable: "rx", AckPolicy: natsjs.AckExplicitPolicy})
 			if err != nil {
 				b.Fatal(err)
 			}
-			it, err := cons.Messages(natsjs.PullMaxMessages(256))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer it.Stop()
-			payload := make([]byte, size)
-			lat := make([]time.Duration, 0, b.N)
-			b.SetBytes(int64(size))
-			b.ResetTimer()
-			for range b.N {
-				start := time.Now()
-				if _, err := pjs.Publish(ctx, "bench.rx", payload); err != nil {
-					b.Fatal(err)
-				}
-				m, err := it.Next()
+			pairs := make([]pairIO, sh.pairs)
+			for i := range pairs {
+				pjs, cjs := conn(urls[i%3]), conn(urls[(i+1)%3])
+				subj := fmt.Sprintf("bench.rx-%d", i)
+				cons, err := cjs.CreateOrUpdateConsumer(ctx, "BENCH", natsjs.ConsumerConfig{Durable: fmt.Sprintf("rx-%d", i), FilterSubject: subj, AckPolicy: natsjs.AckExplicitPolicy})
 				if err != nil {
 					b.Fatal(err)
 				}
-				lat = append(lat, time.Since(start))
-				if err := m.DoubleAck(ctx); err != nil {
+				it, err := cons.Messages(natsjs.PullMaxMessages(256))
+				if err != nil {
 					b.Fatal(err)
 				}
+				b.Cleanup(it.Stop)
+				pairs[i] = pairIO{
+					send: func(ctx context.Context, p []byte) error { _, err := pjs.Publish(ctx, subj, p); return err },
+					recv: func(ctx context.Context) (func() error, error) {
+						m, err := it.Next()
+						if err != nil {
+							return nil, err
+						}
+						return func() error { return m.DoubleAck(ctx) }, nil
+					},
+				}
 			}
-			b.StopTimer()
-			latencies(b, lat)
+			runPairs(b, sh.size, pairs, natsPids(tc.nats))
 		})
 	}
 }
