@@ -146,13 +146,7 @@ func TestKMSDClusterReplicaThroughRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := vaultOverRATLS(t, addrA, tok, beA, beA.DefaultPolicy)
-	if _, err := a.Logical().Write("transit/keys/app", map[string]any{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := a.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("hello"))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct := encryptHello(t, a)
 	shares := ops.Shares(t, sharesDir, "kms-")
 
 	if _, err := sim.Init(simB, sim.InitOptions{}); err != nil {
@@ -173,7 +167,7 @@ func TestKMSDClusterReplicaThroughRecovery(t *testing.T) {
 	if st, err := b.Sys().Unseal(shares[2]); err != nil || st.Sealed {
 		t.Fatalf("unseal: %+v %v", st, err)
 	}
-	decryptHello(t, b, s.Data["ciphertext"])
+	decryptHello(t, b, ct)
 	if _, err := b.Logical().Write("transit/keys/app/rotate", nil); err != nil {
 		t.Fatal(err)
 	}

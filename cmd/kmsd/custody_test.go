@@ -30,14 +30,7 @@ func firstStart(t *testing.T, tmp, simA, data string) (ct any, tok string, share
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
-	if _, err := c.Logical().Write("transit/keys/app", map[string]any{"type": "aes256-gcm96"}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("hello"))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct = encryptHello(t, vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy))
 	stop()
 	shares = ops.Shares(t, sharesDir, "kms-")
 	for _, sh := range shares {
@@ -50,7 +43,21 @@ func firstStart(t *testing.T, tmp, simA, data string) (ct any, tok string, share
 	}
 	// No share, no share value, no root token on disk in the clear.
 	custodytest.Scan(t, append(custodytest.Secrets(shares), []byte(tok)), data, sharesDir)
-	return s.Data["ciphertext"], tok, shares
+	return ct, tok, shares
+}
+
+// encryptHello creates the key "app" through c and returns the
+// ciphertext of "hello" under it (decryptHello checks it).
+func encryptHello(t *testing.T, c *vault.Client) any {
+	t.Helper()
+	if _, err := c.Logical().Write("transit/keys/app", map[string]any{"type": "aes256-gcm96"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("hello"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Data["ciphertext"]
 }
 
 func decryptHello(t *testing.T, c *vault.Client, ct any) {

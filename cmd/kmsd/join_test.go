@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -46,24 +45,17 @@ func TestKMSDClusterJoinThroughHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := vaultOverRATLS(t, addrA, tok, be, be.DefaultPolicy)
-	if _, err := a.Logical().Write("transit/keys/app", map[string]any{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := a.Logical().Write("transit/encrypt/app", map[string]any{"plaintext": base64.StdEncoding.EncodeToString([]byte("hello"))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ct := encryptHello(t, vaultOverRATLS(t, addrA, tok, be, be.DefaultPolicy))
 	addrB, _, _, stopB := startKMSD(t, append(common, "--data-dir", dataB, "--join", join)...)
 	defer stopB()
-	decryptHello(t, vaultOverRATLS(t, addrB, tok, be, be.DefaultPolicy), s.Data["ciphertext"])
+	decryptHello(t, vaultOverRATLS(t, addrB, tok, be, be.DefaultPolicy), ct)
 	if _, err := os.Stat(filepath.Join(dataB, "custody.json")); err != nil {
 		t.Fatalf("the joined replica kept no sealed key: %v", err)
 	}
 	// Its next start needs no member.
 	stopB()
 	addrB, _, _, stopB = startKMSD(t, append(common, "--data-dir", dataB)...)
-	decryptHello(t, vaultOverRATLS(t, addrB, tok, be, be.DefaultPolicy), s.Data["ciphertext"])
+	decryptHello(t, vaultOverRATLS(t, addrB, tok, be, be.DefaultPolicy), ct)
 
 	// A member whose hand-off policy names another MRENCLAVE gives a
 	// joining node nothing, and the refused node writes nothing.

@@ -400,6 +400,19 @@ func walk(r io.Reader, lim Limits, save func(name string, body io.Reader) error)
 	var order []string
 	var sums, sealed []byte
 	var total int64
+	// small reads one of the two sums files (bounded before) and saves it.
+	small := func(h *tar.Header) ([]byte, error) {
+		b, err := io.ReadAll(io.LimitReader(tr, h.Size))
+		if err != nil {
+			return nil, invalid("tar: %v", err)
+		}
+		if save != nil {
+			if err := save(h.Name, bytes.NewReader(b)); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -432,13 +445,8 @@ func walk(r io.Reader, lim Limits, save func(name string, body io.Reader) error)
 			if h.Size > int64(max(len(order), 1))*maxSumLine {
 				return nil, invalid("%s is too long for %d files", SumsFile, len(order))
 			}
-			if sums, err = io.ReadAll(io.LimitReader(tr, h.Size)); err != nil {
-				return nil, invalid("tar: %v", err)
-			}
-			if save != nil {
-				if err := save(h.Name, bytes.NewReader(sums)); err != nil {
-					return nil, err
-				}
+			if sums, err = small(h); err != nil {
+				return nil, err
 			}
 			continue
 		case SealedFile:
@@ -448,13 +456,8 @@ func walk(r io.Reader, lim Limits, save func(name string, body io.Reader) error)
 			if h.Size == 0 || h.Size > maxSealed {
 				return nil, invalid("%s of %d bytes", SealedFile, h.Size)
 			}
-			if sealed, err = io.ReadAll(io.LimitReader(tr, h.Size)); err != nil {
-				return nil, invalid("tar: %v", err)
-			}
-			if save != nil {
-				if err := save(h.Name, bytes.NewReader(sealed)); err != nil {
-					return nil, err
-				}
+			if sealed, err = small(h); err != nil {
+				return nil, err
 			}
 			continue
 		}
