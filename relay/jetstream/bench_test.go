@@ -1,16 +1,19 @@
 package jetstream_test
 
 import (
+	"bufio"
 	"context"
-	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,15 +22,11 @@ import (
 
 	"github.com/sharedenclave/sharedenclave/client"
 	"github.com/sharedenclave/sharedenclave/internal/natstest"
-	"github.com/sharedenclave/sharedenclave/relay"
-	"github.com/sharedenclave/sharedenclave/relay/relaytest"
-	"github.com/sharedenclave/sharedenclave/seal"
-	"github.com/sharedenclave/sharedenclave/store"
 )
 
 // The benchmarks send messages through three systems, the same way:
 //
-//   - ClusterRelay: three relay nodes on a three-node JetStream cluster
+//   - ClusterRelay: three relayd nodes on a three-node JetStream cluster
 //     (R3 file stream). The sender's client on one node sends and waits
 //     for SEND_ACK (the sealed record stored on a quorum); the receiver's
 //     client on the next node gets it by push and acknowledges it,
@@ -36,15 +35,14 @@ import (
 //     (PubAck) through one server, a pull consumer on the next server
 //     acking each message and waiting for the server to confirm the ack
 //     (DoubleAck), as the relay client waits for ACKED.
-//   - SingleNodeRelay: one relay with durable mailboxes (Pebble, fsync
+//   - SingleNodeRelay: one relayd with durable mailboxes (Pebble, fsync
 //     before SEND_ACK and before ACKED), the same clients.
 //
-// Each pair sends one message at a time (lock-step); with ×16, sixteen
-// pairs run at once, spread over the nodes. Reported: delivered msg/s,
-// p50/p99 send→receive latency, and CPU per message of every process
-// involved (this process, which holds the clients and the relay nodes,
-// plus the nats-server processes), since the relay nodes cannot be told
-// apart from their clients here; the same on every side.
+// The relays are relayd processes built from cmd/relayd. Each pair sends
+// one message at a time (lock-step); with ×16, sixteen pairs run at once,
+// spread over the nodes. Reported: delivered msg/s, p50/p99
+// send→receive latency, and the servers' CPU per message (relayd and
+// nats-server processes; the clients, in this process, are not counted).
 // Run: go test ./relay/jetstream -run - -bench . -benchtime 2000x
 
 // pairIO is one sender/receiver pair of a system under test.
@@ -113,11 +111,9 @@ func runPairs(b *testing.B, size int, pairs []pairIO, pids func() []int) {
 	b.ReportMetric(float64(all[n*99/100].Microseconds()), "p99-µs")
 }
 
-// cpuOf is the user+system CPU time of this process and of pids.
+// cpuOf is the user+system CPU time of the server processes pids.
 func cpuOf(pids []int) time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	var total time.Duration
 	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
@@ -177,47 +173,100 @@ func relayPair(b *testing.B, cfg client.Config, i int, txAddr, rxAddr string) pa
 	}
 }
 
+// relaydBin builds cmd/relayd into dir.
+func relaydBin(b *testing.B, dir string) string {
+	bin := filepath.Join(dir, "relayd")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/sharedenclave/sharedenclave/cmd/relayd").CombinedOutput()
+	if err != nil {
+		b.Fatalf("building relayd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startRelayd runs relayd with args (plus --log-format json and a
+// listener on any port) and returns its address and process id once it
+// listens.
+func startRelayd(b *testing.B, bin string, args ...string) (string, int) {
+	cmd := exec.Command(bin, append(args, "--listen", "127.0.0.1:0", "--log-format", "json")...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	var seen []string
+	for sc.Scan() {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "relayd listening" {
+			go io.Copy(io.Discard, stderr)
+			return rec.Addr, cmd.Process.Pid
+		}
+		seen = append(seen, sc.Text())
+	}
+	b.Fatalf("relayd did not start:\n%s", strings.Join(seen, "\n"))
+	return "", 0
+}
+
+func freePort(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// BenchmarkClusterRelay: three relayd processes (simulation) on the
+// three-node JetStream cluster; the second and third join through the
+// first (--join). CPU per message is the relayd and nats-server
+// processes'.
 func BenchmarkClusterRelay(b *testing.B) {
 	for _, sh := range benchShapes {
 		b.Run(shapeName(sh.size, sh.pairs), func(b *testing.B) {
-			tc := startCluster(b, 3, 10*time.Second)
-			cfg := simClientConfig(b, tc.sim)
+			tmp := b.TempDir()
+			bin := relaydBin(b, tmp)
+			nc := natstest.Start(b, 3)
+			nc.WaitReady(b, 30*time.Second)
+			sim, join := filepath.Join(tmp, "sim"), freePort(b)
+			var addrs []string
+			var pids []int
+			for i := range 3 {
+				args := []string{"--simulation", "--sim-dir", sim, "--data-dir", filepath.Join(tmp, fmt.Sprint("node", i)), "--cluster", nc.URL()}
+				if i == 0 {
+					args = append(args, "--join-listen", join)
+				} else {
+					args = append(args, "--join", join)
+				}
+				addr, pid := startRelayd(b, bin, args...)
+				addrs, pids = append(addrs, addr), append(pids, pid)
+			}
+			cfg := simClientConfig(b, sim)
 			pairs := make([]pairIO, sh.pairs)
 			for i := range pairs {
-				pairs[i] = relayPair(b, cfg, i, tc.nodes[i%3].relay.Addr, tc.nodes[(i+1)%3].relay.Addr)
+				pairs[i] = relayPair(b, cfg, i, addrs[i%3], addrs[(i+1)%3])
 			}
-			runPairs(b, sh.size, pairs, natsPids(tc.nats))
+			runPairs(b, sh.size, pairs, func() []int { return append(natsPids(nc)(), pids...) })
 		})
 	}
 }
 
+// BenchmarkSingleNodeRelay: one relayd process with --data-dir (durable
+// Pebble mailboxes: an fsync before SEND_ACK and before ACKED).
 func BenchmarkSingleNodeRelay(b *testing.B) {
 	for _, sh := range benchShapes {
 		b.Run(shapeName(sh.size, sh.pairs), func(b *testing.B) {
-			dir := b.TempDir()
-			key := make([]byte, 32)
-			rand.Read(key)
-			root, err := seal.NewRoot(key)
-			if err != nil {
-				b.Fatal(err)
-			}
-			st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data"), Root: root, Purpose: "relay"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			dm, err := relay.OpenDurableMailboxes(st, relay.Limits{}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sim := filepath.Join(dir, "sim")
-			r := relaytest.Start(b, sim, "127.0.0.1:0", func(c *relay.Config) { c.Mailboxes = dm })
+			tmp := b.TempDir()
+			sim := filepath.Join(tmp, "sim")
+			addr, pid := startRelayd(b, relaydBin(b, tmp), "--simulation", "--sim-dir", sim, "--data-dir", filepath.Join(tmp, "data"))
 			cfg := simClientConfig(b, sim)
 			pairs := make([]pairIO, sh.pairs)
 			for i := range pairs {
-				pairs[i] = relayPair(b, cfg, i, r.Addr, r.Addr)
+				pairs[i] = relayPair(b, cfg, i, addr, addr)
 			}
-			runPairs(b, sh.size, pairs, func() []int { return nil })
+			runPairs(b, sh.size, pairs, func() []int { return []int{pid} })
 		})
 	}
 }
