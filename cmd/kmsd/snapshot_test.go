@@ -80,7 +80,7 @@ func TestKMSDOnlineSnapshotRestoredElsewhere(t *testing.T) {
 		t.Fatalf("an encryption during the snapshot failed: %v", loadErr)
 	}
 	custodytest.Scan(t, append(custodytest.Secrets(shares), []byte(tok), []byte("before 1")), writeFile(t, tmp, "snap.tar.gz", snap.Bytes()))
-	if ents, _ := filepath.Glob(filepath.Join(tmp, ".data.snapshot-*")); len(ents) != 0 {
+	if ents, _ := filepath.Glob(filepath.Join(data, ".snapshot-*")); len(ents) != 0 {
 		t.Fatalf("the snapshot's temporary copy was left behind: %v", ents)
 	}
 
@@ -189,11 +189,17 @@ func TestKMSDSnapshotKill9(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		<-done
-		if left, _ := filepath.Glob(filepath.Join(tmp, ".data.snapshot-*")); len(left) > 0 {
+		if left, _ := filepath.Glob(filepath.Join(data, ".snapshot-*")); len(left) > 0 {
 			interrupted++
 		}
 	}
 	t.Logf("%d of 5 kills left a snapshot's temporary copy behind", interrupted)
+	// Whether or not a kill landed while one streamed, a left-behind copy
+	// is removed at the next start.
+	if err := os.MkdirAll(filepath.Join(data, ".snapshot-left", "backup"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(data, ".snapshot-left", "backup", "MANIFEST-000001"), []byte("x"), 0o600)
 	cmd, addr = startKMSDChild(t, args...)
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	c = vaultOverRATLS(t, addr, tok, be, be.DefaultPolicy)
@@ -204,7 +210,7 @@ func TestKMSDSnapshotKill9(t *testing.T) {
 	if list, err := c.Logical().List("transit/keys"); err != nil || len(list.Data["keys"].([]any)) != 200 {
 		t.Fatalf("keys after the kills: %v", err)
 	}
-	if left, _ := filepath.Glob(filepath.Join(tmp, ".data.snapshot-*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(data, ".snapshot-*")); len(left) != 0 {
 		t.Fatalf("temporary copies left: %v", left)
 	}
 	var snap bytes.Buffer

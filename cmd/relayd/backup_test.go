@@ -89,7 +89,7 @@ func TestRelaydOnlineBackupRestoredElsewhere(t *testing.T) {
 	}
 	shares := ops.Shares(t, sharesDir, "relay-")
 	custodytest.Scan(t, append(custodytest.Secrets(shares), []byte("queued before")), backups)
-	if left, _ := filepath.Glob(filepath.Join(tmp, ".data.snapshot-*")); len(left) != 0 {
+	if left, _ := filepath.Glob(filepath.Join(data, ".snapshot-*")); len(left) != 0 {
 		t.Fatalf("temporary copies left: %v", left)
 	}
 

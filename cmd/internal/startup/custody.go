@@ -468,10 +468,12 @@ func (s *Server) backup(st *store.Store, dir string, log *slog.Logger) (err erro
 // WriteSnapshot takes a backup of the running service's store st and
 // writes it to w as one archive (package store/snapshot: what `vault
 // operator raft snapshot save` stores), through a temporary checkpoint
-// beside the data dir that is removed afterwards. An error part way
+// in a subdirectory of the data dir (Pebble ignores it; the data dir is
+// the one place a Gramine manifest is sure to let the enclave write, and
+// hard links need the same file system), removed afterwards. An error part way
 // leaves w without its last file, which readers refuse.
 func (s *Server) WriteSnapshot(st *store.Store, w io.Writer, log *slog.Logger) error {
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(s.DataDir)), "."+filepath.Base(s.DataDir)+".snapshot-")
+	tmp, err := os.MkdirTemp(s.DataDir, ".snapshot-")
 	if err != nil {
 		return err
 	}

@@ -220,7 +220,7 @@ func (s *Server) openStore(o store.Options) (*store.Store, error) {
 	if err == nil {
 		// The store's lock is ours: a snapshot's temporary copy left by a
 		// process killed while it streamed one is nobody's.
-		stale, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Clean(s.DataDir)), "."+filepath.Base(s.DataDir)+".snapshot-*"))
+		stale, _ := filepath.Glob(filepath.Join(s.DataDir, ".snapshot-*"))
 		for _, d := range stale {
 			if err := os.RemoveAll(d); err == nil {
 				log.Info("removed the temporary copy of an interrupted snapshot", "dir", d)
