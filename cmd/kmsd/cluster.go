@@ -24,6 +24,9 @@ func checkCluster(o *options) error {
 		if o.Handoff.Join != "" || o.Handoff.JoinListen != "" {
 			return errors.New("--join and --join-listen need --cluster: they share a cluster's data key between its nodes")
 		}
+		if o.clusterNKeySeed != "" {
+			return errors.New("--cluster-nkey-seed needs --cluster")
+		}
 		return nil
 	}
 	for _, u := range strings.Split(o.cluster, ",") {
@@ -60,8 +63,16 @@ func openCluster(ctx context.Context, o *options, st *store.Store, log *slog.Log
 	if _, err := os.Stat(filepath.Join(o.DataDir, startup.CustodyFile)); err != nil {
 		return nil, nil, fmt.Errorf("--cluster: %s has no custody file (it was made before custody), so it has no data key to share with a cluster; start with a new --data-dir", o.DataDir)
 	}
-	nc, err := nats.Connect(o.cluster, nats.Name("kmsd"), nats.Timeout(5*time.Second), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(false))
+	opts := []nats.Option{nats.Name("kmsd"), nats.Timeout(5 * time.Second), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(false)}
+	auth, err := startup.NATSAuth(o.clusterNKeySeed)
+	if err != nil {
+		return nil, nil, err
+	}
+	if auth != nil {
+		opts = append(opts, auth)
+	}
+	nc, err := nats.Connect(o.cluster, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--cluster: connecting to NATS: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
+	"github.com/sharedenclave/sharedenclave/cmd/internal/startup"
 	"github.com/sharedenclave/sharedenclave/relay"
 	"github.com/sharedenclave/sharedenclave/relay/jetstream"
 )
@@ -26,7 +27,7 @@ const clusterPurpose = "relay-cluster"
 // flags given (command line, environment or file).
 func (o *options) checkCluster(set map[string]bool) error {
 	if o.cluster == "" {
-		for _, f := range []string{"cluster-replicas", "cluster-lease", "join", "join-listen"} {
+		for _, f := range []string{"cluster-replicas", "cluster-lease", "cluster-nkey-seed", "join", "join-listen"} {
 			if set[f] {
 				return fmt.Errorf("--%s needs --cluster", f)
 			}
@@ -78,9 +79,17 @@ var errJoinUnavailable = errors.New("--cluster: a relay cluster already exists i
 // the relay: the cluster key from the data dir (or a new one, for the
 // first node), then the stream and buckets.
 func openCluster(ctx context.Context, o *options, be *backend.Backend, log *slog.Logger) (*jetstream.Backend, func(), error) {
-	nc, err := nats.Connect(o.cluster, nats.Name("relayd"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(5*time.Second),
+	opts := []nats.Option{nats.Name("relayd"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.Timeout(5 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS connection lost; reconnecting", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS connection back", "server", c.ConnectedUrlRedacted()) }))
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS connection back", "server", c.ConnectedUrlRedacted()) })}
+	auth, err := startup.NATSAuth(o.clusterNKeySeed)
+	if err != nil {
+		return nil, nil, err
+	}
+	if auth != nil {
+		opts = append(opts, auth)
+	}
+	nc, err := nats.Connect(o.cluster, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--cluster: connecting to NATS: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // Module is the package path of the pinned server (see go.mod's tool line).
@@ -88,6 +89,7 @@ type Node struct {
 // Cluster is a set of nodes routed to each other (one node: no routes).
 type Cluster struct {
 	Nodes []*Node
+	probe []byte // nkey seed for WaitReady, when the servers require one
 }
 
 // URLs returns every node's client URL.
@@ -117,6 +119,22 @@ func (c *Cluster) StoreDirs() []string {
 // when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartWith(t, n, Options{})
+}
+
+// Options change the servers' configuration.
+type Options struct {
+	// NKeyUsers, when set, are the only clients the servers accept: NATS
+	// nkey authentication with these user public keys (U…). The first is
+	// used by WaitReady's probe, with ProbeSeed.
+	NKeyUsers []string
+	// ProbeSeed is the seed (SU…) of NKeyUsers[0].
+	ProbeSeed []byte
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, n int, o Options) *Cluster {
+	t.Helper()
 	if n < 1 {
 		t.Fatalf("natstest: a cluster needs at least one node, got %d", n)
 	}
@@ -124,7 +142,7 @@ func Start(t testing.TB, n int) *Cluster {
 	base := t.TempDir()
 	clientPorts := freePorts(t, n)
 	routePorts := freePorts(t, n)
-	c := &Cluster{}
+	c := &Cluster{probe: o.ProbeSeed}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("n%d", i+1)
 		dir := filepath.Join(base, name)
@@ -134,6 +152,13 @@ func Start(t testing.TB, n int) *Cluster {
 		var conf strings.Builder
 		fmt.Fprintf(&conf, "server_name: %s\nlisten: 127.0.0.1:%d\n", name, clientPorts[i])
 		fmt.Fprintf(&conf, "jetstream {\n  store_dir: %q\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}\n", filepath.Join(dir, "js"))
+		if len(o.NKeyUsers) > 0 {
+			conf.WriteString("authorization {\n  users = [\n")
+			for _, u := range o.NKeyUsers {
+				fmt.Fprintf(&conf, "    { nkey: %q }\n", u)
+			}
+			conf.WriteString("  ]\n}\n")
+		}
 		if n > 1 {
 			fmt.Fprintf(&conf, "cluster {\n  name: sharedenclave-test\n  listen: 127.0.0.1:%d\n  routes: [\n", routePorts[i])
 			for j := 0; j < n; j++ {
@@ -173,7 +198,7 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 			continue
 		}
 		for {
-			err := jetStreamAnswers(n.URL)
+			err := jetStreamAnswers(n.URL, c.probe)
 			if err == nil {
 				break
 			}
@@ -185,8 +210,17 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 	}
 }
 
-func jetStreamAnswers(url string) error {
-	nc, err := nats.Connect(url, nats.Timeout(time.Second), nats.NoReconnect())
+func jetStreamAnswers(url string, seed []byte) error {
+	opts := []nats.Option{nats.Timeout(time.Second), nats.NoReconnect()}
+	if seed != nil {
+		kp, err := nkeys.FromSeed(seed)
+		if err != nil {
+			return err
+		}
+		pub, _ := kp.PublicKey()
+		opts = append(opts, nats.Nkey(pub, kp.Sign))
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return err
 	}
