@@ -12,8 +12,9 @@ import (
 	"github.com/sharedenclave/sharedenclave/internal/natstest"
 )
 
-// TestKMSDClusterNKeyAuth: against a NATS server that accepts only one
-// nkey user, kmsd with that user's seed (--cluster-nkey-seed) serves; a
+// TestKMSDClusterNKeyAuth: against a NATS server that accepts only TLS
+// connections and one nkey user, kmsd with that user's seed
+// (--cluster-nkey-seed) and the servers' CA (--cluster-ca) serves; a
 // replica without a seed, or with another user's, is refused by the
 // server; --cluster-nkey-seed without --cluster is a usage error.
 func TestKMSDClusterNKeyAuth(t *testing.T) {
@@ -34,9 +35,9 @@ func TestKMSDClusterNKeyAuth(t *testing.T) {
 	}
 	user, seed, seedFile := mk("kmsd.nk")
 	_, _, otherFile := mk("other.nk")
-	nc := natstest.StartWith(t, 1, natstest.Options{NKeyUsers: []string{user}, ProbeSeed: seed})
+	nc := natstest.StartWith(t, 1, natstest.Options{NKeyUsers: []string{user}, ProbeSeed: seed, TLS: true})
 	sim, tokFile := filepath.Join(tmp, "sim"), filepath.Join(tmp, "root.token")
-	common := []string{"--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--cluster", nc.URL(), "--cluster-replicas", "1"}
+	common := []string{"--simulation", "--sim-dir", sim, "--listen", "127.0.0.1:0", "--cluster", nc.URL(), "--cluster-replicas", "1", "--cluster-ca", nc.CAFile}
 
 	addr, logs, _, stop := startKMSD(t, append(common, "--data-dir", filepath.Join(tmp, "a"), "--root-token-file", tokFile, "--cluster-nkey-seed", seedFile)...)
 	defer stop()
@@ -57,7 +58,7 @@ func TestKMSDClusterNKeyAuth(t *testing.T) {
 			t.Errorf("%s: exit %d, started %v: %s", name, code, started, out)
 		}
 	}
-	if code, _, out := tryKMSD(t, "", "--simulation", "--cluster-nkey-seed", seedFile); code != 2 || !strings.Contains(out, "--cluster-nkey-seed needs --cluster") {
+	if code, _, out := tryKMSD(t, "", "--simulation", "--cluster-nkey-seed", seedFile); code != 2 || !strings.Contains(out, "--cluster-nkey-seed and --cluster-ca need --cluster") {
 		t.Errorf("--cluster-nkey-seed without --cluster: exit %d, %s", code, out)
 	}
 }

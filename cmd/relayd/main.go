@@ -66,6 +66,7 @@ type options struct {
 
 	cluster         string
 	clusterNKeySeed string
+	clusterCA       string
 	clusterReplicas int
 	clusterLease    time.Duration
 }
@@ -105,6 +106,7 @@ Flags:
 	fs.IntVar(&o.dedupIDs, "dedup-ids", 100000, "message ids remembered at once; a SEND_ID with a new id beyond it is refused")
 	fs.StringVar(&o.backupDir, "backup-dir", "", "online backups: POST /backup on --metrics-listen writes a snapshot of the running relay into this directory\n(needs --data-dir; restore with enclavectl backup restore; docs/DEPLOY.md)")
 	fs.StringVar(&o.cluster, "cluster", "", "NATS URLs (nats://HOST:PORT,…) of a JetStream cluster: this relayd is one node of a relay whose mailboxes\nand registry are there, sealed under the cluster key kept in --data-dir (docs/DEPLOY.md, \"A relay cluster\")")
+	fs.StringVar(&o.clusterCA, "cluster-ca", "", "with --cluster: PEM file of the CA the NATS servers' TLS certificates chain to; the connection then requires TLS")
 	fs.StringVar(&o.clusterNKeySeed, "cluster-nkey-seed", "", "with --cluster: file holding this node's NATS user nkey seed (SU…), for NATS servers that require nkey authentication")
 	fs.IntVar(&o.clusterReplicas, "cluster-replicas", 3, "with --cluster: JetStream replicas of the relay's stream and buckets")
 	fs.DurationVar(&o.clusterLease, "cluster-lease", 10*time.Second, "with --cluster: an id held by a node that stopped renewing it is free again after this long")

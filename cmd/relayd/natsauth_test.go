@@ -2,11 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nkeys"
 
@@ -14,11 +22,13 @@ import (
 	"github.com/sharedenclave/sharedenclave/internal/natstest"
 )
 
-// TestRelaydClusterNKeyAuth: against a NATS server that accepts only one
-// nkey user, relayd with that user's seed (--cluster-nkey-seed) serves;
+// TestRelaydClusterNKeyAuth: against a NATS server that accepts only TLS
+// connections and one nkey user, relayd with that user's seed
+// (--cluster-nkey-seed) and the servers' CA (--cluster-ca) serves;
 // without a seed, or with another user's, it is refused by the server;
-// a seed that is not a user's is refused before connecting. No error or
-// log line quotes a seed.
+// a seed that is not a user's, or a CA file without a certificate, is
+// refused before connecting; without the CA (or with another) the TLS
+// handshake fails. No error or log line quotes a seed.
 func TestRelaydClusterNKeyAuth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a nats-server process")
@@ -26,7 +36,9 @@ func TestRelaydClusterNKeyAuth(t *testing.T) {
 	tmp := t.TempDir()
 	user, seed, seedFile := nkeyUser(t, tmp, "relayd.nk")
 	_, otherSeed, otherFile := nkeyUser(t, tmp, "other.nk")
-	nc := natstest.StartWith(t, 1, natstest.Options{NKeyUsers: []string{user}, ProbeSeed: seed})
+	nc := natstest.StartWith(t, 1, natstest.Options{NKeyUsers: []string{user}, ProbeSeed: seed, TLS: true})
+	otherCA := filepath.Join(tmp, "other-ca.pem")
+	os.WriteFile(otherCA, otherCAPEM(t), 0o600)
 	acct, _ := nkeys.CreateAccount()
 	acctSeed, _ := acct.Seed()
 	acctFile := filepath.Join(tmp, "account.nk")
@@ -37,15 +49,18 @@ func TestRelaydClusterNKeyAuth(t *testing.T) {
 	sim := filepath.Join(tmp, "sim")
 	node := func(dir string, extra ...string) []string {
 		return append([]string{"--simulation", "--sim-dir", sim, "--data-dir", filepath.Join(tmp, dir), "--listen", "127.0.0.1:0",
-			"--cluster", nc.URL(), "--cluster-replicas", "1", "--log-format", "json"}, extra...)
+			"--cluster", strings.ReplaceAll(nc.URL(), "nats://", "tls://"), "--cluster-replicas", "1", "--log-format", "json"}, extra...)
 	}
 	for _, c := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"no seed", node("d0"), "Authorization Violation"},
-		{"another user's seed", node("d0", "--cluster-nkey-seed", otherFile), "Authorization Violation"},
+		{"no seed", node("d0", "--cluster-ca", nc.CAFile), "Authorization Violation"},
+		{"another user's seed", node("d0", "--cluster-ca", nc.CAFile, "--cluster-nkey-seed", otherFile), "Authorization Violation"},
+		{"no CA", node("d0", "--cluster-nkey-seed", seedFile), "certificate"},
+		{"another CA", node("d0", "--cluster-ca", otherCA, "--cluster-nkey-seed", seedFile), "certificate"},
+		{"a CA file without a certificate", node("d0", "--cluster-ca", garbage, "--cluster-nkey-seed", seedFile), "no PEM certificate"},
 		{"an account seed", node("d0", "--cluster-nkey-seed", acctFile), "the seed is not a user's"},
 		{"not a seed", node("d0", "--cluster-nkey-seed", garbage), "not an nkey seed"},
 		{"no such file", node("d0", "--cluster-nkey-seed", filepath.Join(tmp, "missing")), "--cluster-nkey-seed"},
@@ -65,7 +80,7 @@ func TestRelaydClusterNKeyAuth(t *testing.T) {
 		t.Fatalf("a refused start wrote %d files into its data dir", len(ents))
 	}
 
-	addr, logs, stop := startRun(t, node("d1", "--cluster-nkey-seed", seedFile)...)
+	addr, logs, stop := startRun(t, node("d1", "--cluster-ca", nc.CAFile, "--cluster-nkey-seed", seedFile)...)
 	defer stop()
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
 	if err != nil {
@@ -100,4 +115,20 @@ func nkeyUser(t *testing.T, dir, name string) (pub string, seed []byte, file str
 		t.Fatal(err)
 	}
 	return pub, seed, file
+}
+
+// otherCAPEM is a CA certificate that issued nothing.
+func otherCAPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"}, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -15,7 +15,14 @@ package natstest
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -89,7 +96,9 @@ type Node struct {
 // Cluster is a set of nodes routed to each other (one node: no routes).
 type Cluster struct {
 	Nodes []*Node
-	probe []byte // nkey seed for WaitReady, when the servers require one
+	// CAFile is the PEM CA of the servers' TLS certificate (Options.TLS).
+	CAFile string
+	probe  []byte // nkey seed for WaitReady, when the servers require one
 }
 
 // URLs returns every node's client URL.
@@ -130,6 +139,9 @@ type Options struct {
 	NKeyUsers []string
 	// ProbeSeed is the seed (SU…) of NKeyUsers[0].
 	ProbeSeed []byte
+	// TLS: clients must connect with TLS; the servers' certificate is
+	// issued by a CA made for the test, in Cluster.CAFile.
+	TLS bool
 }
 
 // StartWith is Start with options.
@@ -143,6 +155,10 @@ func StartWith(t testing.TB, n int, o Options) *Cluster {
 	clientPorts := freePorts(t, n)
 	routePorts := freePorts(t, n)
 	c := &Cluster{probe: o.ProbeSeed}
+	var certFile, keyFile string
+	if o.TLS {
+		c.CAFile, certFile, keyFile = testPKI(t, base)
+	}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("n%d", i+1)
 		dir := filepath.Join(base, name)
@@ -152,6 +168,9 @@ func StartWith(t testing.TB, n int, o Options) *Cluster {
 		var conf strings.Builder
 		fmt.Fprintf(&conf, "server_name: %s\nlisten: 127.0.0.1:%d\n", name, clientPorts[i])
 		fmt.Fprintf(&conf, "jetstream {\n  store_dir: %q\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}\n", filepath.Join(dir, "js"))
+		if o.TLS {
+			fmt.Fprintf(&conf, "tls {\n  cert_file: %q\n  key_file: %q\n}\n", certFile, keyFile)
+		}
 		if len(o.NKeyUsers) > 0 {
 			conf.WriteString("authorization {\n  users = [\n")
 			for _, u := range o.NKeyUsers {
@@ -198,7 +217,7 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 			continue
 		}
 		for {
-			err := jetStreamAnswers(n.URL, c.probe)
+			err := jetStreamAnswers(n.URL, c.probe, c.CAFile)
 			if err == nil {
 				break
 			}
@@ -210,8 +229,11 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 	}
 }
 
-func jetStreamAnswers(url string, seed []byte) error {
+func jetStreamAnswers(url string, seed []byte, caFile string) error {
 	opts := []nats.Option{nats.Timeout(time.Second), nats.NoReconnect()}
+	if caFile != "" {
+		opts = append(opts, nats.RootCAs(caFile))
+	}
 	if seed != nil {
 		kp, err := nkeys.FromSeed(seed)
 		if err != nil {
@@ -362,4 +384,50 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// testPKI writes a CA and a server certificate for 127.0.0.1 and
+// localhost (ECDSA P-256, valid for a day) into dir.
+func testPKI(t testing.TB, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "natstest CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "natstest"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	for f, b := range map[string][]byte{
+		caFile:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+	} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caFile, certFile, keyFile
 }
