@@ -84,6 +84,9 @@ const (
 	// SHA256SUMS.
 	maxSealed  = 4096
 	maxSumLine = 64 + 2 + 255 + 1
+	// maxSums bounds a SHA256SUMS read from a directory (the host's
+	// file): as many lines as an archive may hold files.
+	maxSums = defaultFiles * maxSumLine
 )
 
 // ErrInvalid: an archive or a backup directory that is not a complete,
@@ -190,9 +193,12 @@ func OpenMeta(dir string, root *seal.Root, purpose string) (*Meta, error) {
 	if err != nil {
 		return nil, err
 	}
-	sums, err := os.ReadFile(filepath.Join(dir, SumsFile))
-	if err != nil {
+	sums, err := readSmall(filepath.Join(dir, SumsFile), maxSums)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, invalid("%s without %s", SealedFile, SumsFile)
+	}
+	if err != nil {
+		return nil, err
 	}
 	sl, err := sealer(root, purpose)
 	if err != nil {
@@ -216,7 +222,7 @@ func OpenMeta(dir string, root *seal.Root, purpose string) (*Meta, error) {
 // VerifyFiles checks that dir holds exactly the files its SHA256SUMS
 // lists (besides the two sums files), each with its digest.
 func VerifyFiles(dir string) error {
-	sums, err := os.ReadFile(filepath.Join(dir, SumsFile))
+	sums, err := readSmall(filepath.Join(dir, SumsFile), maxSums)
 	if err != nil {
 		return err
 	}
