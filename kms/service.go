@@ -62,10 +62,11 @@ type Config struct {
 	SeedRSARate float64
 	// Snapshot, when set, serves Vault's GET sys/storage/raft/snapshot
 	// (`vault operator raft snapshot save`) to tokens with sudo on that
-	// path: it writes a consistent backup of the store to w as one
-	// archive (package store/snapshot). Without it the endpoint answers
-	// 400 with SnapshotRefusal.
-	Snapshot        func(w io.Writer) error
+	// path: it takes a consistent backup of the store and returns the
+	// function that writes it as one archive (package store/snapshot)
+	// after the status line. Without it the endpoint answers 400 with
+	// SnapshotRefusal.
+	Snapshot        func() (func(w io.Writer) error, error)
 	SnapshotRefusal string
 	// MaxBody caps request bodies; default 1 MiB.
 	MaxBody int64

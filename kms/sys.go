@@ -177,5 +177,12 @@ func (s *Service) snapshot(req *request) (func() (response, error), error) {
 		}
 		return nil, badRequest(msg)
 	}
-	return func() (response, error) { return response{stream: s.cfg.Snapshot}, nil }, nil
+	return func() (response, error) {
+		write, err := s.cfg.Snapshot()
+		if err != nil {
+			s.log.Error("taking a snapshot failed", "err", err)
+			return response{}, &Error{Status: http.StatusInternalServerError, Msg: "taking the snapshot failed (the server log says why); nothing was sent"}
+		}
+		return response{stream: write}, nil
+	}, nil
 }

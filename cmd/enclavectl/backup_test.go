@@ -42,7 +42,9 @@ func TestBackupCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim := filepath.Join(tmp, "sim")
-	addr, tok := kmstest.StartSimConfig(t, sim, kms.Config{Snapshot: func(w io.Writer) error { return snapshot.Write(w, backup) }})
+	addr, tok := kmstest.StartSimConfig(t, sim, kms.Config{Snapshot: func() (func(io.Writer) error, error) {
+		return func(w io.Writer) error { return snapshot.Write(w, backup) }, nil
+	}})
 	tokFile := filepath.Join(tmp, "tok")
 	os.WriteFile(tokFile, []byte(tok+"\n"), 0o600)
 	common := []string{"--addr", addr, "--simulation", "--sim-dir", sim, "--token-file", tokFile}

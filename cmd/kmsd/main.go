@@ -363,14 +363,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	var svc *kms.Service
 	kmsMetrics := reg.NewKMS(func() int { return svc.KeyCount() })
-	var snap func(io.Writer) error
+	var snap func() (func(io.Writer) error, error)
 	snapRefusal := ""
 	switch {
 	case shared != nil:
 		snapRefusal = "kmsd --cluster keeps its records in JetStream, not in --data-dir: back up the bucket's stream (KV_" + o.clusterBucket +
 			", whose values are sealed) with JetStream's own tools, and each replica's custody.json"
 	case local != nil:
-		snap = func(w io.Writer) error { return o.WriteSnapshot(local, w, log) }
+		snap = func() (func(io.Writer) error, error) { return o.PrepareSnapshot(local, log) }
 	}
 	svc, err = kms.New(kms.Config{
 		Snapshot: snap, SnapshotRefusal: snapRefusal,

@@ -467,22 +467,39 @@ func (s *Server) backup(st *store.Store, dir string, log *slog.Logger) (err erro
 
 // WriteSnapshot takes a backup of the running service's store st and
 // writes it to w as one archive (package store/snapshot: what `vault
-// operator raft snapshot save` stores), through a temporary checkpoint
-// in a subdirectory of the data dir (Pebble ignores it; the data dir is
-// the one place a Gramine manifest is sure to let the enclave write, and
-// hard links need the same file system), removed afterwards. An error part way
-// leaves w without its last file, which readers refuse.
+// operator raft snapshot save` stores); PrepareSnapshot then the
+// function it returns.
 func (s *Server) WriteSnapshot(st *store.Store, w io.Writer, log *slog.Logger) error {
-	tmp, err := os.MkdirTemp(s.DataDir, ".snapshot-")
+	write, err := s.PrepareSnapshot(st, log)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	return write(w)
+}
+
+// PrepareSnapshot takes a backup of the running service's store st into
+// a temporary directory inside the data dir (Pebble ignores it; the data
+// dir is the one place a Gramine manifest is sure to let the enclave
+// write, and hard links need the same file system) and returns the
+// function that writes it as an archive and removes the directory. The
+// backup is taken here, so that a failure (a full disk) is an error the
+// caller can still answer; an error while writing leaves the archive
+// without its last file, which readers refuse. A directory whose write
+// never runs (the process killed) is removed at the next start.
+func (s *Server) PrepareSnapshot(st *store.Store, log *slog.Logger) (func(io.Writer) error, error) {
+	tmp, err := os.MkdirTemp(s.DataDir, ".snapshot-")
+	if err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(tmp, "backup")
 	if err := s.backup(st, dir, log); err != nil {
-		return err
+		os.RemoveAll(tmp)
+		return nil, err
 	}
-	return snapshot.Write(w, dir)
+	return func(w io.Writer) error {
+		defer os.RemoveAll(tmp)
+		return snapshot.Write(w, dir)
+	}, nil
 }
 
 // checkRestored runs before a data dir's store is opened with the data
