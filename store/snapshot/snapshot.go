@@ -146,10 +146,10 @@ func Finish(dir string, root *seal.Root, m Meta) error {
 	if err != nil {
 		return err
 	}
-	if err := writeSynced(filepath.Join(dir, SumsFile), sums.Bytes()); err != nil {
+	if err := writeSynced(filepath.Join(dir, SumsFile), bytes.NewReader(sums.Bytes())); err != nil {
 		return err
 	}
-	if err := writeSynced(filepath.Join(dir, SealedFile), sealed); err != nil {
+	if err := writeSynced(filepath.Join(dir, SealedFile), bytes.NewReader(sealed)); err != nil {
 		return err
 	}
 	return syncDir(dir)
@@ -325,19 +325,7 @@ func Extract(r io.Reader, dir string, lim Limits) (*Summary, error) {
 		}
 	}()
 	sum, err := walk(r, lim, func(name string, body io.Reader) error {
-		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(f, body); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
+		return writeSynced(filepath.Join(tmp, name), body)
 	})
 	if err != nil {
 		return nil, err
@@ -526,12 +514,13 @@ func parseSums(b []byte) (map[string]string, error) {
 	return out, nil
 }
 
-func writeSynced(path string, b []byte) error {
+// writeSynced writes r into the new file path (0600) and fsyncs it.
+func writeSynced(path string, r io.Reader) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
 		return err
 	}
