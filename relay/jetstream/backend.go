@@ -219,6 +219,17 @@ func (b *Backend) Close() {
 		if b.sub != nil {
 			b.sub.Unsubscribe()
 		}
+		if b.mb != nil {
+			b.mb.mu.Lock()
+			boxes := make([]*box, 0, len(b.mb.boxes))
+			for _, bx := range b.mb.boxes {
+				boxes = append(boxes, bx)
+			}
+			b.mb.mu.Unlock()
+			for _, bx := range boxes {
+				bx.stopPrefetch()
+			}
+		}
 	})
 	b.wg.Wait()
 }

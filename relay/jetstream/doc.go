@@ -32,15 +32,23 @@
 // The node holding an id (the registry makes it the only one) keeps the
 // mailbox's delivery state in memory: a cursor into the stream, the
 // messages delivered and not acknowledged, those released for
-// redelivery. Take reads the next message of the mailbox's subject from
-// the stream leader; Ack deletes it from the stream; a message taken by a
+// redelivery. Ack deletes a message from the stream; a message taken by a
 // node that died is still in the stream and is delivered again by the
-// next holder. After a successful publish the sending node publishes an
-// empty core-NATS message on se.relay.n.TOKEN; every node listens on
-// se.relay.n.* and wakes its session holding that id, which then takes
-// the message: push across nodes in one round trip. A notification lost
-// (core NATS is at most once) is made up for by a sweep that wakes every
-// local waiting session every two seconds.
+// next holder.
+//
+// Where Take finds the next message: when a session registers, the node
+// starts an ordered consumer on the mailbox's subject (the prefetch),
+// which pushes each record to the node as it is stored, in stream order,
+// up to 1 MiB waiting; Take takes from it without a request to the
+// stream leader. If the prefetch cannot start, overflows, reports an
+// error (a server lost), stalls behind the notifications for two sweeps,
+// or goes unused for a minute, it is stopped and Take reads the next
+// message of the subject from the stream leader, from its cursor, which
+// misses nothing. After a successful publish the sending node publishes
+// a core-NATS message on se.relay.n.TOKEN (the stream sequence); every
+// node listens on se.relay.n.* and wakes its session holding that id. A
+// notification lost (core NATS is at most once) is made up for by a
+// sweep that wakes every local waiting session every two seconds.
 //
 // # Limits
 //
@@ -54,9 +62,9 @@
 //
 // # What this does not do
 //
-// A joining node must get the cluster key through the attested custody
-// hand-off, which this package does not do: Config.Key comes from the
-// caller (relayd: the data dir's sealed custody file). A record's
+// A joining node gets the cluster key through the attested custody
+// hand-off (relayd --join), not through this package: Config.Key comes
+// from the caller (relayd: the data dir's sealed custody file). A record's
 // sequence lets the node holding a mailbox drop a replay it remembers; it
 // cannot reveal a deleted message (docs/SECURITY.md).
 package jetstream

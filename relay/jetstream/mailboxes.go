@@ -27,6 +27,11 @@ const (
 	// sweepEvery: how often every waiting local session is woken, in
 	// case a core-NATS notification was lost.
 	sweepEvery = 2 * time.Second
+	// prefetchBytes bounds the records a mailbox's prefetch holds.
+	prefetchBytes = 1 << 20
+	// prefetchIdle: a prefetch no Take used for this long is stopped
+	// (its session has gone, or moved to another node).
+	prefetchIdle = time.Minute
 )
 
 // Mailboxes implements relay.Mailboxes, relay.Acker, relay.Deduper and
@@ -68,6 +73,29 @@ type box struct {
 	returned []uint64 // released, sorted; their messages are in held with released set
 	seen     map[seqKey]struct{}
 	seenFIFO []seqKey
+
+	// The prefetch: an ordered consumer on the mailbox's subject pushes
+	// its records here as they are stored, in stream order, so that Take
+	// needs no request to the stream leader. While pfOn, pf holds every
+	// record of the subject up to pfUpTo that Take has not passed; when
+	// it would exceed prefetchBytes, or the consumer cannot start, pfOn
+	// goes off for good and Take reads the stream as before.
+	pfOn     bool
+	pf       []pfRecord
+	pfBytes  int
+	pfUpTo   uint64
+	cc       jetstream.ConsumeContext
+	lastTake time.Time
+	// notified is the highest sequence a notification announced; a
+	// prefetch that stays behind it for two sweeps has stalled (its
+	// consumer lost with a server) and is turned off.
+	notified atomic.Uint64
+	behind   time.Time
+}
+
+type pfRecord struct {
+	seq  uint64
+	data []byte
 }
 
 type held struct {
@@ -105,10 +133,91 @@ func (mb *Mailboxes) Create(id string) error {
 		bx.seen, bx.seenFIFO = old.seen, old.seenFIFO
 		old.mu.Unlock()
 	}
+	old := mb.boxes[id]
 	mb.boxes[id] = bx
 	mb.byToken[tok] = id
 	mb.mu.Unlock()
+	if old != nil {
+		old.stopPrefetch()
+	}
+	mb.startPrefetch(bx, tok)
 	return nil
+}
+
+// startPrefetch starts bx's ordered consumer. If it cannot, Take reads
+// the stream (the prefetch is only a faster path).
+func (mb *Mailboxes) startPrefetch(bx *box, tok string) {
+	b := mb.b
+	bx.mu.Lock()
+	bx.pfOn, bx.lastTake = true, time.Now()
+	bx.mu.Unlock()
+	ctx, cancel := b.ctx()
+	cons, err := b.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bx.subject}, InactiveThreshold: prefetchIdle})
+	cancel()
+	var cc jetstream.ConsumeContext
+	if err == nil {
+		cc, err = cons.Consume(func(m jetstream.Msg) { mb.prefetched(bx, tok, m) }, jetstream.PullMaxMessages(256),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				// Any trouble: back to reading the stream, the path that
+				// needs no consumer.
+				b.log.Debug("mailbox prefetch stopped; reading the stream", "err", err)
+				mb.dropPrefetch(bx, tok)
+			}))
+	}
+	bx.mu.Lock()
+	if err != nil {
+		bx.pfOn, bx.pf = false, nil
+		b.log.Debug("mailbox prefetch unavailable; reading the stream", "err", err)
+	} else {
+		bx.cc = cc
+	}
+	bx.mu.Unlock()
+}
+
+// prefetched takes one record from bx's ordered consumer.
+func (mb *Mailboxes) prefetched(bx *box, tok string, m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	seq := md.Sequence.Stream
+	bx.mu.Lock()
+	switch {
+	case !bx.pfOn || seq <= bx.pfUpTo:
+	case bx.pfBytes+len(m.Data()) > prefetchBytes:
+		// Too much waiting: stop prefetching.
+		bx.pfOn = false
+		mb.dropPrefetch(bx, tok)
+	default:
+		bx.pf = append(bx.pf, pfRecord{seq: seq, data: m.Data()})
+		bx.pfBytes += len(m.Data())
+		bx.pfUpTo = seq
+	}
+	bx.mu.Unlock()
+	mb.announce(tok, seq)
+}
+
+// stopPrefetch turns bx's prefetch off and stops its consumer; Take then
+// reads the stream from its cursor, which misses nothing.
+func (bx *box) stopPrefetch() {
+	bx.mu.Lock()
+	cc := bx.cc
+	bx.pfOn, bx.pf, bx.pfBytes, bx.cc = false, nil, 0, nil
+	bx.hint.Store(math.MaxUint64)
+	bx.dirty.Store(true)
+	bx.mu.Unlock()
+	if cc != nil {
+		cc.Stop()
+	}
+}
+
+// dropPrefetch stops bx's prefetch from its consumer's callbacks (which
+// must not wait for the consumer to stop) and wakes its session.
+func (mb *Mailboxes) dropPrefetch(bx *box, tok string) {
+	go func() {
+		bx.stopPrefetch()
+		mb.announce(tok, 0)
+	}()
 }
 
 func (mb *Mailboxes) box(id string) *box {
@@ -257,6 +366,25 @@ func (mb *Mailboxes) Take(id string) (relay.Delivery, bool, error) {
 		return h.d, true, nil
 	}
 	b := mb.b
+	bx.lastTake = time.Now()
+	for bx.pfOn {
+		for len(bx.pf) > 0 && bx.pf[0].seq < bx.cursor {
+			bx.pfBytes -= len(bx.pf[0].data)
+			bx.pf = bx.pf[1:]
+		}
+		if len(bx.pf) == 0 {
+			// Every record up to pfUpTo is behind the cursor; the
+			// consumer wakes the session when the next one is stored.
+			return relay.Delivery{}, false, nil
+		}
+		r := bx.pf[0]
+		bx.pf = bx.pf[1:]
+		bx.pfBytes -= len(r.data)
+		bx.cursor = r.seq + 1
+		if d, ok := mb.accept(bx, r.seq, r.data); ok {
+			return d, true, nil
+		}
+	}
 	for {
 		if !bx.dirty.Load() && bx.cursor > bx.hint.Load() {
 			return relay.Delivery{}, false, nil
@@ -277,22 +405,32 @@ func (mb *Mailboxes) Take(id string) (relay.Delivery, bool, error) {
 		if bx.hint.Load() > raw.Sequence {
 			bx.dirty.Store(true)
 		}
-		key, m, err := openRecord(b.sealer, bx.blind, raw.Data)
-		if err != nil {
-			b.log.Error("refusing a stream record that does not open (tampered, moved between mailboxes, or sealed under another key); skipped", "stream_seq", raw.Sequence)
-			continue
+		if d, ok := mb.accept(bx, raw.Sequence, raw.Data); ok {
+			return d, true, nil
 		}
-		if _, replay := bx.seen[key]; replay || bx.isHeld(key) {
-			b.log.Error("dropping a replayed record: its sequence was already delivered and acknowledged here", "stream_seq", raw.Sequence)
-			ctx, cancel := b.ctx()
-			_ = b.stream.DeleteMsg(ctx, raw.Sequence)
-			cancel()
-			continue
-		}
-		d := relay.Delivery{Seq: raw.Sequence, Message: m}
-		bx.held[raw.Sequence] = held{d: d, key: key}
-		return d, true, nil
 	}
+}
+
+// accept opens the record at stream sequence seq of bx's mailbox and
+// holds it for delivery; a record that does not open, or a replay, is
+// refused (logged, and a replay deleted). bx.mu is held.
+func (mb *Mailboxes) accept(bx *box, seq uint64, data []byte) (relay.Delivery, bool) {
+	b := mb.b
+	key, m, err := openRecord(b.sealer, bx.blind, data)
+	if err != nil {
+		b.log.Error("refusing a stream record that does not open (tampered, moved between mailboxes, or sealed under another key); skipped", "stream_seq", seq)
+		return relay.Delivery{}, false
+	}
+	if _, replay := bx.seen[key]; replay || bx.isHeld(key) {
+		b.log.Error("dropping a replayed record: its sequence was already delivered and acknowledged here", "stream_seq", seq)
+		ctx, cancel := b.ctx()
+		_ = b.stream.DeleteMsg(ctx, seq)
+		cancel()
+		return relay.Delivery{}, false
+	}
+	d := relay.Delivery{Seq: seq, Message: m}
+	bx.held[seq] = held{d: d, key: key}
+	return d, true
 }
 
 func (bx *box) isHeld(k seqKey) bool {
@@ -402,6 +540,12 @@ func (mb *Mailboxes) announce(tok string, seq uint64) {
 			break
 		}
 	}
+	for {
+		n := bx.notified.Load()
+		if n >= seq || bx.notified.CompareAndSwap(n, seq) {
+			break
+		}
+	}
 	bx.dirty.Store(true)
 	if w := mb.wake.Load(); w != nil {
 		(*w)(id)
@@ -426,11 +570,31 @@ func (mb *Mailboxes) sweep() {
 		}
 		mb.mu.Lock()
 		ids := make([]string, 0, len(mb.boxes))
+		var idle []*box
 		for id, bx := range mb.boxes {
 			bx.dirty.Store(true)
 			ids = append(ids, id)
+			bx.mu.Lock()
+			switch {
+			case bx.cc != nil && time.Since(bx.lastTake) > prefetchIdle:
+				idle = append(idle, bx)
+			case bx.pfOn && bx.notified.Load() > bx.pfUpTo:
+				if bx.behind.IsZero() {
+					bx.behind = time.Now()
+				} else if time.Since(bx.behind) >= sweepEvery {
+					b := mb.b
+					b.log.Warn("mailbox prefetch stalled behind the notifications; reading the stream")
+					idle = append(idle, bx)
+				}
+			default:
+				bx.behind = time.Time{}
+			}
+			bx.mu.Unlock()
 		}
 		mb.mu.Unlock()
+		for _, bx := range idle {
+			bx.stopPrefetch()
+		}
 		for _, id := range ids {
 			(*w)(id)
 		}
