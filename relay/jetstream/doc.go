@@ -39,8 +39,8 @@
 // Where Take finds the next message: when a session registers, the node
 // starts an ordered consumer on the mailbox's subject (the prefetch),
 // which pushes each record to the node as it is stored, in stream order,
-// up to 1 MiB waiting; Take takes from it without a request to the
-// stream leader. If the prefetch cannot start, overflows, reports an
+// up to 1 MiB waiting (64 MiB for all of a node's prefetches); Take takes
+// from it without a request to the stream leader. If the prefetch cannot start, overflows, reports an
 // error (a server lost), stalls behind the notifications for two sweeps,
 // or goes unused for a minute, it is stopped and Take reads the next
 // message of the subject from the stream leader, from its cursor, which

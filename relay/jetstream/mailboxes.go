@@ -27,8 +27,12 @@ const (
 	// sweepEvery: how often every waiting local session is woken, in
 	// case a core-NATS notification was lost.
 	sweepEvery = 2 * time.Second
-	// prefetchBytes bounds the records a mailbox's prefetch holds.
+	// prefetchBytes bounds the records a mailbox's prefetch holds, and
+	// prefetchTotal those of all the node's prefetches together (enclave
+	// memory): a prefetch that would go over falls back to reading the
+	// stream.
 	prefetchBytes = 1 << 20
+	prefetchTotal = 64 << 20
 	// prefetchIdle: a prefetch no Take used for this long is stopped
 	// (its session has gone, or moved to another node).
 	prefetchIdle = time.Minute
@@ -44,6 +48,7 @@ type Mailboxes struct {
 	counter atomic.Uint64
 	known   sync.Map // id → struct{}: ids known to exist (never removed)
 	wake    atomic.Pointer[func(string)]
+	pfTotal atomic.Int64
 
 	mu      sync.Mutex
 	boxes   map[string]*box   // id → state, for ids registered on this node
@@ -83,6 +88,7 @@ type box struct {
 	pfOn     bool
 	pf       []pfRecord
 	pfBytes  int
+	pfTotal  *atomic.Int64 // the node's prefetched bytes (Mailboxes.pfTotal)
 	pfUpTo   uint64
 	cc       jetstream.ConsumeContext
 	lastTake time.Time
@@ -123,7 +129,7 @@ func (mb *Mailboxes) Create(id string) error {
 		mb.known.Store(id, struct{}{})
 	}
 	bx := &box{blind: b.sealer.Blind("relay/mailbox", []byte(id)), subject: msgPrefix + tok, cursor: 1,
-		held: map[uint64]held{}, seen: map[seqKey]struct{}{}}
+		held: map[uint64]held{}, seen: map[seqKey]struct{}{}, pfTotal: &mb.pfTotal}
 	bx.hint.Store(math.MaxUint64)
 	bx.dirty.Store(true)
 	mb.mu.Lock()
@@ -184,13 +190,14 @@ func (mb *Mailboxes) prefetched(bx *box, tok string, m jetstream.Msg) {
 	bx.mu.Lock()
 	switch {
 	case !bx.pfOn || seq <= bx.pfUpTo:
-	case bx.pfBytes+len(m.Data()) > prefetchBytes:
+	case bx.pfBytes+len(m.Data()) > prefetchBytes || mb.pfTotal.Load()+int64(len(m.Data())) > prefetchTotal:
 		// Too much waiting: stop prefetching.
 		bx.pfOn = false
 		mb.dropPrefetch(bx, tok)
 	default:
 		bx.pf = append(bx.pf, pfRecord{seq: seq, data: m.Data()})
 		bx.pfBytes += len(m.Data())
+		mb.pfTotal.Add(int64(len(m.Data())))
 		bx.pfUpTo = seq
 	}
 	bx.mu.Unlock()
@@ -202,6 +209,9 @@ func (mb *Mailboxes) prefetched(bx *box, tok string, m jetstream.Msg) {
 func (bx *box) stopPrefetch() {
 	bx.mu.Lock()
 	cc := bx.cc
+	if bx.pfTotal != nil {
+		bx.pfTotal.Add(-int64(bx.pfBytes))
+	}
 	bx.pfOn, bx.pf, bx.pfBytes, bx.cc = false, nil, 0, nil
 	bx.hint.Store(math.MaxUint64)
 	bx.dirty.Store(true)
@@ -370,6 +380,7 @@ func (mb *Mailboxes) Take(id string) (relay.Delivery, bool, error) {
 	for bx.pfOn {
 		for len(bx.pf) > 0 && bx.pf[0].seq < bx.cursor {
 			bx.pfBytes -= len(bx.pf[0].data)
+			mb.pfTotal.Add(-int64(len(bx.pf[0].data)))
 			bx.pf = bx.pf[1:]
 		}
 		if len(bx.pf) == 0 {
@@ -380,6 +391,7 @@ func (mb *Mailboxes) Take(id string) (relay.Delivery, bool, error) {
 		r := bx.pf[0]
 		bx.pf = bx.pf[1:]
 		bx.pfBytes -= len(r.data)
+		mb.pfTotal.Add(-int64(len(r.data)))
 		bx.cursor = r.seq + 1
 		if d, ok := mb.accept(bx, r.seq, r.data); ok {
 			return d, true, nil
