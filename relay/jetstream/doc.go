@@ -40,11 +40,11 @@
 // starts an ordered consumer on the mailbox's subject (the prefetch),
 // which pushes each record to the node as it is stored, in stream order,
 // up to 1 MiB waiting (64 MiB for all of a node's prefetches); Take takes
-// from it without a request to the stream leader. If the prefetch cannot start, overflows, reports an
-// error (a server lost), stalls behind the notifications for two sweeps,
-// or goes unused for a minute, it is stopped and Take reads the next
-// message of the subject from the stream leader, from its cursor, which
-// misses nothing. After a successful publish the sending node publishes
+// from it without a request to the stream leader. If the prefetch cannot
+// start, overflows, reports an error (a server lost), stalls behind the
+// notifications for two sweeps, or goes unused for a minute, it is
+// stopped and Take reads the next message of the subject from the stream
+// leader, from its cursor, which misses nothing. After a successful publish the sending node publishes
 // a core-NATS message on se.relay.n.TOKEN (the stream sequence); every
 // node listens on se.relay.n.* and wakes its session holding that id. A
 // notification lost (core NATS is at most once) is made up for by a
