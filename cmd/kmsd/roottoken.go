@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sharedenclave/sharedenclave/internal/durable"
 )
 
 // rootDestination is where a new root token and its recovery key go:
@@ -37,7 +39,7 @@ func (d *rootDestination) deliver(rootToken, recoveryKey string) error {
 				return err
 			}
 		}
-		if err := syncDir(filepath.Dir(d.file)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(d.file)); err != nil {
 			d.withdraw()
 			return fmt.Errorf("--root-token-file: syncing its directory: %v", err)
 		}
@@ -83,15 +85,6 @@ func (d *rootDestination) withdraw() {
 		os.Remove(p)
 	}
 	d.written = nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // readRecoveryKey reads the recovery key, the first line of r.

@@ -92,8 +92,8 @@ func stopChild(c *child) {
 //
 // The second and third nodes start from a copy of the first node's data
 // dir: its cluster key is sealed, and opens for the same enclave on the
-// same (simulated) platform — what this build offers until the attested
-// hand-off lets a node on another machine join.
+// same (simulated) platform. (A node with an empty data dir joins through
+// the attested hand-off instead: TestRelaydClusterJoinThroughHandoff.)
 func TestRelaydClusterNodeKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("relayd cluster kill test skipped in -short mode")

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sharedenclave/sharedenclave/internal/durable"
 	"github.com/sharedenclave/sharedenclave/seal"
 )
 
@@ -146,13 +147,13 @@ func Finish(dir string, root *seal.Root, m Meta) error {
 	if err != nil {
 		return err
 	}
-	if err := writeSynced(filepath.Join(dir, SumsFile), bytes.NewReader(sums.Bytes())); err != nil {
+	if err := durable.WriteNew(filepath.Join(dir, SumsFile), bytes.NewReader(sums.Bytes())); err != nil {
 		return err
 	}
-	if err := writeSynced(filepath.Join(dir, SealedFile), bytes.NewReader(sealed)); err != nil {
+	if err := durable.WriteNew(filepath.Join(dir, SealedFile), bytes.NewReader(sealed)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // OpenMeta opens dir's SHA256SUMS.sealed with the data key's root and
@@ -325,12 +326,12 @@ func Extract(r io.Reader, dir string, lim Limits) (*Summary, error) {
 		}
 	}()
 	sum, err := walk(r, lim, func(name string, body io.Reader) error {
-		return writeSynced(filepath.Join(tmp, name), body)
+		return durable.WriteNew(filepath.Join(tmp, name), body)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := durable.SyncDir(tmp); err != nil {
 		return nil, err
 	}
 	if err := os.Chmod(tmp, 0o700); err != nil {
@@ -340,7 +341,7 @@ func Extract(r io.Reader, dir string, lim Limits) (*Summary, error) {
 		return nil, err
 	}
 	ok = true
-	return sum, syncDir(parent)
+	return sum, durable.SyncDir(parent)
 }
 
 // walk reads the archive, hands every file's content to save (when not
@@ -512,30 +513,4 @@ func parseSums(b []byte) (map[string]string, error) {
 		return nil, invalid("%s does not end with a newline", SumsFile)
 	}
 	return out, nil
-}
-
-// writeSynced writes r into the new file path (0600) and fsyncs it.
-func writeSynced(path string, r io.Reader) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

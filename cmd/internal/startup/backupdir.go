@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sharedenclave/sharedenclave/internal/durable"
 	"github.com/sharedenclave/sharedenclave/store"
 )
 
@@ -81,7 +82,7 @@ func (b *BackupDir) Take() (path string, size int64, err error) {
 	if err = os.Rename(f.Name(), path); err != nil {
 		return "", 0, err
 	}
-	return path, fi.Size(), syncDir(b.dir)
+	return path, fi.Size(), durable.SyncDir(b.dir)
 }
 
 var errBackupBusy = fmt.Errorf("a backup is being written; try again when it is done")

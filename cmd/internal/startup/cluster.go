@@ -10,6 +10,7 @@ import (
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/custody"
+	"github.com/sharedenclave/sharedenclave/internal/durable"
 	"github.com/sharedenclave/sharedenclave/seal"
 )
 
@@ -96,7 +97,7 @@ func (s *Server) CreateClusterKey(be *backend.Backend, purpose string, log *slog
 	log.Info("new cluster key generated in the enclave and sealed", "data_dir", s.DataDir, "seal_policy", s.SealPolicy, "recovery", f.Recovery != nil)
 	undo = func() {
 		removeAll(append(written, filepath.Join(s.DataDir, CustodyFile)))
-		syncDir(s.DataDir)
+		durable.SyncDir(s.DataDir)
 	}
 	return dk, undo, nil
 }

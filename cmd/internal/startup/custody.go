@@ -18,6 +18,7 @@ import (
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
 	"github.com/sharedenclave/sharedenclave/custody"
+	"github.com/sharedenclave/sharedenclave/internal/durable"
 	"github.com/sharedenclave/sharedenclave/seal"
 	"github.com/sharedenclave/sharedenclave/store"
 	"github.com/sharedenclave/sharedenclave/store/snapshot"
@@ -324,7 +325,7 @@ func (s *Server) writeShares(dk *custody.DataKey, purpose string, log *slog.Logg
 		}
 		written = append(written, path)
 	}
-	if err := syncDir(s.RecoverySharesDir); err != nil {
+	if err := durable.SyncDir(s.RecoverySharesDir); err != nil {
 		removeAll(written)
 		return nil, nil, fmt.Errorf("--recovery-shares-dir: %w", err)
 	}
@@ -343,22 +344,9 @@ func removeAll(paths []string) {
 
 // writeNewSynced creates path (it must not exist), writes b, fsyncs.
 func writeNewSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err := durable.WriteNew(path, bytes.NewReader(b))
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("%s already exists and is never overwritten: move it away if it is from a start that did not finish, or choose another directory", path)
-	}
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
 	}
 	return err
 }
@@ -379,16 +367,7 @@ func writeCustody(dir string, f *custody.File) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncDir(dir)
 }
 
 // readRecipients reads --recovery-recipients: one age X25519 recipient
@@ -455,7 +434,7 @@ func (s *Server) backup(st *store.Store, dir string, log *slog.Logger) (err erro
 			return err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return err
 	}
 	if err := snapshot.Finish(dir, st.Root(), snapshot.Meta{Purpose: st.Purpose(), Sequence: st.Sequence(), Taken: time.Now().UTC()}); err != nil {
@@ -525,7 +504,7 @@ func (s *Server) checkRestored(root *seal.Root, purpose string, log *slog.Logger
 			return err
 		}
 	}
-	if err := syncDir(s.DataDir); err != nil {
+	if err := durable.SyncDir(s.DataDir); err != nil {
 		return err
 	}
 	log.Warn("opening a restored backup: its state is the one of when the backup was taken (later changes are not in it)",
