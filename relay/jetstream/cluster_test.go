@@ -171,6 +171,41 @@ func TestCluster(t *testing.T) {
 		t.Logf("send through node A → push on node B: %v mean over %d messages", total/n, n)
 	})
 
+	t.Run("PollSeesWhatWasAcked", func(t *testing.T) {
+		// The seed protocol on one node: once SEND_ACK is back, the
+		// recipient's next POLL returns the message, although the
+		// mailbox's prefetch may not have received it yet.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cfg := simClientConfig(t, tc.sim)
+		rx, err := client.Dial(ctx, tc.nodes[0].relay.Addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rx.Close()
+		tx, err := client.Dial(ctx, tc.nodes[0].relay.Addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Close()
+		if err := rx.Register("poller"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Register("poll-sender"); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 300 {
+			msg := fmt.Appendf(nil, "m%d", i)
+			if err := tx.Send("poller", msg); err != nil {
+				t.Fatal(err)
+			}
+			from, data, ok, err := rx.Poll()
+			if err != nil || !ok || from != "poll-sender" || !bytes.Equal(data, msg) {
+				t.Fatalf("round %d: POLL after SEND_ACK: %q %q %v %v", i, from, data, ok, err)
+			}
+		}
+	})
+
 	t.Run("SendToUnknownRefusedEverywhere", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

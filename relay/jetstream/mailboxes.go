@@ -344,9 +344,12 @@ func publishError(err error) error {
 	return fmt.Errorf("relay/jetstream: publishing: %w", err)
 }
 
-// Pop implements relay.Mailboxes: Take, then Ack.
+// Pop implements relay.Mailboxes: Take, then Ack. Unlike Take it does
+// not wait for the prefetch: a POLL answers at once, so a message whose
+// SEND_ACK went out (or whose notification arrived) before the POLL is
+// read from the stream if the prefetch has not received it yet.
 func (mb *Mailboxes) Pop(id string) (relay.Message, bool, error) {
-	d, ok, err := mb.Take(id)
+	d, ok, err := mb.take(id, true)
 	if err != nil || !ok {
 		return relay.Message{}, ok, err
 	}
@@ -358,8 +361,17 @@ func (mb *Mailboxes) Pop(id string) (relay.Message, bool, error) {
 }
 
 // Take implements relay.Acker: the oldest released message, or the next
-// one in the stream. The delivery id is the stream sequence.
+// one in the stream. The delivery id is the stream sequence. While the
+// prefetch is on, a message announced but not yet prefetched is left to
+// the prefetch, whose arrival wakes the session.
 func (mb *Mailboxes) Take(id string) (relay.Delivery, bool, error) {
+	return mb.take(id, false)
+}
+
+// take is Take; now asks the stream for a message announced (by this
+// node's own publish or a notification) that the prefetch has not yet
+// received, instead of waiting for it.
+func (mb *Mailboxes) take(id string, now bool) (relay.Delivery, bool, error) {
 	bx := mb.box(id)
 	if bx == nil {
 		return relay.Delivery{}, false, relay.ErrNoMailbox
@@ -384,6 +396,11 @@ func (mb *Mailboxes) Take(id string) (relay.Delivery, bool, error) {
 			bx.pf = bx.pf[1:]
 		}
 		if len(bx.pf) == 0 {
+			if now && bx.notified.Load() >= bx.cursor {
+				// Announced, not yet prefetched: read it from the
+				// stream (the prefetch skips what the cursor passed).
+				break
+			}
 			// Every record up to pfUpTo is behind the cursor; the
 			// consumer wakes the session when the next one is stored.
 			return relay.Delivery{}, false, nil
