@@ -44,11 +44,18 @@
 // start, overflows, reports an error (a server lost), stalls behind the
 // notifications for two sweeps, or goes unused for a minute, it is
 // stopped and Take reads the next message of the subject from the stream
-// leader, from its cursor, which misses nothing. After a successful publish the sending node publishes
-// a core-NATS message on se.relay.n.TOKEN (the stream sequence); every
-// node listens on se.relay.n.* and wakes its session holding that id. A
-// notification lost (core NATS is at most once) is made up for by a
-// sweep that wakes every local waiting session every two seconds.
+// leader, from its cursor, which misses nothing. After a successful
+// publish the sending node publishes a core-NATS message on
+// se.relay.n.TOKEN (the stream sequence); every node listens on
+// se.relay.n.* and wakes its session holding that id. A notification
+// lost (core NATS is at most once) is made up for by a sweep that wakes
+// every local waiting session every two seconds.
+//
+// A seed-protocol POLL does not wait: when a publish or notification has
+// announced a sequence the prefetch has not yet received, Pop reads it
+// from the stream, so that a POLL after a SEND_ACK through the same node
+// always finds the message (as on a single node). Push and long-poll
+// sessions wait for the prefetch, whose arrival wakes them.
 //
 // # Limits
 //
