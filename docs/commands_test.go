@@ -68,6 +68,7 @@ var docCommands = map[string]string{
 	"go install github.com/getsops/sops/v3/cmd/sops@v3.13.3":    skip("installs sops from the Go module proxy (minutes) for cmd/kmsd TestSops; .ci/run does it"),
 	"SHARED_ENCLAVE_REQUIRE_CLIENTS=1":                          skip("an environment setting of cmd/kmsd's TestVaultCLI, TestSops and TestNodeVault named in prose (.ci/run sets it); not a command"),
 	"go test ./kms -fuzz FuzzParseSaltLength":                   fuzz,
+	"go test ./kms -fuzz FuzzScanBody":                          fuzz,
 	"go test -short ./...":                                      skip("the whole suite, which this test is part of"),
 	"go test ./attest/sgxquote -fuzz FuzzParse":                 fuzz,
 	"go test ./attest/dcap -fuzz FuzzCollateral":                fuzz,

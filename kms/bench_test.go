@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -47,7 +48,7 @@ func BenchmarkEncryptBatchItem(b *testing.B) {
 	body, _ := json.Marshal(map[string]any{"batch_input": items})
 	b.ReportAllocs()
 	for b.Loop() {
-		req := httptest.NewRequest("POST", "/v1/transit/encrypt/b", strings.NewReader(string(body)))
+		req := httptest.NewRequest("POST", "/v1/transit/encrypt/b", bytes.NewReader(body))
 		req.Header.Set("X-Vault-Token", k.root)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)

@@ -54,6 +54,11 @@ func (req *request) items(f fields) ([]batchItem, bool, error) {
 		return nil, false, err
 	}
 	if raw, ok := req.body["batch_input"]; ok && string(raw) != "null" {
+		if b := req.batch; b != nil && len(raw) == len(b.raw) && &raw[0] == &b.raw[0] {
+			if items, ok := b.itemsFor(f); ok {
+				return items, true, nil
+			}
+		}
 		var objs []map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &objs); err != nil {
 			return nil, true, badRequest("batch_input must be a list of objects")
@@ -196,7 +201,7 @@ func runBatch(items []batchItem, batch bool, mode batchMode, fn func(it batchIte
 		out.PublicKey, out.BatchPublicKey = nil, out.PublicKey
 		results[i] = out
 	}
-	r := response{data: map[string]any{"batch_results": results}}
+	r := response{data: map[string]any{"batch_results": results}, batch: results}
 	if failed > 0 && mode.strict {
 		r.status = http.StatusBadRequest
 		if failed < len(items) && mode.partialCode != 0 {

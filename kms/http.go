@@ -30,15 +30,21 @@ type request struct {
 	// mayCreate: the token was authorized to create the key the
 	// request names (Vault's "create" capability on a missing key).
 	mayCreate bool
-	w         http.ResponseWriter
-	r         *http.Request
+	// batch is batch_input as the plain-shape scanner read it (nil:
+	// not scanned; items parses it with encoding/json).
+	batch *scannedBatch
+	w     http.ResponseWriter
+	r     *http.Request
 }
 
 type response struct {
 	status int
 	data   any // Vault's "data"
-	auth   any // Vault's "auth"
-	raw    any // a body that is not Vault's envelope (seed endpoints)
+	// batch, when set, is data's batch_results (data is then
+	// {"batch_results": batch}), written by appendBatchEnvelope.
+	batch []itemResult
+	auth  any // Vault's "auth"
+	raw   any // a body that is not Vault's envelope (seed endpoints)
 	// stream, when set, writes a binary body (a snapshot) after the
 	// status line; an error part way cuts the body short.
 	stream func(io.Writer) error
@@ -141,6 +147,13 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, resp.raw)
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
+	case resp.auth == nil && resp.batch != nil:
+		body := appendBatchEnvelope(nil, reqID, mountType(req.path), resp.batch)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		w.Write(body)
 	default:
 		writeJSON(w, status, envelope{RequestID: reqID, Data: resp.data, Auth: resp.auth, MountType: mountType(req.path)})
 	}
@@ -211,6 +224,10 @@ func (s *Service) readBody(req *request) error {
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		req.body = map[string]json.RawMessage{}
+		return nil
+	}
+	if fields, batch, ok := scanBody(body); ok {
+		req.body, req.batch = fields, batch
 		return nil
 	}
 	// Unmarshal (unlike a Decoder) also refuses anything after the object.
