@@ -185,18 +185,17 @@ func (s *jsonScanner) batch() (*scannedBatch, bool) {
 	s.i++ // '['
 	// Every item starts with '{': their count bounds the items.
 	n := min(bytes.Count(s.b[s.i:], []byte{'{'}), maxBatch)
-	b := &scannedBatch{items: make([]batchItem, 0, n), present: make([]uint16, 0, n)}
+	b := &scannedBatch{items: itemPool.get(n), present: make([]uint16, 0, n)}
 	for {
 		s.ws()
 		if len(b.items) == maxBatch {
 			return nil, false
 		}
-		var it batchItem
-		present, ok := s.item(&it)
+		b.items = append(b.items, batchItem{})
+		present, ok := s.item(&b.items[len(b.items)-1])
 		if !ok {
 			return nil, false
 		}
-		b.items = append(b.items, it)
 		b.present = append(b.present, present)
 		s.ws()
 		switch s.peek() {
@@ -301,13 +300,14 @@ func (b *scannedBatch) itemsFor(f fields) ([]batchItem, bool) {
 
 // appendBatchEnvelope appends Vault's envelope with data
 // {"batch_results": results}, byte for byte what encoding/json's Encoder
-// writes for envelope (FuzzBatchEnvelope checks it).
+// writes for envelope (FuzzBatchEnvelope checks it). With dst nil it
+// takes a buffer from envelopePool.
 func appendBatchEnvelope(dst []byte, reqID, mountType string, results []itemResult) []byte {
 	if dst == nil {
 		n := 256
 		for i := range results {
 			r := &results[i]
-			n += 128 + len(r.Ciphertext) + len(r.Signature) + len(r.HMAC) + len(r.Error) + 4*(len(r.PublicKey)+len(r.BatchPublicKey))/3
+			n += 128 + len(r.Ciphertext) + 4*len(r.sealed)/3 + len(r.Signature) + len(r.HMAC) + len(r.Error) + 4*(len(r.PublicKey)+len(r.BatchPublicKey))/3
 			if r.Plaintext != nil {
 				n += len(*r.Plaintext)
 			}
@@ -315,7 +315,7 @@ func appendBatchEnvelope(dst []byte, reqID, mountType string, results []itemResu
 				n += len(*r.Reference)
 			}
 		}
-		dst = make([]byte, 0, n)
+		dst = envelopePool.get(n)
 	}
 	dst = append(dst, `{"request_id":`...)
 	dst = appendJSONString(dst, reqID)
@@ -357,7 +357,14 @@ func appendItemResult(dst []byte, r *itemResult) []byte {
 			dst = append(dst, '"')
 		}
 	}
-	str("ciphertext", r.Ciphertext)
+	if r.sealed != nil {
+		field("ciphertext")
+		dst = append(dst, '"')
+		dst = appendVersioned(dst, r.KeyVersion, r.sealed)
+		dst = append(dst, '"')
+	} else {
+		str("ciphertext", r.Ciphertext)
+	}
 	if r.Plaintext != nil {
 		field("plaintext")
 		dst = appendJSONString(dst, *r.Plaintext)
@@ -387,8 +394,7 @@ func appendItemResult(dst []byte, r *itemResult) []byte {
 // encoding/json itself.
 func appendJSONString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+		if !plainJSON[s[i]] {
 			q, _ := json.Marshal(s)
 			return append(dst, q...)
 		}
@@ -397,3 +403,11 @@ func appendJSONString(dst []byte, s string) []byte {
 	dst = append(dst, s...)
 	return append(dst, '"')
 }
+
+// plainJSON: the bytes encoding/json writes as they are in a string.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()

@@ -136,10 +136,19 @@ func FuzzBatchEnvelope(f *testing.F) {
 		if flags&16 == 0 {
 			r.Reference = &ref
 		}
-		results := []itemResult{r, {}, {Ciphertext: pt, Reference: &ct}}
-		for _, rs := range [][]itemResult{results, results[:1], {}} {
+		// A sealed record is written as the ciphertext string
+		// formatVersioned makes of it.
+		results := []itemResult{r, {}, {Ciphertext: pt, Reference: &ct}, {sealed: append([]byte{}, pub...), KeyVersion: kv, Reference: &ref}}
+		for _, rs := range [][]itemResult{results, results[:1], results[3:], {}} {
+			formatted := make([]itemResult, len(rs))
+			for i, r := range rs {
+				if r.sealed != nil {
+					r.Ciphertext, r.sealed = formatVersioned(r.KeyVersion, r.sealed), nil
+				}
+				formatted[i] = r
+			}
 			var want bytes.Buffer
-			json.NewEncoder(&want).Encode(envelope{RequestID: reqID, Data: map[string]any{"batch_results": rs}, MountType: "transit"})
+			json.NewEncoder(&want).Encode(envelope{RequestID: reqID, Data: map[string]any{"batch_results": formatted}, MountType: "transit"})
 			got := appendBatchEnvelope(nil, reqID, "transit", rs)
 			if !bytes.Equal(got, want.Bytes()) {
 				t.Fatalf("hand-written:\n%s\nencoding/json:\n%s", got, want.Bytes())

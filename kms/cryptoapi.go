@@ -154,6 +154,12 @@ type itemResult struct {
 	// absent from a single answer.
 	Reference *string `json:"reference,omitempty"`
 	Error     string  `json:"error,omitempty"`
+
+	// sealed, when set, is the ciphertext's record: the answer's
+	// "ciphertext" is "vault:v<KeyVersion>:" and its base64. A batch's
+	// encoder writes it straight into the answer; runBatch formats it
+	// into Ciphertext for a single answer.
+	sealed []byte
 }
 
 // batchMode says how a batch with failed items answers.
@@ -179,9 +185,12 @@ func runBatch(items []batchItem, batch bool, mode batchMode, fn func(it batchIte
 		if err != nil {
 			return response{}, err
 		}
+		if out.sealed != nil {
+			out.Ciphertext, out.sealed = formatVersioned(out.KeyVersion, out.sealed), nil
+		}
 		return response{data: out}, nil
 	}
-	results := make([]itemResult, len(items))
+	results := resultPool.get(len(items))[:len(items)]
 	failed := 0
 	for i, it := range items {
 		out, err := fn(it)
@@ -196,8 +205,7 @@ func runBatch(items []batchItem, batch bool, mode batchMode, fn func(it batchIte
 			}
 			out.Error = publicMessage(err)
 		}
-		ref := it.Reference
-		out.Reference = &ref
+		out.Reference = &items[i].Reference
 		out.PublicKey, out.BatchPublicKey = nil, out.PublicKey
 		results[i] = out
 	}
@@ -250,16 +258,16 @@ func (s *Service) aeadOp(req *request, k *Key, f fields, mode batchMode, fn func
 }
 
 // encryptItem encrypts pt under the item's key_version (0: latest).
-func encryptItem(k *Key, it batchItem, pt, ctx, ad []byte) (itemResult, error) {
+func encryptItem(sc *scratch, k *Key, it batchItem, pt, ctx, ad []byte) (itemResult, error) {
 	n, v, err := k.itemVersion(it)
 	if err != nil {
 		return itemResult{}, err
 	}
-	c, err := k.encrypt(n, v, pt, ctx, ad)
+	rec, err := k.seal(sc, v, pt, ctx, ad)
 	if err != nil {
 		return itemResult{}, err
 	}
-	return itemResult{Ciphertext: c, KeyVersion: n}, nil
+	return itemResult{sealed: rec, KeyVersion: n}, nil
 }
 
 func (s *Service) encrypt(req *request, name string) (response, error) {
@@ -270,15 +278,16 @@ func (s *Service) encrypt(req *request, name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
+	sc := new(scratch)
 	return s.aeadOp(req, k, fieldsEncrypt, batchMode{strict: true}, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
 		if !it.hasPlaintext {
 			return itemResult{}, badRequest("missing plaintext to encrypt")
 		}
-		pt, err := decodeB64(it.Plaintext, "plaintext")
+		pt, err := sc.decode(it.Plaintext, "plaintext")
 		if err != nil {
 			return itemResult{}, err
 		}
-		return encryptItem(k, it, pt, ctx, ad)
+		return encryptItem(sc, k, it, pt, ctx, ad)
 	})
 }
 
@@ -334,12 +343,13 @@ func (s *Service) rewrap(req *request, name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
+	sc := new(scratch)
 	return s.aeadOp(req, k, fieldsRewrap, batchMode{}, func(k *Key, it batchItem, ctx, ad []byte) (itemResult, error) {
 		pt, _, err := k.decrypt(it.Ciphertext, ctx, ad)
 		if err != nil {
 			return itemResult{}, err
 		}
-		return encryptItem(k, it, pt, ctx, ad)
+		return encryptItem(sc, k, it, pt, ctx, ad)
 	})
 }
 
@@ -386,7 +396,7 @@ func (s *Service) datakey(req *request, kind, name string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	c, err := k.encrypt(n, v, dk, ctx, ad)
+	c, err := k.encrypt(nil, n, v, dk, ctx, ad)
 	if err != nil {
 		return response{}, err
 	}

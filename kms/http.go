@@ -33,8 +33,11 @@ type request struct {
 	// batch is batch_input as the plain-shape scanner read it (nil:
 	// not scanned; items parses it with encoding/json).
 	batch *scannedBatch
-	w     http.ResponseWriter
-	r     *http.Request
+	// rawBody is the body as read (from bodyPool); body's values are
+	// slices of it.
+	rawBody []byte
+	w       http.ResponseWriter
+	r       *http.Request
 }
 
 type response struct {
@@ -75,6 +78,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	// it is written does perform run (Vault's rule: a request that cannot
 	// be audited is not performed).
 	req := &request{method: method, path: strings.TrimPrefix(path, "/v1/"), w: w, r: r}
+	defer req.free()
 	perform, err := s.route(req, path)
 	line := auditLine{Type: "request", Time: start.UTC().Format(time.RFC3339Nano), RequestID: reqID, Remote: r.RemoteAddr,
 		Method: method, Path: path}
@@ -147,13 +151,16 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, resp.raw)
 	case status == http.StatusNoContent:
 		w.WriteHeader(status)
-	case resp.auth == nil && resp.batch != nil:
+	case resp.batch != nil:
+		// Only this encoder writes a result's sealed record.
 		body := appendBatchEnvelope(nil, reqID, mountType(req.path), resp.batch)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(status)
 		w.Write(body)
+		envelopePool.put(body)
+		resultPool.put(resp.batch)
 	default:
 		writeJSON(w, status, envelope{RequestID: reqID, Data: resp.data, Auth: resp.auth, MountType: mountType(req.path)})
 	}
@@ -209,12 +216,26 @@ func (s *Service) requestID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
+// free gives req's body and scanned items back to their pools, at the
+// end of the request (nothing of the request outlives it: every value
+// kept is parsed into memory of its own).
+func (req *request) free() {
+	if req.rawBody != nil {
+		bodyPool.put(req.rawBody)
+	}
+	if req.batch != nil {
+		itemPool.put(req.batch.items)
+	}
+	req.rawBody, req.body, req.batch = nil, nil, nil
+}
+
 // readBody decodes a JSON object body within the size limit.
 func (s *Service) readBody(req *request) error {
 	if req.method == "GET" || req.method == "LIST" || req.method == "DELETE" {
 		return nil
 	}
 	body, err := readAllSized(http.MaxBytesReader(req.w, req.r.Body, s.cfg.MaxBody), req.r.ContentLength, s.cfg.MaxBody)
+	req.rawBody = body
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
@@ -247,7 +268,7 @@ func readAllSized(r io.Reader, declared, max int64) ([]byte, error) {
 	if declared <= 0 || declared > max {
 		return io.ReadAll(r)
 	}
-	b := make([]byte, 0, declared+1)
+	b := bodyPool.get(int(declared) + 1)
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]

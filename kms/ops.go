@@ -22,21 +22,14 @@ import (
 
 // Ciphertexts, signatures and HMACs are "vault:v<version>:<base64>".
 func formatVersioned(n int, b []byte) string {
-	// One allocation: the base64 is written through a small buffer on
-	// the stack (a batch formats thousands of these).
-	var sb strings.Builder
-	sb.Grow(len("vault:v:") + 20 + base64.StdEncoding.EncodedLen(len(b)))
-	var chunk [64]byte
-	sb.WriteString("vault:v")
-	sb.Write(strconv.AppendInt(chunk[:0], int64(n), 10))
-	sb.WriteByte(':')
-	for len(b) > 48 {
-		base64.StdEncoding.Encode(chunk[:], b[:48])
-		sb.Write(chunk[:])
-		b = b[48:]
-	}
-	sb.Write(base64.StdEncoding.AppendEncode(chunk[:0], b))
-	return sb.String()
+	return string(appendVersioned(make([]byte, 0, len("vault:v:")+20+base64.StdEncoding.EncodedLen(len(b))), n, b))
+}
+
+func appendVersioned(dst []byte, n int, b []byte) []byte {
+	dst = append(dst, "vault:v"...)
+	dst = strconv.AppendInt(dst, int64(n), 10)
+	dst = append(dst, ':')
+	return base64.StdEncoding.AppendEncode(dst, b)
 }
 
 func parseVersioned(s, what string) (int, []byte, error) {
@@ -78,15 +71,63 @@ func decodeB64(s, field string) ([]byte, error) {
 	return b, nil
 }
 
-// encrypt seals plaintext with key version n.
-func (k *Key) encrypt(n int, v *version, plaintext, context, ad []byte) (string, error) {
+// scratch is working memory for the items of one request, which run one
+// after the other: the decoded plaintext is reused from item to item, and
+// the sealed records are cut from one arena, so that an item of a batch
+// allocates nothing of its own. A nil *scratch allocates.
+type scratch struct{ pt, arena []byte }
+
+// decode base64-decodes s (the field named field) into sc's plaintext
+// buffer; the result is valid until the next item.
+func (sc *scratch) decode(s, field string) ([]byte, error) {
+	if sc == nil {
+		return decodeB64(s, field)
+	}
+	n := base64.StdEncoding.DecodedLen(len(s))
+	if cap(sc.pt) < n {
+		sc.pt = make([]byte, n)
+	}
+	m, err := base64.StdEncoding.Decode(sc.pt[:n], []byte(s))
+	if err != nil {
+		return nil, badRequest(fmt.Sprintf("failed to base64-decode %s", field))
+	}
+	return sc.pt[:m], nil
+}
+
+// buf returns a buffer of length 0 and capacity n, cut from sc's arena:
+// it stays valid (and is never reused) for as long as the caller keeps it.
+func (sc *scratch) buf(n int) []byte {
+	if sc == nil {
+		return make([]byte, 0, n)
+	}
+	if cap(sc.arena)-len(sc.arena) < n {
+		// A new arena; the records cut from the old one keep it.
+		sc.arena = make([]byte, 0, max(64<<10, n))
+	}
+	b := sc.arena[len(sc.arena) : len(sc.arena) : len(sc.arena)+n]
+	sc.arena = sc.arena[:len(sc.arena)+n]
+	return b
+}
+
+// encrypt seals plaintext with key version n as a "vault:v<n>:" string.
+func (k *Key) encrypt(sc *scratch, n int, v *version, plaintext, context, ad []byte) (string, error) {
+	rec, err := k.seal(sc, v, plaintext, context, ad)
+	if err != nil {
+		return "", err
+	}
+	return formatVersioned(n, rec), nil
+}
+
+// seal seals plaintext with key version v and returns the record (the
+// ciphertext's bytes, before base64); sc: see scratch.
+func (k *Key) seal(sc *scratch, v *version, plaintext, context, ad []byte) ([]byte, error) {
 	switch {
 	case k.Type.symmetric():
 		a, nonceKey, err := v.aeadFor(k.Type, context, k.Derived, k.Convergent)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plaintext)+a.Overhead())
+		nonce := sc.buf(a.NonceSize() + len(plaintext) + a.Overhead())[:a.NonceSize()]
 		if k.Convergent {
 			// Vault's convergent encryption (version 3): the nonce is
 			// HMAC-SHA256 of the plaintext under a key derived with the
@@ -96,24 +137,24 @@ func (k *Key) encrypt(n int, v *version, plaintext, context, ad []byte) (string,
 			m.Write(plaintext)
 			copy(nonce, m.Sum(nil))
 		} else if _, err := rand.Read(nonce); err != nil {
-			return "", err
+			return nil, err
 		}
-		return formatVersioned(n, a.Seal(nonce, nonce, plaintext, ad)), nil
+		return a.Seal(nonce, nonce, plaintext, ad), nil
 	case k.Type.rsa():
 		if len(ad) != 0 || len(context) != 0 {
-			return "", badRequest("associated_data and context are not supported with RSA keys")
+			return nil, badRequest("associated_data and context are not supported with RSA keys")
 		}
 		pub, err := v.public()
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		c, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub.(*rsa.PublicKey), plaintext, nil)
 		if err != nil {
-			return "", badRequest("plaintext too long for RSA-OAEP with this key")
+			return nil, badRequest("plaintext too long for RSA-OAEP with this key")
 		}
-		return formatVersioned(n, c), nil
+		return c, nil
 	}
-	return "", badRequest(fmt.Sprintf("key type %s does not support encryption", k.Type))
+	return nil, badRequest(fmt.Sprintf("key type %s does not support encryption", k.Type))
 }
 
 func (k *Key) decrypt(ciphertext string, context, ad []byte) ([]byte, int, error) {

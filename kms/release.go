@@ -136,7 +136,7 @@ func (s *Service) release(req *request, name string) (response, error) {
 		if out.Key, err = randomBytes(s.cfg.Rand, 32); err != nil {
 			return response{}, err
 		}
-		if out.Ciphertext, err = k.encrypt(n, v, out.Key, nil, nil); err != nil {
+		if out.Ciphertext, err = k.encrypt(nil, n, v, out.Key, nil, nil); err != nil {
 			return response{}, err
 		}
 	}
