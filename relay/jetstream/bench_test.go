@@ -58,6 +58,10 @@ func runPairs(b *testing.B, size int, pairs []pairIO, pids func() []int) {
 	per := max(b.N/len(pairs), 1)
 	payload := make([]byte, size)
 	lats := make([][]time.Duration, len(pairs))
+	// The phases of each round: the send until it is acknowledged, and
+	// the receiver's acknowledgement until it is confirmed.
+	sendLats := make([][]time.Duration, len(pairs))
+	ackLats := make([][]time.Duration, len(pairs))
 	errs := make(chan error, len(pairs))
 	ctx := context.Background()
 	b.SetBytes(int64(size))
@@ -70,24 +74,29 @@ func runPairs(b *testing.B, size int, pairs []pairIO, pids func() []int) {
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, per)
+			sendLat := make([]time.Duration, 0, per)
+			ackLat := make([]time.Duration, 0, per)
 			for range per {
 				t0 := time.Now()
 				if err := p.send(ctx, payload); err != nil {
 					errs <- err
 					return
 				}
+				sendLat = append(sendLat, time.Since(t0))
 				ack, err := p.recv(ctx)
 				if err != nil {
 					errs <- err
 					return
 				}
 				lat = append(lat, time.Since(t0))
+				t1 := time.Now()
 				if err := ack(); err != nil {
 					errs <- err
 					return
 				}
+				ackLat = append(ackLat, time.Since(t1))
 			}
-			lats[i] = lat
+			lats[i], sendLats[i], ackLats[i] = lat, sendLat, ackLat
 		}()
 	}
 	wg.Wait()
@@ -99,16 +108,24 @@ func runPairs(b *testing.B, size int, pairs []pairIO, pids func() []int) {
 	default:
 	}
 	cpu := cpuOf(pids()) - cpu0
-	var all []time.Duration
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	all := sorted(lats)
 	n := len(all)
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "msg/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/msg")
 	b.ReportMetric(float64(all[n/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(all[n*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(sorted(sendLats)[n/2].Microseconds()), "send-p50-µs")
+	b.ReportMetric(float64(sorted(ackLats)[n/2].Microseconds()), "ack-p50-µs")
+}
+
+// sorted merges the latencies of every pair, in order.
+func sorted(per [][]time.Duration) []time.Duration {
+	var all []time.Duration
+	for _, l := range per {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return all
 }
 
 // cpuOf is the user+system CPU time of the server processes pids.
