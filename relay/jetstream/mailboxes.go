@@ -189,10 +189,16 @@ func (mb *Mailboxes) startPrefetch(bx *box, tok string) {
 		if err != nil || leader == "" || attempt == 4 {
 			break
 		}
-		if info := cons.CachedInfo(); info != nil && info.Cluster != nil && info.Cluster.Leader == leader {
+		info := cons.CachedInfo()
+		if info == nil || info.Cluster != nil && info.Cluster.Leader == leader {
 			break
 		}
+		// Stopped, the consumer would stay on the server until its
+		// inactivity threshold: delete it now.
 		cc.Stop()
+		ctx, cancel = b.ctx()
+		_ = b.js.DeleteConsumer(ctx, StreamName, info.Name)
+		cancel()
 	}
 	bx.mu.Lock()
 	if err != nil {
