@@ -101,8 +101,10 @@ func (sc *scratch) buf(n int) []byte {
 		return make([]byte, 0, n)
 	}
 	if cap(sc.arena)-len(sc.arena) < n {
-		// A new arena; the records cut from the old one keep it.
-		sc.arena = make([]byte, 0, max(64<<10, n))
+		// A new arena, twice the last one up to 64 KiB (a single
+		// request needs one record); the records cut from the old one
+		// keep it.
+		sc.arena = make([]byte, 0, max(n, min(64<<10, 2*cap(sc.arena))))
 	}
 	b := sc.arena[len(sc.arena) : len(sc.arena) : len(sc.arena)+n]
 	sc.arena = sc.arena[:len(sc.arena)+n]
