@@ -40,7 +40,10 @@
 // starts an ordered consumer on the mailbox's subject (the prefetch),
 // which pushes each record to the node as it is stored, in stream order,
 // up to 1 MiB waiting (64 MiB for all of a node's prefetches); Take takes
-// from it without a request to the stream leader. If the prefetch cannot
+// from it without a request to the stream leader. JetStream places such a
+// consumer on a random replica, where a message arrives only once that
+// replica knows it committed; a prefetch is made again (a few times at
+// most) until it lands on the stream's leader. If the prefetch cannot
 // start, overflows, reports an error (a server lost), stalls behind the
 // notifications for two sweeps, or goes unused for a minute, it is
 // stopped and Take reads the next message of the subject from the stream
