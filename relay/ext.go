@@ -249,6 +249,7 @@ func (s *session) progress() bool {
 		return true
 	}
 	wrote := false
+	var now time.Time // read once per call: one ack-wait start for a burst
 	take := func() bool {
 		d, ok, err := acker.Take(s.id)
 		if err != nil {
@@ -259,10 +260,11 @@ func (s *session) progress() bool {
 			return false
 		}
 		if !wrote {
-			s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+			now = time.Now()
+			s.conn.SetWriteDeadline(now.Add(s.srv.cfg.WriteTimeout))
 			wrote = true
 		}
-		s.writeDelivery(d)
+		s.writeDelivery(d, now)
 		return true
 	}
 	if x.fetch != nil {
@@ -285,9 +287,9 @@ func (s *session) progress() bool {
 	return true
 }
 
-func (s *session) writeDelivery(d Delivery) {
+func (s *session) writeDelivery(d Delivery, now time.Time) {
 	x := s.ext
-	deadline := time.Now().Add(s.srv.cfg.AckWait)
+	deadline := now.Add(s.srv.cfg.AckWait)
 	x.held[d.Seq] = deadline
 	x.order = append(x.order, heldAt{d.Seq, deadline})
 	var flags uint8
