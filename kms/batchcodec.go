@@ -79,6 +79,21 @@ func (s *jsonScanner) str() ([]byte, bool) {
 	return nil, false
 }
 
+// sep reads what follows a member or an element: ',' (more follow) or
+// closing (the end); ok false on anything else.
+func (s *jsonScanner) sep(closing byte) (more, ok bool) {
+	s.ws()
+	switch s.peek() {
+	case ',':
+		s.i++
+		return true, true
+	case closing:
+		s.i++
+		return false, true
+	}
+	return false, false
+}
+
 // scalar reads a plain string, an integer, true, false or null, and
 // returns its bytes as they are in the body.
 func (s *jsonScanner) scalar() ([]byte, bool) {
@@ -160,17 +175,13 @@ func scanBody(body []byte) (fields map[string]json.RawMessage, batch *scannedBat
 				return nil, nil, false
 			}
 			fields[string(key)] = val
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-				continue
-			case '}':
-				s.i++
-			default:
+			more, ok := s.sep('}')
+			if !ok {
 				return nil, nil, false
 			}
-			break
+			if !more {
+				break
+			}
 		}
 	}
 	s.ws()
@@ -197,16 +208,9 @@ func (s *jsonScanner) batch() (*scannedBatch, bool) {
 			return nil, false
 		}
 		b.present = append(b.present, present)
-		s.ws()
-		switch s.peek() {
-		case ',':
-			s.i++
-			continue
-		case ']':
-			s.i++
-			return b, true
+		if more, ok := s.sep(']'); !ok || !more {
+			return b, ok
 		}
-		return nil, false
 	}
 }
 
@@ -264,16 +268,9 @@ func (s *jsonScanner) item(it *batchItem) (uint16, bool) {
 			return 0, false
 		}
 		present |= bit
-		s.ws()
-		switch s.peek() {
-		case ',':
-			s.i++
-			continue
-		case '}':
-			s.i++
-			return present, true
+		if more, ok := s.sep('}'); !ok || !more {
+			return present, ok
 		}
-		return 0, false
 	}
 }
 
