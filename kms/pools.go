@@ -1,33 +1,40 @@
 package kms
 
 import (
+	"reflect"
 	"sync"
-	"unsafe"
 )
 
 // slicePool keeps the large slices of batch requests between requests:
 // the body, the items, the results and the answer of a 1000-item batch
 // are each 100–300 KiB, which the runtime would otherwise zero, collect
-// and hand back to the OS on every request. A slice is cleared when it
-// is put back (bodies and answers hold plaintexts), and one over
-// maxPooled bytes is left to the garbage collector.
+// and hand back to the OS on every request. Only slices of minPooled to
+// maxPooled bytes are kept (a single request allocates its own small
+// ones, and never pays for clearing a batch's), and a slice is cleared
+// when it is put back (bodies and answers hold plaintexts).
 type slicePool[T any] struct{ p sync.Pool }
 
-const maxPooled = 8 << 20
+const (
+	minPooled = 16 << 10
+	maxPooled = 8 << 20
+)
+
+func (sp *slicePool[T]) bytes(n int) int { return n * int(reflect.TypeFor[T]().Size()) }
 
 // get returns a slice of length 0 and capacity at least n.
 func (sp *slicePool[T]) get(n int) []T {
-	if v, _ := sp.p.Get().(*[]T); v != nil && cap(*v) >= n {
-		return (*v)[:0]
+	if sp.bytes(n) >= minPooled {
+		if v, _ := sp.p.Get().(*[]T); v != nil && cap(*v) >= n {
+			return (*v)[:0]
+		}
 	}
 	return make([]T, 0, n)
 }
 
-// put clears s (to its capacity) and keeps it for a later get. The caller
-// must not use s afterwards.
+// put clears s (to its capacity) and keeps it for a later get, if it is
+// of a size the pool keeps. The caller must not use s afterwards.
 func (sp *slicePool[T]) put(s []T) {
-	var zero T
-	if s == nil || uintptr(cap(s))*unsafe.Sizeof(zero) > maxPooled {
+	if b := sp.bytes(cap(s)); b < minPooled || b > maxPooled {
 		return
 	}
 	s = s[:cap(s)]
