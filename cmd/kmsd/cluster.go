@@ -24,8 +24,8 @@ func checkCluster(o *options) error {
 		if o.Handoff.Join != "" || o.Handoff.JoinListen != "" {
 			return errors.New("--join and --join-listen need --cluster: they share a cluster's data key between its nodes")
 		}
-		if o.clusterNKeySeed != "" || o.clusterCA != "" {
-			return errors.New("--cluster-nkey-seed and --cluster-ca need --cluster")
+		if o.natsAuth != (startup.NATSAuth{}) {
+			return errors.New("--cluster-nkey-seed, --cluster-creds, --cluster-ca, --cluster-cert and --cluster-key need --cluster")
 		}
 		return nil
 	}
@@ -65,14 +65,14 @@ func openCluster(ctx context.Context, o *options, st *store.Store, log *slog.Log
 	}
 	opts := []nats.Option{nats.Name("kmsd"), nats.Timeout(5 * time.Second), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false)}
-	extra, err := startup.NATSOptions(o.clusterNKeySeed, o.clusterCA)
+	extra, err := startup.NATSOptions(o.natsAuth)
 	if err != nil {
 		return nil, nil, err
 	}
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(o.cluster, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--cluster: connecting to NATS: %w", err)
+		return nil, nil, startup.NATSConnectError(err, o.natsAuth)
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -72,8 +72,7 @@ type options struct {
 	tlsSAN                  string
 	cluster, clusterBucket  string
 	clusterReplicas         int
-	clusterNKeySeed         string
-	clusterCA               string
+	natsAuth                startup.NATSAuth
 	stableTLSCA             bool
 }
 
@@ -110,8 +109,11 @@ Flags:
 	fs.StringVar(&o.tlsSAN, "tls-san", "", "more DNS names and IP addresses for the TLS certificate, comma-separated\n(it always names localhost, 127.0.0.1 and ::1), so that VAULT_CACERT-style checks pass for the address clients use")
 	fs.StringVar(&o.cluster, "cluster", "", "NATS URLs (nats://HOST:PORT, comma-separated) of a JetStream cluster: keys, tokens and policies live in\na sealed JetStream key-value bucket shared by every kmsd replica (docs/DEPLOY.md); needs --data-dir, which keeps the cluster data key sealed")
 	fs.StringVar(&o.clusterBucket, "cluster-bucket", kmsjs.DefaultBucket, "with --cluster, the key-value bucket's name")
-	fs.StringVar(&o.clusterCA, "cluster-ca", "", "with --cluster: PEM file of the CA the NATS servers' TLS certificates chain to; the connection then requires TLS")
-	fs.StringVar(&o.clusterNKeySeed, "cluster-nkey-seed", "", "with --cluster: file holding this replica's NATS user nkey seed (SU…), for NATS servers that require nkey authentication")
+	fs.StringVar(&o.natsAuth.CA, "cluster-ca", "", "with --cluster: PEM file of the CA the NATS servers' TLS certificates chain to; the connection then requires TLS")
+	fs.StringVar(&o.natsAuth.Creds, "cluster-creds", "", "with --cluster: NATS credentials file (user JWT and nkey seed, as nsc writes it) of this replica,\nfor NATS servers in operator mode (JWT authentication); not with --cluster-nkey-seed")
+	fs.StringVar(&o.natsAuth.Cert, "cluster-cert", "", "with --cluster and --cluster-key: PEM client certificate for NATS servers that verify clients' TLS certificates")
+	fs.StringVar(&o.natsAuth.Key, "cluster-key", "", "with --cluster and --cluster-cert: the PEM private key of --cluster-cert")
+	fs.StringVar(&o.natsAuth.NKeySeed, "cluster-nkey-seed", "", "with --cluster: file holding this replica's NATS user nkey seed (SU…), for NATS servers that require nkey authentication")
 	fs.IntVar(&o.clusterReplicas, "cluster-replicas", 3, "with --cluster, how many JetStream servers hold the bucket (1 to 5) when this replica creates it")
 	fs.BoolVar(&o.stableTLSCA, "stable-tls-ca", false, "keep a TLS CA key sealed in the store (needs --data-dir) and serve, at every start, a new RA-TLS certificate\n(new key, fresh quote) issued by it, with the CA in the chain and at sys/attestation: clients pin the CA once\n(VAULT_CACERT) and it stays the same across restarts")
 	if err := fs.Parse(args); err != nil {

@@ -27,7 +27,7 @@ const clusterPurpose = "relay-cluster"
 // flags given (command line, environment or file).
 func (o *options) checkCluster(set map[string]bool) error {
 	if o.cluster == "" {
-		for _, f := range []string{"cluster-replicas", "cluster-lease", "cluster-nkey-seed", "cluster-ca", "join", "join-listen"} {
+		for _, f := range []string{"cluster-replicas", "cluster-lease", "cluster-nkey-seed", "cluster-creds", "cluster-ca", "cluster-cert", "cluster-key", "join", "join-listen"} {
 			if set[f] {
 				return fmt.Errorf("--%s needs --cluster", f)
 			}
@@ -82,14 +82,14 @@ func openCluster(ctx context.Context, o *options, be *backend.Backend, log *slog
 	opts := []nats.Option{nats.Name("relayd"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.Timeout(5 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS connection lost; reconnecting", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS connection back", "server", c.ConnectedUrlRedacted()) })}
-	extra, err := startup.NATSOptions(o.clusterNKeySeed, o.clusterCA)
+	extra, err := startup.NATSOptions(o.natsAuth)
 	if err != nil {
 		return nil, nil, err
 	}
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(o.cluster, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--cluster: connecting to NATS: %w", err)
+		return nil, nil, startup.NATSConnectError(err, o.natsAuth)
 	}
 	dk, err := o.ClusterKey(be, clusterPurpose)
 	if err != nil {

@@ -65,8 +65,7 @@ type options struct {
 	backupDir string
 
 	cluster         string
-	clusterNKeySeed string
-	clusterCA       string
+	natsAuth        startup.NATSAuth
 	clusterReplicas int
 	clusterLease    time.Duration
 }
@@ -106,8 +105,11 @@ Flags:
 	fs.IntVar(&o.dedupIDs, "dedup-ids", 100000, "message ids remembered at once; a SEND_ID with a new id beyond it is refused")
 	fs.StringVar(&o.backupDir, "backup-dir", "", "online backups: POST /backup on --metrics-listen writes a snapshot of the running relay into this directory\n(needs --data-dir; restore with enclavectl backup restore; docs/DEPLOY.md)")
 	fs.StringVar(&o.cluster, "cluster", "", "NATS URLs (nats://HOST:PORT,…) of a JetStream cluster: this relayd is one node of a relay whose mailboxes\nand registry are there, sealed under the cluster key kept in --data-dir (docs/DEPLOY.md, \"A relay cluster\")")
-	fs.StringVar(&o.clusterCA, "cluster-ca", "", "with --cluster: PEM file of the CA the NATS servers' TLS certificates chain to; the connection then requires TLS")
-	fs.StringVar(&o.clusterNKeySeed, "cluster-nkey-seed", "", "with --cluster: file holding this node's NATS user nkey seed (SU…), for NATS servers that require nkey authentication")
+	fs.StringVar(&o.natsAuth.CA, "cluster-ca", "", "with --cluster: PEM file of the CA the NATS servers' TLS certificates chain to; the connection then requires TLS")
+	fs.StringVar(&o.natsAuth.Creds, "cluster-creds", "", "with --cluster: NATS credentials file (user JWT and nkey seed, as nsc writes it) of this node,\nfor NATS servers in operator mode (JWT authentication); not with --cluster-nkey-seed")
+	fs.StringVar(&o.natsAuth.Cert, "cluster-cert", "", "with --cluster and --cluster-key: PEM client certificate for NATS servers that verify clients' TLS certificates")
+	fs.StringVar(&o.natsAuth.Key, "cluster-key", "", "with --cluster and --cluster-cert: the PEM private key of --cluster-cert")
+	fs.StringVar(&o.natsAuth.NKeySeed, "cluster-nkey-seed", "", "with --cluster: file holding this node's NATS user nkey seed (SU…), for NATS servers that require nkey authentication")
 	fs.IntVar(&o.clusterReplicas, "cluster-replicas", 3, "with --cluster: JetStream replicas of the relay's stream and buckets")
 	fs.DurationVar(&o.clusterLease, "cluster-lease", 10*time.Second, "with --cluster: an id held by a node that stopped renewing it is free again after this long")
 	if err := fs.Parse(args); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
 
 	"github.com/sharedenclave/sharedenclave/attest/backend"
@@ -98,6 +100,98 @@ func TestRelaydClusterNKeyAuth(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), string(seed)) {
 		t.Fatal("the seed is in relayd's log")
+	}
+}
+
+// TestRelaydClusterCredsAndClientCert: against NATS servers in operator
+// mode (JWT authentication) that verify clients' TLS certificates,
+// relayd with a user's credentials file and a client certificate serves.
+// Refused by the servers: no credentials, another account's user, no
+// client certificate (the error says which flags to give). Refused
+// before connecting, naming the flag: a file that is not a credentials
+// file, a credentials file whose seed is not its JWT's key, both
+// --cluster-creds and --cluster-nkey-seed, a certificate without its
+// key, a key file that is not a key. A refused start writes nothing;
+// no output quotes a seed.
+func TestRelaydClusterCredsAndClientCert(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a nats-server process")
+	}
+	tmp := t.TempDir()
+	nc := natstest.StartWith(t, 1, natstest.Options{TLS: true, ClientCerts: true, Operator: true})
+	_, _, seedFile := nkeyUser(t, tmp, "relayd.nk")
+	garbage := filepath.Join(tmp, "garbage")
+	os.WriteFile(garbage, []byte("not a credentials file\n"), 0o600)
+	// The JWT of one user with the seed of another.
+	mine, _ := os.ReadFile(nc.CredsFile)
+	theirs, _ := os.ReadFile(nc.OtherCredsFile)
+	otherKP, err := jwt.ParseDecoratedUserNKey(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSeed, _ := otherKP.Seed()
+	myKP, err := jwt.ParseDecoratedUserNKey(mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mySeed, _ := myKP.Seed()
+	swappedFile := filepath.Join(tmp, "swapped.creds")
+	os.WriteFile(swappedFile, bytes.ReplaceAll(mine, mySeed, otherSeed), 0o600)
+
+	sim := filepath.Join(tmp, "sim")
+	node := func(dir string, extra ...string) []string {
+		return append([]string{"--simulation", "--sim-dir", sim, "--data-dir", filepath.Join(tmp, dir), "--listen", "127.0.0.1:0",
+			"--cluster", strings.ReplaceAll(nc.URL(), "nats://", "tls://"), "--cluster-ca", nc.CAFile, "--cluster-replicas", "1", "--log-format", "json"}, extra...)
+	}
+	cert := []string{"--cluster-cert", nc.ClientCertFile, "--cluster-key", nc.ClientKeyFile}
+	with := func(a []string, b ...string) []string { return append(append([]string{}, a...), b...) }
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no credentials", node("d0", cert...), "Authorization Violation"},
+		{"another account's user", node("d0", with(cert, "--cluster-creds", nc.OtherCredsFile)...), "Authorization Violation"},
+		{"no client certificate", node("d0", "--cluster-creds", nc.CredsFile), "give --cluster-cert and --cluster-key"},
+		{"not a credentials file", node("d0", with(cert, "--cluster-creds", garbage)...), "--cluster-creds " + garbage + ": no user JWT in it"},
+		{"a seed that is not the JWT's", node("d0", with(cert, "--cluster-creds", swappedFile)...), "its seed is not the key its JWT names"},
+		{"two ways to authenticate", node("d0", with(cert, "--cluster-creds", nc.CredsFile, "--cluster-nkey-seed", seedFile)...), "give one"},
+		{"a certificate without its key", node("d0", "--cluster-creds", nc.CredsFile, "--cluster-cert", nc.ClientCertFile), "--cluster-cert and --cluster-key go together"},
+		{"a key file that is not a key", node("d0", "--cluster-creds", nc.CredsFile, "--cluster-cert", nc.ClientCertFile, "--cluster-key", garbage), "not a PEM certificate and its private key"},
+	} {
+		var out syncBuf
+		code := run(context.Background(), c.args, noEnv, io.Discard, &out, nil)
+		if code == 0 || !strings.Contains(out.String(), c.want) {
+			t.Errorf("%s: exit %d, %q; want %q", c.name, code, out.String(), c.want)
+		}
+		for _, s := range [][]byte{mySeed, otherSeed} {
+			if strings.Contains(out.String(), string(s)) {
+				t.Errorf("%s: a seed was printed", c.name)
+			}
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(tmp, "d0")); len(ents) != 0 {
+		t.Fatalf("a refused start wrote %d files into its data dir", len(ents))
+	}
+
+	addr, logs, stop := startRun(t, node("d1", with(cert, "--cluster-creds", nc.CredsFile)...)...)
+	defer stop()
+	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := dialAs(t, be, addr, "bob")
+	defer bob.Close()
+	alice := dialAs(t, be, addr, "alice")
+	defer alice.Close()
+	if err := alice.Send("bob", []byte("through operator-mode NATS")); err != nil {
+		t.Fatal(err)
+	}
+	if from, data, ok, err := bob.Poll(); err != nil || !ok || from != "alice" || string(data) != "through operator-mode NATS" {
+		t.Fatalf("poll: %q %q %v %v", from, data, ok, err)
+	}
+	if strings.Contains(logs.String(), string(mySeed)) {
+		t.Fatal("the credentials' seed is in relayd's log")
 	}
 }
 

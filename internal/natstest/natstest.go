@@ -98,7 +98,14 @@ type Cluster struct {
 	Nodes []*Node
 	// CAFile is the PEM CA of the servers' TLS certificate (Options.TLS).
 	CAFile string
-	probe  []byte // nkey seed for WaitReady, when the servers require one
+	// ClientCertFile and ClientKeyFile: a client certificate the servers
+	// accept (Options.ClientCerts), issued by the same CA.
+	ClientCertFile, ClientKeyFile string
+	// CredsFile: a user's credentials file (JWT and seed) in the
+	// servers' account (Options.Operator); OtherCredsFile: a user of an
+	// account the servers do not know.
+	CredsFile, OtherCredsFile string
+	probe                     []byte // nkey seed for WaitReady, when the servers require one
 }
 
 // URLs returns every node's client URL.
@@ -142,6 +149,13 @@ type Options struct {
 	// TLS: clients must connect with TLS; the servers' certificate is
 	// issued by a CA made for the test, in Cluster.CAFile.
 	TLS bool
+	// ClientCerts (with TLS): the servers verify clients' certificates
+	// against the same CA (Cluster.ClientCertFile is one).
+	ClientCerts bool
+	// Operator: the servers run in operator mode (decentralized JWT
+	// authentication) with one account, JetStream enabled, whose user's
+	// credentials are in Cluster.CredsFile. Not with NKeyUsers.
+	Operator bool
 }
 
 // StartWith is Start with options.
@@ -157,7 +171,11 @@ func StartWith(t testing.TB, n int, o Options) *Cluster {
 	c := &Cluster{probe: o.ProbeSeed}
 	var certFile, keyFile string
 	if o.TLS {
-		c.CAFile, certFile, keyFile = testPKI(t, base)
+		c.CAFile, certFile, keyFile, c.ClientCertFile, c.ClientKeyFile = testPKI(t, base)
+	}
+	var operatorConf string
+	if o.Operator {
+		operatorConf = c.operator(t, base)
 	}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("n%d", i+1)
@@ -169,8 +187,13 @@ func StartWith(t testing.TB, n int, o Options) *Cluster {
 		fmt.Fprintf(&conf, "server_name: %s\nlisten: 127.0.0.1:%d\n", name, clientPorts[i])
 		fmt.Fprintf(&conf, "jetstream {\n  store_dir: %q\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}\n", filepath.Join(dir, "js"))
 		if o.TLS {
-			fmt.Fprintf(&conf, "tls {\n  cert_file: %q\n  key_file: %q\n}\n", certFile, keyFile)
+			fmt.Fprintf(&conf, "tls {\n  cert_file: %q\n  key_file: %q\n", certFile, keyFile)
+			if o.ClientCerts {
+				fmt.Fprintf(&conf, "  ca_file: %q\n  verify: true\n", c.CAFile)
+			}
+			conf.WriteString("}\n")
 		}
+		conf.WriteString(operatorConf)
 		if len(o.NKeyUsers) > 0 {
 			conf.WriteString("authorization {\n  users = [\n")
 			for _, u := range o.NKeyUsers {
@@ -217,7 +240,7 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 			continue
 		}
 		for {
-			err := jetStreamAnswers(n.URL, c.probe, c.CAFile)
+			err := jetStreamAnswers(n.URL, c.probe, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.CredsFile)
 			if err == nil {
 				break
 			}
@@ -229,10 +252,16 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 	}
 }
 
-func jetStreamAnswers(url string, seed []byte, caFile string) error {
+func jetStreamAnswers(url string, seed []byte, caFile, certFile, keyFile, credsFile string) error {
 	opts := []nats.Option{nats.Timeout(time.Second), nats.NoReconnect()}
 	if caFile != "" {
 		opts = append(opts, nats.RootCAs(caFile))
+	}
+	if certFile != "" {
+		opts = append(opts, nats.ClientCert(certFile, keyFile))
+	}
+	if credsFile != "" {
+		opts = append(opts, nats.UserCredentials(credsFile))
 	}
 	if seed != nil {
 		kp, err := nkeys.FromSeed(seed)
@@ -388,7 +417,7 @@ func (s *syncBuffer) String() string {
 
 // testPKI writes a CA and a server certificate for 127.0.0.1 and
 // localhost (ECDSA P-256, valid for a day) into dir.
-func testPKI(t testing.TB, dir string) (caFile, certFile, keyFile string) {
+func testPKI(t testing.TB, dir string) (caFile, certFile, keyFile, clientCertFile, clientKeyFile string) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -419,15 +448,33 @@ func testPKI(t testing.TB, dir string) (caFile, certFile, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ckey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "natstest client"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	cder, err := x509.CreateCertificate(rand.Reader, ctmpl, ca, &ckey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ckb, err := x509.MarshalECPrivateKey(ckey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	clientCertFile, clientKeyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
 	for f, b := range map[string][]byte{
-		caFile:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+		caFile:         pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		certFile:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyFile:        pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+		clientCertFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cder}),
+		clientKeyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ckb}),
 	} {
 		if err := os.WriteFile(f, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return caFile, certFile, keyFile
+	return caFile, certFile, keyFile, clientCertFile, clientKeyFile
 }

@@ -59,3 +59,30 @@ func TestClusterReplicatesAndSurvivesAKill(t *testing.T) {
 	c.Nodes[0].Restart()
 	c.WaitReady(t, 60*time.Second)
 }
+
+// TestOperatorModeAndClientCerts: with Operator and ClientCerts the
+// servers accept only a client presenting the CA's client certificate
+// and the credentials of a user of the preloaded account (whose
+// JetStream answers); another account's user, no credentials, or no
+// client certificate are refused.
+func TestOperatorModeAndClientCerts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a nats-server process")
+	}
+	c := StartWith(t, 1, Options{TLS: true, ClientCerts: true, Operator: true})
+	url := c.Nodes[0].URL
+	if err := jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.CredsFile); err != nil {
+		t.Fatalf("the account's user with the client certificate: %v", err)
+	}
+	for name, err := range map[string]error{
+		"another account's user": jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.OtherCredsFile),
+		"no credentials":         jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, ""),
+		"no client certificate":  jetStreamAnswers(url, nil, c.CAFile, "", "", c.CredsFile),
+	} {
+		if err == nil {
+			t.Errorf("%s: connected", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
