@@ -303,7 +303,9 @@ func (s *session) writeDelivery(d Delivery, now time.Time) {
 		s.log.Error("stored message does not encode; not delivered", "err", err)
 		return
 	}
-	s.willWrite(len(s.scratch) + len(d.Data))
+	if !s.willWrite(len(s.scratch) + len(d.Data)) {
+		return // the connection is closed; the delivery is released with the session
+	}
 	s.out.Write(s.scratch)
 	s.out.Write(d.Data)
 	s.srv.dm.Pushed(d.Redelivered)

@@ -26,6 +26,7 @@ type session struct {
 	out     *bufio.Writer
 	scratch []byte
 	dirty   bool      // a mailbox was written since the last flush
+	failed  bool      // a sync or write failed: nothing more is answered
 	ext     *extState // nil until a HELLO negotiates the extension
 	stopCh  chan struct{}
 	stopMu  sync.Once
@@ -82,23 +83,20 @@ func (s *session) serve() {
 }
 
 func (s *session) flush() bool {
+	if s.failed {
+		return false
+	}
 	if s.out.Buffered() == 0 {
 		return true
 	}
-	// Answers that promise durability (SEND_ACK, a POLL's removal) go out
-	// only after the writes behind them are on disk: one fsync per batch.
-	if s.dirty {
-		if sy, ok := s.srv.boxes.(Syncer); ok {
-			if err := sy.Sync(); err != nil {
-				s.log.Error("storage sync failed; closing without answering", "err", err)
-				return false
-			}
-		}
-		s.dirty = false
+	if !s.sync() {
+		s.failed = true
+		return false
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
 	if err := s.out.Flush(); err != nil {
 		s.log.Info("write failed; closing", "err", err)
+		s.failed = true
 		return false
 	}
 	return true
@@ -108,20 +106,52 @@ func (s *session) reply(t wire.Type, reason string) {
 	s.replyBytes(t, []byte(reason))
 }
 
-func (s *session) replyBytes(t wire.Type, payload []byte) {
-	s.scratch = wire.AppendFrame(s.scratch[:0], t, payload)
-	s.willWrite(len(s.scratch))
-	s.out.Write(s.scratch)
+// sync makes the mailbox writes behind the answers written since the
+// last sync durable: answers that promise durability (SEND_ACK, a POLL's
+// removal) go out only after it, one fsync per batch. False: the sync
+// failed; nothing more may be answered.
+func (s *session) sync() bool {
+	if s.dirty {
+		if sy, ok := s.srv.boxes.(Syncer); ok {
+			if err := sy.Sync(); err != nil {
+				s.log.Error("storage sync failed; closing without answering", "err", err)
+				return false
+			}
+		}
+		s.dirty = false
+	}
+	return true
 }
 
-// willWrite renews the write deadline before n bytes that do not fit in
-// the output buffer: bufio then writes to the connection at once, and the
-// deadline left from the last flush may long have passed (a POLL after an
-// idle spell would otherwise fail, and lose the message it carried).
-func (s *session) willWrite(n int) {
-	if n > s.out.Available() {
-		s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+func (s *session) replyBytes(t wire.Type, payload []byte) {
+	s.scratch = wire.AppendFrame(s.scratch[:0], t, payload)
+	if s.willWrite(len(s.scratch)) {
+		s.out.Write(s.scratch)
 	}
+}
+
+// willWrite prepares for n bytes of answer. If they do not fit in the
+// output buffer, bufio writes what it holds and then them straight to
+// the connection: so first the mailbox writes behind every answer up to
+// this one are synced (a large POLL answer would otherwise carry out
+// buffered SEND_ACKs, and itself, before their fsync), the buffer is
+// flushed, and the write deadline renewed (the one left from the last
+// flush may long have passed: a POLL after an idle spell would otherwise
+// fail, and lose the message it carried). False: the sync or the write
+// failed and the connection is closed; the answer must not be written.
+func (s *session) willWrite(n int) bool {
+	if n <= s.out.Available() {
+		return true
+	}
+	if s.failed || !s.sync() || !s.flush() {
+		// Nothing more is answered on this connection (flush refuses
+		// from now on), and the client sees it end.
+		s.failed = true
+		s.conn.Close()
+		return false
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	return true
 }
 
 // nack answers t with r's text and counts it under r's label.
@@ -191,9 +221,10 @@ func (s *session) handle(f wire.Frame) {
 				s.nack(wire.PollNack, refuse(ReasonMailboxUnreadable))
 				return
 			}
-			s.willWrite(len(s.scratch) + len(m.Data))
-			s.out.Write(s.scratch)
-			s.out.Write(m.Data)
+			if s.willWrite(len(s.scratch) + len(m.Data)) {
+				s.out.Write(s.scratch)
+				s.out.Write(m.Data)
+			}
 		}
 
 	default:
