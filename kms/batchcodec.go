@@ -94,6 +94,18 @@ func (s *jsonScanner) sep(closing byte) (more, ok bool) {
 	return false, false
 }
 
+// plainString returns the contents of raw if it is one JSON string of
+// printable ASCII without escapes (what encoding/json would decode it
+// to, without its reflection).
+func plainString(raw []byte) (string, bool) {
+	s := &jsonScanner{b: raw}
+	v, ok := s.str()
+	if !ok || s.i != len(raw) {
+		return "", false
+	}
+	return string(v), true
+}
+
 // scalar reads a plain string, an integer, true, false or null, and
 // returns its bytes as they are in the body.
 func (s *jsonScanner) scalar() ([]byte, bool) {

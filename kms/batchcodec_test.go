@@ -193,3 +193,21 @@ func TestSingleEncryptAllocatesLittle(t *testing.T) {
 		t.Fatalf("a single encrypt allocates %d bytes, want under 32 KiB", per)
 	}
 }
+
+// FuzzPlainString: what plainString takes, encoding/json decodes to the
+// same string.
+func FuzzPlainString(f *testing.F) {
+	for _, s := range []string{`"abc"`, `""`, `"a\"b"`, `"é"`, `"x" `, `"x`, `x`, `"\u0041"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := plainString(raw)
+		if !ok {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(raw, &want); err != nil || got != want {
+			t.Fatalf("%q: plainString %q, encoding/json %q (%v)", raw, got, want, err)
+		}
+	})
+}

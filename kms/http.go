@@ -293,6 +293,9 @@ func (req *request) str(name string) (string, error) {
 	if !ok || string(raw) == "null" {
 		return "", nil
 	}
+	if v, ok := plainString(raw); ok {
+		return v, nil
+	}
 	var v string
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return "", badRequest(fmt.Sprintf("field %q must be a string", name))
