@@ -231,16 +231,24 @@ func StartWith(t testing.TB, n int, o Options) *Cluster {
 }
 
 // WaitReady waits until every running node answers a JetStream account
-// info request (a meta leader is elected and the node has joined it).
+// info request (a meta leader is elected and the node has joined it) and
+// then until the meta leader places a stream with one replica on every
+// running node: a node can answer before the leader counts it as a peer,
+// and a test that creates an R3 stream at that moment is refused with
+// "no suitable peers for placement".
 func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	running := 0
+	var url string
 	for _, n := range c.Nodes {
 		if !n.Running() {
 			continue
 		}
+		running++
+		url = n.URL
 		for {
-			err := jetStreamAnswers(n.URL, c.probe, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.CredsFile)
+			err := jetStreamAnswers(n.URL, c.probe, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.CredsFile, 0)
 			if err == nil {
 				break
 			}
@@ -250,9 +258,25 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	if running < 2 {
+		return
+	}
+	for {
+		err := jetStreamAnswers(url, c.probe, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.CredsFile, running)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("natstest: no stream with %d replicas can be placed after %v: %v", running, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
-func jetStreamAnswers(url string, seed []byte, caFile, certFile, keyFile, credsFile string) error {
+// jetStreamAnswers connects to url and asks for the account's JetStream
+// information; with replicas > 0 it also creates (and deletes) an empty
+// stream with that many replicas.
+func jetStreamAnswers(url string, seed []byte, caFile, certFile, keyFile, credsFile string, replicas int) error {
 	opts := []nats.Option{nats.Timeout(time.Second), nats.NoReconnect()}
 	if caFile != "" {
 		opts = append(opts, nats.RootCAs(caFile))
@@ -280,8 +304,14 @@ func jetStreamAnswers(url string, seed []byte, caFile, certFile, keyFile, credsF
 	if err != nil {
 		return err
 	}
-	_, err = js.AccountInfo()
-	return err
+	if _, err = js.AccountInfo(); err != nil || replicas == 0 {
+		return err
+	}
+	name := fmt.Sprintf("NATSTEST_PLACEMENT_%d", time.Now().UnixNano())
+	if _, err := js.AddStream(&nats.StreamConfig{Name: name, Replicas: replicas, Storage: nats.MemoryStorage}); err != nil {
+		return err
+	}
+	return js.DeleteStream(name)
 }
 
 func (n *Node) start() {

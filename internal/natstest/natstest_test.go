@@ -71,13 +71,13 @@ func TestOperatorModeAndClientCerts(t *testing.T) {
 	}
 	c := StartWith(t, 1, Options{TLS: true, ClientCerts: true, Operator: true})
 	url := c.Nodes[0].URL
-	if err := jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.CredsFile); err != nil {
+	if err := jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.CredsFile, 0); err != nil {
 		t.Fatalf("the account's user with the client certificate: %v", err)
 	}
 	for name, err := range map[string]error{
-		"another account's user": jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.OtherCredsFile),
-		"no credentials":         jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, ""),
-		"no client certificate":  jetStreamAnswers(url, nil, c.CAFile, "", "", c.CredsFile),
+		"another account's user": jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, c.OtherCredsFile, 0),
+		"no credentials":         jetStreamAnswers(url, nil, c.CAFile, c.ClientCertFile, c.ClientKeyFile, "", 0),
+		"no client certificate":  jetStreamAnswers(url, nil, c.CAFile, "", "", c.CredsFile, 0),
 	} {
 		if err == nil {
 			t.Errorf("%s: connected", name)
