@@ -179,7 +179,6 @@ var docCommands = map[string]string{
 	"go test ./wire -run - -bench .":                                                                        skip("benchmark: minutes of CPU"),
 	"go run ./bench relay --duration 2s --pairs 1,4,16 --payloads 64,1024":                                  skip("benchmark: minutes of CPU"),
 	"go run ./bench durable --duration 2s --pairs 1,16,64":                                                  skip("benchmark: minutes of CPU"),
-	"go run ./bench kms --duration 3s":                                                                      skip("benchmark: minutes of CPU"),
 	"go test ./kms -run - -bench .":                                                                         skip("benchmark: minutes of CPU"),
 	"go run ./bench kms --duration 3s --vault \"$VAULT_BIN\"":                                               skip("benchmark: minutes of CPU, and a vault binary"),
 	"go run ./bench compare --duration 1s --reps 3 --write docs/BENCHMARKS.md --png docs/relay-vs-nats.png": skip("benchmark against nats-server; rewrites this directory"),
