@@ -46,18 +46,17 @@ type Config struct {
 
 // Names of what the backend keeps in JetStream.
 const (
-	StreamName     = "SE_RELAY"
-	IDsBucket      = "SE_RELAY_IDS"
-	HoldersBucket  = "SE_RELAY_HOLDERS"
-	ClusterBucket  = "SE_RELAY_CLUSTER"
-	msgSubjects    = "se.relay.m.*"
-	msgPrefix      = "se.relay.m."
-	notifyPrefix   = "se.relay.n."
-	notifySubjects = "se.relay.n.*"
-	checkKey       = "check"
-	checkKind      = "relay/cluster-check"
-	checkText      = "shared-enclave relay cluster key check v1"
-	sealPurpose    = "relay-cluster"
+	StreamName    = "SE_RELAY"
+	IDsBucket     = "SE_RELAY_IDS"
+	HoldersBucket = "SE_RELAY_HOLDERS"
+	ClusterBucket = "SE_RELAY_CLUSTER"
+	msgSubjects   = "se.relay.m.*"
+	msgPrefix     = "se.relay.m."
+	notifyPrefix  = "se.relay.n."
+	checkKey      = "check"
+	checkKind     = "relay/cluster-check"
+	checkText     = "shared-enclave relay cluster key check v1"
+	sealPurpose   = "relay-cluster"
 )
 
 // Errors callers branch on.
@@ -84,7 +83,6 @@ type Backend struct {
 
 	mb      *Mailboxes
 	hd      *Holders
-	sub     *nats.Subscription
 	stop    chan struct{}
 	stopped sync.Once
 	wg      sync.WaitGroup
@@ -197,9 +195,6 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	b.mb = &Mailboxes{b: b, boxes: map[string]*box{}, byToken: map[string]string{}}
 	b.hd = &Holders{b: b}
-	if b.sub, err = cfg.Conn.Subscribe(notifySubjects, b.mb.arrived); err != nil {
-		return nil, err
-	}
 	b.wg.Add(1)
 	go b.mb.sweep()
 	return b, nil
@@ -216,9 +211,6 @@ func (b *Backend) Holders() *Holders { return b.hd }
 func (b *Backend) Close() {
 	b.stopped.Do(func() {
 		close(b.stop)
-		if b.sub != nil {
-			b.sub.Unsubscribe()
-		}
 		if b.mb != nil {
 			b.mb.mu.Lock()
 			boxes := make([]*box, 0, len(b.mb.boxes))
@@ -228,6 +220,9 @@ func (b *Backend) Close() {
 			b.mb.mu.Unlock()
 			for _, bx := range boxes {
 				bx.stopPrefetch()
+				if bx.sub != nil {
+					bx.sub.Unsubscribe()
+				}
 			}
 		}
 	})

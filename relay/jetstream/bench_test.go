@@ -32,9 +32,13 @@ import (
 //     client on the next node gets it by push and acknowledges it,
 //     waiting for ACKED (the record deleted on a quorum).
 //   - JetStreamR3Direct: JetStream used directly: a synchronous publish
-//     (PubAck) through one server, a pull consumer on the next server
-//     acking each message and waiting for the server to confirm the ack
-//     (DoubleAck), as the relay client waits for ACKED.
+//     (PubAck) through one server into an R3 file stream with work-queue
+//     retention, a pull consumer on the next server acking each message
+//     and waiting for the server to confirm the ack (DoubleAck), as the
+//     relay client waits for ACKED. Work-queue retention makes the ack
+//     remove the message, as the relay's ACK does: with the default
+//     (limits) retention JetStream would keep every acknowledged
+//     message and do less work than the relay.
 //   - SingleNodeRelay: one relayd with durable mailboxes (Pebble, fsync
 //     before SEND_ACK and before ACKED), the same clients.
 //
@@ -54,7 +58,8 @@ type pairIO struct {
 
 // runPairs sends b.N messages over pairs (lock-step within each pair, the
 // pairs at once) and reports rate, latency and CPU per message.
-func runPairs(b *testing.B, size int, pairs []pairIO, pids func() []int) {
+// servers returns the nats-server and the relayd process ids.
+func runPairs(b *testing.B, size int, pairs []pairIO, servers func() (nats, relays []int)) {
 	per := max(b.N/len(pairs), 1)
 	payload := make([]byte, size)
 	lats := make([][]time.Duration, len(pairs))
@@ -65,7 +70,8 @@ func runPairs(b *testing.B, size int, pairs []pairIO, pids func() []int) {
 	errs := make(chan error, len(pairs))
 	ctx := context.Background()
 	b.SetBytes(int64(size))
-	cpu0 := cpuOf(pids())
+	n0, r0 := servers()
+	natsCPU0, relayCPU0 := cpuOf(n0), cpuOf(r0)
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -107,11 +113,15 @@ func runPairs(b *testing.B, size int, pairs []pairIO, pids func() []int) {
 		b.Fatal(err)
 	default:
 	}
-	cpu := cpuOf(pids()) - cpu0
+	n1, r1 := servers()
+	natsCPU, relayCPU := cpuOf(n1)-natsCPU0, cpuOf(r1)-relayCPU0
 	all := sorted(lats)
 	n := len(all)
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "msg/s")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/msg")
+	b.ReportMetric(float64((natsCPU+relayCPU).Microseconds())/float64(n), "cpu-µs/msg")
+	if len(n1) > 0 && len(r1) > 0 {
+		b.ReportMetric(float64(relayCPU.Microseconds())/float64(n), "relayd-cpu-µs/msg")
+	}
 	b.ReportMetric(float64(all[n/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(all[n*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(sorted(sendLats)[n/2].Microseconds()), "send-p50-µs")
@@ -265,7 +275,7 @@ func BenchmarkClusterRelay(b *testing.B) {
 			for i := range pairs {
 				pairs[i] = relayPair(b, cfg, i, addrs[i%3], addrs[(i+1)%3])
 			}
-			runPairs(b, sh.size, pairs, func() []int { return append(natsPids(nc)(), pids...) })
+			runPairs(b, sh.size, pairs, func() ([]int, []int) { return natsPids(nc)(), pids })
 		})
 	}
 }
@@ -283,7 +293,7 @@ func BenchmarkSingleNodeRelay(b *testing.B) {
 			for i := range pairs {
 				pairs[i] = relayPair(b, cfg, i, addr, addr)
 			}
-			runPairs(b, sh.size, pairs, func() []int { return []int{pid} })
+			runPairs(b, sh.size, pairs, func() ([]int, []int) { return nil, []int{pid} })
 		})
 	}
 }
@@ -309,7 +319,7 @@ func BenchmarkJetStreamR3Direct(b *testing.B) {
 			admin := conn(urls[0])
 			var err error
 			for range 80 { // a cluster just started may not place replicas yet
-				if _, err = admin.CreateStream(ctx, natsjs.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Replicas: 3, Storage: natsjs.FileStorage}); err == nil {
+				if _, err = admin.CreateStream(ctx, natsjs.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Replicas: 3, Storage: natsjs.FileStorage, Retention: natsjs.WorkQueuePolicy}); err == nil {
 					break
 				}
 				time.Sleep(250 * time.Millisecond)
@@ -341,7 +351,7 @@ func BenchmarkJetStreamR3Direct(b *testing.B) {
 					},
 				}
 			}
-			runPairs(b, sh.size, pairs, natsPids(tc.nats))
+			runPairs(b, sh.size, pairs, func() ([]int, []int) { return natsPids(tc.nats)(), nil })
 		})
 	}
 }

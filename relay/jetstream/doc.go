@@ -49,8 +49,10 @@
 // stopped and Take reads the next message of the subject from the stream
 // leader, from its cursor, which misses nothing. After a successful
 // publish the sending node publishes a core-NATS message on
-// se.relay.n.TOKEN (the stream sequence); every node listens on
-// se.relay.n.* and wakes its session holding that id. A notification
+// se.relay.n.TOKEN (the stream sequence); a node listens on the subject
+// of each id registered through it (from the first registration until it
+// stops) and wakes its session holding that id, so a message wakes one
+// node, not every node of the cluster. A notification
 // lost (core NATS is at most once) is made up for by a sweep that wakes
 // every local waiting session every two seconds.
 //

@@ -102,6 +102,9 @@ type box struct {
 	// consumer lost with a server) and is turned off.
 	notified atomic.Uint64
 	behind   time.Time
+	// sub listens for notifications on se.relay.n.TOKEN (kept from one
+	// box of an id to the next).
+	sub *nats.Subscription
 }
 
 type pfRecord struct {
@@ -137,14 +140,38 @@ func (mb *Mailboxes) Create(id string) error {
 		held: map[uint64]held{}, seen: map[seqKey]struct{}{}, pfTotal: &mb.pfTotal}
 	bx.hint.Store(math.MaxUint64)
 	bx.dirty.Store(true)
+	// Only the node holding an id listens for its notifications, so that
+	// a message wakes one relayd, not every node of the cluster. The
+	// flush makes the server know the subscription before the session
+	// can be told it is registered.
+	var sub *nats.Subscription
+	if mb.box(id) == nil {
+		var err error
+		if sub, err = b.cfg.Conn.Subscribe(notifyPrefix+tok, mb.arrived); err == nil {
+			err = b.cfg.Conn.FlushTimeout(b.cfg.Timeout)
+		}
+		if err != nil {
+			if sub != nil {
+				sub.Unsubscribe()
+			}
+			return fmt.Errorf("relay/jetstream: listening for the mailbox's notifications: %w", err)
+		}
+	}
 	mb.mu.Lock()
-	if old := mb.boxes[id]; old != nil {
-		// A previous session of this node: keep what it learnt of replays.
+	old := mb.boxes[id]
+	if old != nil {
+		// A previous session of this node: keep what it learnt of replays,
+		// and its subscription.
 		old.mu.Lock()
 		bx.seen, bx.seenFIFO = old.seen, old.seenFIFO
 		old.mu.Unlock()
+		bx.sub = old.sub
+		if sub != nil {
+			sub.Unsubscribe()
+		}
+	} else {
+		bx.sub = sub
 	}
-	old := mb.boxes[id]
 	mb.boxes[id] = bx
 	mb.byToken[tok] = id
 	mb.mu.Unlock()
