@@ -184,6 +184,7 @@ var docCommands = map[string]string{
 	"go run ./bench compare --duration 1s --reps 3 --write docs/BENCHMARKS.md --png docs/relay-vs-nats.png": skip("benchmark against nats-server; rewrites this directory"),
 	"go test ./relay/jetstream -run - -bench . -benchtime 2000x":                                            skip("benchmark: starts a three-node nats-server cluster per system and shape, minutes of CPU"),
 	"go test ./relay/jetstream -run - -bench MailboxPhases -benchtime 1000x":                                skip("benchmark: starts a three-node nats-server cluster and times a thousand messages"),
+	"go test ./relay/jetstream -run - -bench 'Cluster|Direct|SingleNode' -benchtime 2000x":                  skip("benchmark: the three systems of the cluster comparison, minutes of CPU"),
 	"go test ./relay -run - -bench Pipelined":                                                               skip("benchmark: minutes of CPU"),
 	"go test ./client -run - -bench Push":                                                                   skip("benchmark: a go test build of ./client plus seconds of timed CPU, and a timing no test can check; go test ./client tests the push path"),
 	"go run ./bench attest --duration 3s":                                                                   skip("benchmark: minutes of CPU"),
