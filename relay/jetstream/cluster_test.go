@@ -171,6 +171,42 @@ func TestCluster(t *testing.T) {
 		t.Logf("send through node A → push on node B: %v mean over %d messages", total/n, n)
 	})
 
+	t.Run("NotifiedWithoutPrefetch", func(t *testing.T) {
+		// With its prefetch off, a holder learns of a message stored
+		// through another node only from that node's notification on the
+		// mailbox's subject (or, if it were lost, the sweep two seconds
+		// later): every message must arrive well before the sweep.
+		rx := connect(t, tc, client.Options{Addrs: tc.addrs(2), ID: "carol", Receive: true})
+		tx := connect(t, tc, client.Options{Addrs: tc.addrs(0), ID: "dave"})
+		if !tc.nodes[2].be.Mailboxes().StopPrefetch("carol") {
+			t.Fatal("carol's mailbox is not on node C")
+		}
+		var worst time.Duration
+		for i := range 10 {
+			start := time.Now()
+			if err := tx.Send(context.Background(), "carol", fmt.Appendf(nil, "m%d", i)); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			d, err := rx.Receive(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("message %d not delivered within 3 s: %v", i, err)
+			}
+			if string(d.Data) != fmt.Sprintf("m%d", i) {
+				t.Fatalf("got %q, want m%d", d.Data, i)
+			}
+			worst = max(worst, time.Since(start))
+			if err := rx.Ack(context.Background(), d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if worst > time.Second {
+			t.Fatalf("slowest delivery %v: the notification did not wake the holder (the sweep did)", worst)
+		}
+		t.Logf("without prefetch, slowest of 10 deliveries: %v", worst)
+	})
+
 	t.Run("PollSeesWhatWasAcked", func(t *testing.T) {
 		// The seed protocol on one node: once SEND_ACK is back, the
 		// recipient's next POLL returns the message, although the
