@@ -84,20 +84,7 @@ func TestRelaydClusterNKeyAuth(t *testing.T) {
 
 	addr, logs, stop := startRun(t, node("d1", "--cluster-ca", nc.CAFile, "--cluster-nkey-seed", seedFile)...)
 	defer stop()
-	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob := dialAs(t, be, addr, "bob")
-	defer bob.Close()
-	alice := dialAs(t, be, addr, "alice")
-	defer alice.Close()
-	if err := alice.Send("bob", []byte("through an authenticated NATS")); err != nil {
-		t.Fatal(err)
-	}
-	if from, data, ok, err := bob.Poll(); err != nil || !ok || from != "alice" || string(data) != "through an authenticated NATS" {
-		t.Fatalf("poll: %q %q %v %v", from, data, ok, err)
-	}
+	relays(t, sim, addr, "through an authenticated NATS")
 	if strings.Contains(logs.String(), string(seed)) {
 		t.Fatal("the seed is in relayd's log")
 	}
@@ -176,6 +163,16 @@ func TestRelaydClusterCredsAndClientCert(t *testing.T) {
 
 	addr, logs, stop := startRun(t, node("d1", with(cert, "--cluster-creds", nc.CredsFile)...)...)
 	defer stop()
+	relays(t, sim, addr, "through operator-mode NATS")
+	if strings.Contains(logs.String(), string(mySeed)) {
+		t.Fatal("the credentials' seed is in relayd's log")
+	}
+}
+
+// relays checks that alice's message reaches bob through the relayd at
+// addr (simulated platform sim).
+func relays(t *testing.T, sim, addr, msg string) {
+	t.Helper()
 	be, err := backend.Open(backend.Options{Simulation: true, SimDir: sim})
 	if err != nil {
 		t.Fatal(err)
@@ -184,14 +181,11 @@ func TestRelaydClusterCredsAndClientCert(t *testing.T) {
 	defer bob.Close()
 	alice := dialAs(t, be, addr, "alice")
 	defer alice.Close()
-	if err := alice.Send("bob", []byte("through operator-mode NATS")); err != nil {
+	if err := alice.Send("bob", []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
-	if from, data, ok, err := bob.Poll(); err != nil || !ok || from != "alice" || string(data) != "through operator-mode NATS" {
+	if from, data, ok, err := bob.Poll(); err != nil || !ok || from != "alice" || string(data) != msg {
 		t.Fatalf("poll: %q %q %v %v", from, data, ok, err)
-	}
-	if strings.Contains(logs.String(), string(mySeed)) {
-		t.Fatal("the credentials' seed is in relayd's log")
 	}
 }
 
