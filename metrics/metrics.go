@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,25 @@ type Relay struct {
 	ackWait       prometheus.Counter
 	released      prometheus.Counter
 	duplicates    prometheus.Counter
+
+	// The counters of the per-message paths, each looked up by its label
+	// values once (a lookup validates, hashes and finds them again, which
+	// cost as much as the rest of relaying a small message) and created
+	// on first use, so that the exposition shows only what happened.
+	frameC  [256]atomic.Pointer[prometheus.Counter] // by frame type
+	pushedC [2]atomic.Pointer[prometheus.Counter]   // by redelivered
+	nackMu  sync.RWMutex
+	nackC   map[uint16]prometheus.Counter // by frame type << 8 | reason
+}
+
+// cached returns the counter in slot, making it with mk the first time.
+func cached(slot *atomic.Pointer[prometheus.Counter], mk func() prometheus.Counter) prometheus.Counter {
+	if c := slot.Load(); c != nil {
+		return *c
+	}
+	c := mk()
+	slot.CompareAndSwap(nil, &c)
+	return *slot.Load()
 }
 
 // Depth reports the total messages and bytes waiting in all mailboxes.
@@ -99,6 +119,7 @@ func (r *Registry) NewRelay(depth Depth) *Relay {
 		frames:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_frames_total", Help: "Frames received by type."}, []string{"type"}),
 		nacks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "relay_nacks_total", Help: "NACKs sent by type and reason."}, []string{"type", "reason"}),
 		delivered:    prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_delivered_total", Help: "Messages delivered by POLL."}),
+		nackC:        map[uint16]prometheus.Counter{},
 	}
 	m.subscriptions = prometheus.NewGauge(prometheus.GaugeOpts{Name: "relay_subscriptions", Help: "Live push subscriptions."})
 	m.credit = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_credit_granted_total", Help: "Credit granted by SUBSCRIBE and CREDIT, in messages."})
@@ -133,17 +154,31 @@ func (m *Relay) Attestation(result string) { m.attestations.WithLabelValues(resu
 
 // Frame implements relay.Metrics. Unknown types share one label value.
 func (m *Relay) Frame(t wire.Type) {
-	name := t.String()
-	if !t.Known() && !t.Extension() {
-		name = "UNKNOWN"
-	}
-	m.frames.WithLabelValues(name).Inc()
+	cached(&m.frameC[t], func() prometheus.Counter {
+		name := t.String()
+		if !t.Known() && !t.Extension() {
+			name = "UNKNOWN"
+		}
+		return m.frames.WithLabelValues(name)
+	}).Inc()
 }
 
 // Nack implements relay.Metrics. The label comes from the reason's own
 // fixed table (relay.Reason.Label), never from text a client influenced.
 func (m *Relay) Nack(t wire.Type, r relay.Reason) {
-	m.nacks.WithLabelValues(t.String(), r.Label()).Inc()
+	k := uint16(t)<<8 | uint16(r)
+	m.nackMu.RLock()
+	c := m.nackC[k]
+	m.nackMu.RUnlock()
+	if c == nil {
+		m.nackMu.Lock()
+		if c = m.nackC[k]; c == nil {
+			c = m.nacks.WithLabelValues(t.String(), r.Label())
+			m.nackC[k] = c
+		}
+		m.nackMu.Unlock()
+	}
+	c.Inc()
 }
 
 // Delivered implements relay.Metrics.
@@ -157,11 +192,13 @@ func (m *Relay) CreditGranted(n int) { m.credit.Add(float64(n)) }
 
 // Pushed implements relay.DeliveryMetrics.
 func (m *Relay) Pushed(redelivered bool) {
+	i := 0
 	if redelivered {
-		m.pushed.WithLabelValues("true").Inc()
-	} else {
-		m.pushed.WithLabelValues("false").Inc()
+		i = 1
 	}
+	cached(&m.pushedC[i], func() prometheus.Counter {
+		return m.pushed.WithLabelValues(strconv.FormatBool(redelivered))
+	}).Inc()
 }
 
 // Acked implements relay.DeliveryMetrics.
