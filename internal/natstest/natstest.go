@@ -275,7 +275,7 @@ func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 
 // jetStreamAnswers connects to url and asks for the account's JetStream
 // information; with replicas > 0 it also creates (and deletes) an empty
-// stream with that many replicas.
+// file stream with that many replicas, the kind the services make.
 func jetStreamAnswers(url string, seed []byte, caFile, certFile, keyFile, credsFile string, replicas int) error {
 	opts := []nats.Option{nats.Timeout(time.Second), nats.NoReconnect()}
 	if caFile != "" {
@@ -308,7 +308,7 @@ func jetStreamAnswers(url string, seed []byte, caFile, certFile, keyFile, credsF
 		return err
 	}
 	name := fmt.Sprintf("NATSTEST_PLACEMENT_%d", time.Now().UnixNano())
-	if _, err := js.AddStream(&nats.StreamConfig{Name: name, Replicas: replicas, Storage: nats.MemoryStorage}); err != nil {
+	if _, err := js.AddStream(&nats.StreamConfig{Name: name, Replicas: replicas, Storage: nats.FileStorage}); err != nil {
 		return err
 	}
 	return js.DeleteStream(name)

@@ -73,13 +73,17 @@ func startReplica(t testing.TB, c *natstest.Cluster, node int, dk *custody.DataK
 	}
 	nc := connect(t, c, node)
 	var st *kmsjs.Store
-	// Right after the cluster starts, JetStream may not yet place an R3
-	// stream ("no suitable peers"): try for a while.
+	// Open itself waits out "no suitable peers" for its timeout; a loaded
+	// machine has once needed longer, so the test gives it a minute and,
+	// if that is not enough, shows what the servers said.
 	for start := time.Now(); ; time.Sleep(250 * time.Millisecond) {
 		if st, err = kmsjs.Open(t.Context(), kmsjs.Options{Conn: nc, Root: root, Replicas: 3}); err == nil {
 			break
 		}
-		if time.Since(start) > 30*time.Second {
+		if time.Since(start) > time.Minute {
+			for _, n := range c.Nodes {
+				t.Logf("%s's log:\n%s", n.Name, n.Logs())
+			}
 			t.Fatal(err)
 		}
 	}

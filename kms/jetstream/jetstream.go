@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	js "github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sharedenclave/sharedenclave/internal/jsplace"
 	"github.com/sharedenclave/sharedenclave/kms"
 	"github.com/sharedenclave/sharedenclave/seal"
 	"github.com/sharedenclave/sharedenclave/store"
@@ -150,7 +151,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		MaxMsgs: -1, MaxConsumers: -1, Storage: js.FileStorage, Replicas: o.Replicas, AllowRollup: true, DenyDelete: true,
 		Duplicates: 2 * time.Minute, Discard: js.DiscardNew, AllowDirect: false,
 	}
-	if s.stream, err = j.CreateStream(cctx, cfg); errors.Is(err, js.ErrStreamNameAlreadyInUse) {
+	// A cluster that has just started may not place the replicas yet.
+	err = jsplace.Retry(cctx, func() (err error) { s.stream, err = j.CreateStream(cctx, cfg); return err })
+	if errors.Is(err, js.ErrStreamNameAlreadyInUse) {
 		if s.stream, err = j.Stream(cctx, cfg.Name); err == nil {
 			c := s.stream.CachedInfo().Config
 			if c.AllowDirect || c.MaxMsgsPerSubject != 1 || len(c.Subjects) != 1 || c.Subjects[0] != cfg.Subjects[0] {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sharedenclave/sharedenclave/custody"
+	"github.com/sharedenclave/sharedenclave/internal/jsplace"
 	"github.com/sharedenclave/sharedenclave/seal"
 )
 
@@ -277,7 +278,7 @@ func (b *Backend) openStream(ctx context.Context) (jetstream.Stream, error) {
 		MaxAge: 0, AllowDirect: false,
 	}
 	var s jetstream.Stream
-	err := retryPlacement(ctx, func() (err error) { s, err = b.js.CreateStream(ctx, want); return err })
+	err := jsplace.Retry(ctx, func() (err error) { s, err = b.js.CreateStream(ctx, want); return err })
 	if err == nil {
 		return s, nil
 	}
@@ -307,7 +308,7 @@ func (b *Backend) openStream(ctx context.Context) (jetstream.Stream, error) {
 // leader (no direct get from a replica that may lag: a node must see an id
 // another node created a moment ago).
 func (b *Backend) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	err := retryPlacement(ctx, func() error { _, err := b.js.CreateKeyValue(ctx, cfg); return err })
+	err := jsplace.Retry(ctx, func() error { _, err := b.js.CreateKeyValue(ctx, cfg); return err })
 	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
 		return nil, fmt.Errorf("relay/jetstream: bucket %s: %w", cfg.Bucket, err)
 	}
@@ -333,23 +334,4 @@ func wrongLastSeq(err error) bool {
 // contextBefore bounds ctx by deadline as well.
 func contextBefore(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, deadline)
-}
-
-// retryPlacement retries f while JetStream cannot place replicas yet (a
-// cluster just started, its peers not all current) or no server answers,
-// until ctx is done.
-func retryPlacement(ctx context.Context, f func() error) error {
-	for {
-		err := f()
-		var ae *jetstream.APIError
-		placement := errors.As(err, &ae) && ae.ErrorCode == 10005 // no suitable peers for placement
-		if err == nil || !(placement || errors.Is(err, nats.ErrNoResponders)) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
