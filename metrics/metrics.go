@@ -86,6 +86,8 @@ type Relay struct {
 	ackWait       prometheus.Counter
 	released      prometheus.Counter
 	duplicates    prometheus.Counter
+	paced         prometheus.Counter
+	paceTimeouts  prometheus.Counter
 
 	// The counters of the per-message paths, each looked up by its label
 	// values once (a lookup validates, hashes and finds them again: about
@@ -129,8 +131,10 @@ func (r *Registry) NewRelay(depth Depth) *Relay {
 	m.ackWait = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_ack_wait_expired_total", Help: "Deliveries released for redelivery because their ack-wait expired."})
 	m.released = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_released_total", Help: "Unacknowledged deliveries released for redelivery because their session ended."})
 	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_duplicates_dropped_total", Help: "SEND_IDs dropped as duplicates of a message id in the de-duplication window."})
+	m.paced = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_paced_sends_total", Help: "SENDs that waited for their recipient's receiving session to take messages (its backlog at --pace-backlog)."})
+	m.paceTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_pace_timeouts_total", Help: "Paced SENDs whose wait (--pace-wait) ran out before the recipient took any; the message was then stored or refused as without pacing."})
 	r.reg.MustRegister(m.conns, m.connsTotal, m.attestations, m.frames, m.nacks, m.delivered,
-		m.subscriptions, m.credit, m.pushed, m.acked, m.ackWait, m.released, m.duplicates)
+		m.subscriptions, m.credit, m.pushed, m.acked, m.ackWait, m.released, m.duplicates, m.paced, m.paceTimeouts)
 	if depth != nil {
 		r.reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "relay_mailbox_messages", Help: "Messages waiting in all mailboxes."}, func() float64 { n, _ := depth(); return float64(n) }),
@@ -213,6 +217,15 @@ func (m *Relay) Released(n int) { m.released.Add(float64(n)) }
 
 // DuplicateDropped implements relay.DeliveryMetrics.
 func (m *Relay) DuplicateDropped() { m.duplicates.Inc() }
+
+// Paced implements relay.DeliveryMetrics.
+func (m *Relay) Paced(timedOut bool) {
+	if timedOut {
+		m.paceTimeouts.Inc()
+	} else {
+		m.paced.Inc()
+	}
+}
 
 var _ relay.DeliveryMetrics = (*Relay)(nil)
 

@@ -497,3 +497,15 @@ func (d *DurableMailboxes) Totals() (messages, bytes int64) {
 
 // DedupWindow is how long a message id is remembered (Limits.DedupWindow).
 func (d *DurableMailboxes) DedupWindow() time.Duration { return d.limits.DedupWindow }
+
+// Backlog implements Backlogger: the messages of id's mailbox not held by
+// a delivery.
+func (d *DurableMailboxes) Backlog(id string) int {
+	b := d.box(id)
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.count - len(b.held)
+}

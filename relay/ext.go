@@ -14,8 +14,8 @@ import (
 // section 8). It is used only by the session's own goroutine.
 type extState struct {
 	features uint32
-	notify   chan struct{} // a message arrived in this session's mailbox
-	waiting  bool          // notify is registered with the server
+	w        *waiter // how senders wake it and wait for it
+	waiting  bool    // w is registered with the server
 
 	subscribed bool
 	credit     int
@@ -58,7 +58,7 @@ func (s *session) hello(p []byte) bool {
 	if _, ok := srv.boxes.(Deduper); ok {
 		offer |= wire.FeatureMsgID
 	}
-	s.ext = &extState{features: h.Features & offer, notify: make(chan struct{}, 1), held: map[uint64]time.Time{}}
+	s.ext = &extState{features: h.Features & offer, w: newWaiter(), held: map[uint64]time.Time{}}
 	cfg := &srv.cfg
 	dedup := uint32(0)
 	if l, ok := srv.boxes.(interface{ DedupWindow() time.Duration }); ok {
@@ -79,12 +79,9 @@ func (srv *Server) wake(id string) {
 	if srv.nWaiters.Load() == 0 {
 		return
 	}
-	srv.wmu.RLock()
-	ch := srv.waiters[id]
-	srv.wmu.RUnlock()
-	if ch != nil {
+	if w := srv.waiter(id); w != nil {
 		select {
-		case ch <- struct{}{}:
+		case w.notify <- struct{}{}:
 		default:
 		}
 	}
@@ -98,7 +95,7 @@ func (s *session) addWaiter() {
 	x.waiting = true
 	srv := s.srv
 	srv.wmu.Lock()
-	srv.waiters[s.id] = x.notify
+	srv.waiters[s.id] = x.w
 	srv.wmu.Unlock()
 	srv.nWaiters.Add(1)
 }
@@ -110,11 +107,13 @@ func (s *session) removeWaiter() {
 	}
 	srv := s.srv
 	srv.wmu.Lock()
-	if srv.waiters[s.id] == x.notify {
+	if srv.waiters[s.id] == x.w {
 		delete(srv.waiters, s.id)
 	}
 	srv.wmu.Unlock()
 	srv.nWaiters.Add(-1)
+	x.w.tookSome() // paced senders stop waiting for this session
+
 }
 
 // serveExt runs the rest of a session that negotiated the extension. A
@@ -168,8 +167,11 @@ func (s *session) serveExt(r *wire.Reader) {
 			owed = false
 			next <- struct{}{}
 		}
-		if !more && s.out.Buffered() > 0 && !s.flush() {
-			return
+		if !more {
+			if s.out.Buffered() > 0 && !s.flush() {
+				return
+			}
+			s.wakeStored() // before waiting
 		}
 		more = false
 		in := frames
@@ -193,7 +195,7 @@ func (s *session) serveExt(r *wire.Reader) {
 			// More frames pending (a pipelining client): take the next
 			// one before flushing, so that answers go out together.
 			more = rr.buffered > 0 && s.out.Buffered() <= 8<<10 && x.fetch == nil
-		case <-x.notify:
+		case <-x.w.notify:
 		case <-timer.C:
 			s.expire(time.Now())
 		case <-s.stopCh:
@@ -250,6 +252,11 @@ func (s *session) progress() bool {
 	}
 	wrote := false
 	var now time.Time // read once per call: one ack-wait start for a burst
+	defer func() {
+		if wrote {
+			x.w.tookSome()
+		}
+	}()
 	take := func() bool {
 		d, ok, err := acker.Take(s.id)
 		if err != nil {
@@ -401,6 +408,7 @@ func (s *session) handleExt(f wire.Frame) {
 			s.nack(wire.SendNack, refuse(ReasonRegisterBeforeSend))
 			return
 		}
+		s.pace(to)
 		dup, err := srv.boxes.(Deduper).PushOnce(string(to), Message{From: s.id, Data: data, ID: msgID})
 		switch {
 		case err == nil:
@@ -409,7 +417,7 @@ func (s *session) handleExt(f wire.Frame) {
 			if dup {
 				srv.dm.DuplicateDropped()
 			} else {
-				srv.wake(string(to))
+				s.stored(to)
 			}
 		default:
 			s.nackSend(err)

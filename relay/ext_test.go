@@ -532,6 +532,7 @@ type deliveryRecorder struct {
 	noMetrics
 	mu                                                                sync.Mutex
 	subs, credit, pushed, redelivered, acked, expired, released, dups int
+	paced, paceTimeouts                                               int
 }
 
 func (d *deliveryRecorder) Subscriptions(n int) { d.mu.Lock(); d.subs += n; d.mu.Unlock() }
@@ -548,6 +549,22 @@ func (d *deliveryRecorder) Acked(n int)       { d.mu.Lock(); d.acked += n; d.mu.
 func (d *deliveryRecorder) AckWaitExpired()   { d.mu.Lock(); d.expired++; d.mu.Unlock() }
 func (d *deliveryRecorder) Released(n int)    { d.mu.Lock(); d.released += n; d.mu.Unlock() }
 func (d *deliveryRecorder) DuplicateDropped() { d.mu.Lock(); d.dups++; d.mu.Unlock() }
+func (d *deliveryRecorder) Paced(timedOut bool) {
+	d.mu.Lock()
+	if timedOut {
+		d.paceTimeouts++
+	} else {
+		d.paced++
+	}
+	d.mu.Unlock()
+}
+
+// pacing returns the Paced counts: waits begun, waits run out.
+func (d *deliveryRecorder) pacing() (int, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.paced, d.paceTimeouts
+}
 
 // TestDeliveryMetrics: subscriptions, credit, pushes and redeliveries,
 // acks, ack-wait expiries, releases at disconnect and duplicates dropped

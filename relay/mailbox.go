@@ -332,3 +332,15 @@ func dedupKey(from string, msgID []byte) string {
 
 // DedupWindow is how long a message id is remembered (Limits.DedupWindow).
 func (mm *MemoryMailboxes) DedupWindow() time.Duration { return mm.limits.DedupWindow }
+
+// Backlog implements Backlogger: the messages of id's mailbox not yet
+// taken (never taken, or released for redelivery).
+func (mm *MemoryMailboxes) Backlog(id string) int {
+	b := mm.box(id)
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue) - b.head + len(b.returned)
+}

@@ -62,6 +62,14 @@ type Config struct {
 	MaxFetchWait time.Duration
 	MaxCredit    int
 	AckWait      time.Duration
+
+	// Pacing (see session.pace): a SEND to an id whose session receives
+	// (subscribed or fetching) while PaceBacklog of its messages (default
+	// 1024) wait untaken waits up to PaceWait (default 10 ms) for that
+	// session to take some. A negative PaceWait turns pacing off. Only
+	// Mailboxes that implement Backlogger are paced.
+	PaceBacklog int
+	PaceWait    time.Duration
 }
 
 // Metrics receives relay events; package metrics (or a test) implements it.
@@ -90,6 +98,10 @@ type DeliveryMetrics interface {
 	Released(n int)
 	// DuplicateDropped counts SEND_IDs dropped as duplicates.
 	DuplicateDropped()
+	// Paced counts a SEND that waited for its recipient to take
+	// messages (timedOut false, when it starts waiting), and one whose
+	// wait ran out (true).
+	Paced(timedOut bool)
 }
 
 type noMetrics struct{}
@@ -101,6 +113,7 @@ func (noMetrics) Acked(int)         {}
 func (noMetrics) AckWaitExpired()   {}
 func (noMetrics) Released(int)      {}
 func (noMetrics) DuplicateDropped() {}
+func (noMetrics) Paced(bool)        {}
 
 func (noMetrics) Connection(bool)        {}
 func (noMetrics) Attestation(string)     {}
@@ -126,7 +139,7 @@ type Server struct {
 
 	dm       DeliveryMetrics
 	wmu      sync.RWMutex
-	waiters  map[string]chan struct{} // id → its extension session's wake-up
+	waiters  map[string]*waiter // id → its receiving extension session
 	nWaiters atomic.Int64
 }
 
@@ -165,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 	for _, c := range []struct {
 		name string
 		v    int64
-	}{{"MaxBatch", int64(cfg.MaxBatch)}, {"MaxFetchWait", int64(cfg.MaxFetchWait)}, {"MaxCredit", int64(cfg.MaxCredit)}, {"AckWait", int64(cfg.AckWait)}} {
+	}{{"MaxBatch", int64(cfg.MaxBatch)}, {"MaxFetchWait", int64(cfg.MaxFetchWait)}, {"MaxCredit", int64(cfg.MaxCredit)}, {"AckWait", int64(cfg.AckWait)}, {"PaceBacklog", int64(cfg.PaceBacklog)}} {
 		if c.v < 0 {
 			return nil, fmt.Errorf("relay: Config.%s is negative", c.name)
 		}
@@ -188,6 +201,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AckWait == 0 {
 		cfg.AckWait = 30 * time.Second
 	}
+	if cfg.PaceBacklog == 0 {
+		cfg.PaceBacklog = 1024
+	}
+	if cfg.PaceWait == 0 {
+		cfg.PaceWait = 10 * time.Millisecond
+	}
 	dm, ok := cfg.Metrics.(DeliveryMetrics)
 	if !ok {
 		dm = noMetrics{}
@@ -206,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: map[*session]struct{}{},
 		lns:      map[net.Listener]struct{}{},
 		dm:       dm,
-		waiters:  map[string]chan struct{}{},
+		waiters:  map[string]*waiter{},
 	}
 	if a, ok := boxes.(Arrivals); ok {
 		a.OnArrival(srv.wake)

@@ -26,6 +26,7 @@ type session struct {
 	out     *bufio.Writer
 	scratch []byte
 	dirty   bool      // a mailbox was written since the last flush
+	woken   []string  // recipients of messages stored since the last wake-up
 	failed  bool      // a sync or write failed: nothing more is answered
 	ext     *extState // nil until a HELLO negotiates the extension
 	stopCh  chan struct{}
@@ -83,6 +84,7 @@ func (s *session) serve() {
 }
 
 func (s *session) flush() bool {
+	s.wakeStored()
 	if s.failed {
 		return false
 	}
@@ -154,6 +156,31 @@ func (s *session) willWrite(n int) bool {
 	return true
 }
 
+// stored notes that a message for to was stored. The recipient's
+// session is woken when this session next flushes or waits, not at once:
+// a pipelining sender's burst wakes it once, and it finds the whole burst
+// waiting, instead of being woken for each message and writing each on
+// its own.
+func (s *session) stored(to []byte) {
+	if n := len(s.woken); n > 0 && s.woken[n-1] == string(to) {
+		return
+	}
+	if len(s.woken) >= 64 { // many recipients: wake the earlier ones now
+		s.wakeStored()
+	}
+	s.woken = append(s.woken, string(to))
+}
+
+// wakeStored wakes the recipients of the messages stored since it last
+// ran.
+func (s *session) wakeStored() {
+	for i, id := range s.woken {
+		s.srv.wake(id)
+		s.woken[i] = ""
+	}
+	s.woken = s.woken[:0]
+}
+
 // nack answers t with r's text and counts it under r's label.
 func (s *session) nack(t wire.Type, r refusal) {
 	s.srv.cfg.Metrics.Nack(t, r.reason)
@@ -186,11 +213,12 @@ func (s *session) handle(f wire.Frame) {
 			s.nack(wire.SendNack, refuse(ReasonRegisterBeforeSend))
 			return
 		}
+		s.pace(to)
 		switch err := srv.boxes.Push(string(to), Message{From: s.id, Data: data}); {
 		case err == nil:
 			s.dirty = true
 			s.reply(wire.SendAck, "")
-			srv.wake(string(to))
+			s.stored(to)
 		default:
 			s.nackSend(err)
 		}

@@ -53,6 +53,8 @@ func (o *options) checkCluster(set map[string]bool) error {
 		return errors.New("--rotate-seal-key, --backup-to and --recovery-listen work on a single-node data dir, not with --cluster (the messages are in JetStream; docs/DEPLOY.md)")
 	case set["mailbox-bytes"]:
 		return errors.New("--mailbox-bytes has no JetStream counterpart (a stream limits messages per subject, not bytes); with --cluster use --mailbox-messages and --mailbox-total-bytes")
+	case set["pace-backlog"] || set["pace-wait"]:
+		return errors.New("--pace-backlog and --pace-wait pace senders by a mailbox's backlog on this node; a --cluster node's mailboxes are in JetStream and it does not pace: drop them with --cluster")
 	case set["dedup-ids"]:
 		return errors.New("--dedup-ids has no JetStream counterpart (the stream remembers every message id of its --dedup-window); drop it with --cluster")
 	case o.clusterReplicas < 1 || o.clusterReplicas > 5:

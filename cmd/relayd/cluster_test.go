@@ -32,6 +32,7 @@ func TestRelaydClusterFlagErrors(t *testing.T) {
 		{[]string{"--simulation", "--cluster-lease", "3s"}, "--cluster-lease needs --cluster"},
 		{[]string{"--simulation", "--data-dir", dir, "--cluster", "nats://127.0.0.1:4222", "--mailbox-bytes", "100"}, "--mailbox-bytes has no JetStream counterpart"},
 		{[]string{"--simulation", "--data-dir", dir, "--cluster", "nats://127.0.0.1:4222", "--cluster-replicas", "7"}, "--cluster-replicas"},
+		{[]string{"--simulation", "--data-dir", dir, "--cluster", "nats://127.0.0.1:4222", "--pace-wait", "5ms"}, "does not pace"},
 		{[]string{"--simulation", "--data-dir", dir, "--cluster", "nats://127.0.0.1:4222", "--backup-to", dir + "/b"}, "not with --cluster"},
 	} {
 		var out syncBuf

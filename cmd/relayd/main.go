@@ -61,6 +61,8 @@ type options struct {
 	maxFetchWait  time.Duration
 	dedupWindow   time.Duration
 	dedupIDs      int
+	paceBacklog   int
+	paceWait      time.Duration
 
 	backupDir string
 
@@ -103,6 +105,8 @@ Flags:
 	fs.DurationVar(&o.maxFetchWait, "max-fetch-wait", 30*time.Second, "longest wait one FETCH may ask for")
 	fs.DurationVar(&o.dedupWindow, "dedup-window", 2*time.Minute, "how long a message id (SEND_ID) is remembered to drop duplicates")
 	fs.IntVar(&o.dedupIDs, "dedup-ids", 100000, "message ids remembered at once; a SEND_ID with a new id beyond it is refused")
+	fs.IntVar(&o.paceBacklog, "pace-backlog", 1024, "a SEND to an id whose session receives (subscribed or fetching) while this many of its messages wait\nuntaken waits for that session to take some (at most --pace-wait), instead of filling the mailbox")
+	fs.DurationVar(&o.paceWait, "pace-wait", 10*time.Millisecond, "longest a paced SEND waits; 0 turns pacing off")
 	fs.StringVar(&o.backupDir, "backup-dir", "", "online backups: POST /backup on --metrics-listen writes a snapshot of the running relay into this directory\n(needs --data-dir; restore with enclavectl backup restore; docs/DEPLOY.md)")
 	fs.StringVar(&o.cluster, "cluster", "", "NATS URLs (nats://HOST:PORT,…) of a JetStream cluster: this relayd is one node of a relay whose mailboxes\nand registry are there, sealed under the cluster key kept in --data-dir (docs/DEPLOY.md, \"A relay cluster\")")
 	fs.StringVar(&o.natsAuth.CA, "cluster-ca", "", "with --cluster: PEM file of the CA the NATS servers' TLS certificates chain to; the connection then requires TLS")
@@ -152,6 +156,10 @@ Flags:
 		return nil, errors.New("--max-fetch-batch must be between 1 and 65535")
 	case o.dedupWindow <= 0 || o.dedupIDs < 1:
 		return nil, errors.New("--dedup-window and --dedup-ids must be positive")
+	case o.paceBacklog < 1:
+		return nil, errors.New("--pace-backlog must be positive (turn pacing off with --pace-wait 0)")
+	case o.paceWait < 0 || o.paceWait > time.Minute:
+		return nil, errors.New("--pace-wait must be between 0 (no pacing) and 1m")
 	}
 	return o, nil
 }
@@ -305,6 +313,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxCredit:    o.maxCredit,
 		MaxBatch:     o.maxBatch,
 		MaxFetchWait: o.maxFetchWait,
+		PaceBacklog:  o.paceBacklog,
+		PaceWait:     paceWait(o.paceWait),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "relayd: %v\n", err)
@@ -356,4 +366,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("relayd stopped")
 	return 0
+}
+
+// paceWait maps --pace-wait to relay.Config.PaceWait, where 0 means the
+// default and a negative value no pacing.
+func paceWait(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

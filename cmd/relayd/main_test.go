@@ -105,6 +105,8 @@ func TestRelaydFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"--listen", "nonsense"},
 		{"--max-payload", "0"},
+		{"--pace-backlog", "0"},
+		{"--pace-wait", "-1s"},
 		{"--log-format", "xml"},
 		{"--seal-policy", "none"},
 		{"stray"},
