@@ -371,21 +371,26 @@ func (c *Client) dial(ctx context.Context, addr string) (*link, error) {
 // answers the oldest pending request.
 func (l *link) read() {
 	defer l.close()
-	for {
-		idle := time.Duration(l.idle.Load())
-		if idle <= 0 {
-			idle = 5 * time.Minute
-		}
+	var sl slab
+	for n := 0; ; n++ {
 		// Pings keep an extension session busy; a seed session is closed by
 		// the relay after its idle timeout. Past either, the link is dead.
-		l.conn.conn.SetReadDeadline(time.Now().Add(idle + l.c.cfg.Timeout))
+		// The deadline is renewed when the next read may wait, and every
+		// 128 frames: frames already buffered need no clock reading each.
+		if l.r.Buffered() == 0 || n%128 == 0 {
+			idle := time.Duration(l.idle.Load())
+			if idle <= 0 {
+				idle = 5 * time.Minute
+			}
+			l.conn.conn.SetReadDeadline(time.Now().Add(idle + l.c.cfg.Timeout))
+		}
 		f, err := l.r.ReadFrame()
 		if err != nil {
 			return
 		}
 		if f.Type == wire.Deliver {
 			d, err := wire.ParseDelivery(f.Payload)
-			if err != nil || !l.c.deliver(l, d) {
+			if err != nil || !l.c.deliver(l, &sl, d) {
 				return
 			}
 			continue
@@ -425,6 +430,7 @@ func (l *link) ping(every time.Duration) {
 // poll is Receive's fallback against a seed relay: POLL, with a growing
 // pause while the mailbox is empty.
 func (l *link) poll() {
+	var sl slab
 	pause := 10 * time.Millisecond
 	for {
 		l.c.mu.Lock()
@@ -451,7 +457,7 @@ func (l *link) poll() {
 				l.close()
 				return
 			}
-			l.c.deliver(l, wire.Delivery{From: from, Data: data})
+			l.c.deliver(l, &sl, wire.Delivery{From: from, Data: data})
 			pause = 10 * time.Millisecond
 			continue
 		}
@@ -469,8 +475,9 @@ func (l *link) poll() {
 // is acknowledged at once, otherwise the application's later Ack of the
 // first copy acknowledges this one. False: the relay sent more than the
 // credit allows.
-func (c *Client) deliver(l *link, w wire.Delivery) bool {
-	d := &Delivery{From: string(w.From), Data: append([]byte(nil), w.Data...), Redelivered: w.Flags&wire.FlagRedelivered != 0, id: w.ID, gen: l.gen}
+func (c *Client) deliver(l *link, sl *slab, w wire.Delivery) bool {
+	d := sl.delivery(w)
+	d.Redelivered, d.id, d.gen = w.Flags&wire.FlagRedelivered != 0, w.ID, l.gen
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.inbox) > 2*c.o.Window+16 {
@@ -489,6 +496,44 @@ func (c *Client) deliver(l *link, w wire.Delivery) bool {
 	default:
 	}
 	return true
+}
+
+// slab makes the Deliveries of one reader: their structs and (for
+// messages up to 512 bytes) their data come from allocations shared by
+// many messages, and a sender's id is one string while it keeps sending:
+// at a few hundred thousand messages a second, three allocations per
+// message were a fifth of the client's receiving work. A Delivery the
+// application keeps keeps its share alive (at most 8 KiB of data and 32
+// structs).
+type slab struct {
+	ds   []Delivery
+	buf  []byte
+	from string
+}
+
+func (sl *slab) delivery(w wire.Delivery) *Delivery {
+	if len(sl.ds) == 0 {
+		sl.ds = make([]Delivery, 32)
+	}
+	d := &sl.ds[0]
+	sl.ds = sl.ds[1:]
+	if string(w.From) != sl.from {
+		sl.from = string(w.From)
+	}
+	d.From = sl.from
+	switch n := len(w.Data); {
+	case n == 0:
+	case n > 512:
+		d.Data = append([]byte(nil), w.Data...)
+	default:
+		if len(sl.buf) < n {
+			sl.buf = make([]byte, 8<<10)
+		}
+		d.Data = sl.buf[:n:n] // capped: an append by the application copies
+		copy(d.Data, w.Data)
+		sl.buf = sl.buf[n:]
+	}
+	return d
 }
 
 // dupLocked reports whether d's message id was already handed to the
