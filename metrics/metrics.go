@@ -131,8 +131,8 @@ func (r *Registry) NewRelay(depth Depth) *Relay {
 	m.ackWait = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_ack_wait_expired_total", Help: "Deliveries released for redelivery because their ack-wait expired."})
 	m.released = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_released_total", Help: "Unacknowledged deliveries released for redelivery because their session ended."})
 	m.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_duplicates_dropped_total", Help: "SEND_IDs dropped as duplicates of a message id in the de-duplication window."})
-	m.paced = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_paced_sends_total", Help: "SENDs that waited for their recipient's receiving session to take messages (its backlog at --pace-backlog)."})
-	m.paceTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_pace_timeouts_total", Help: "Paced SENDs whose wait (--pace-wait) ran out before the recipient took any; the message was then stored or refused as without pacing."})
+	m.paced = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_paced_sends_total", Help: "Times a sending session waited for a recipient's receiving session to take messages (its backlog at --pace-backlog)."})
+	m.paceTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "relay_pace_timeouts_total", Help: "Pacing waits that ran out (--pace-wait) before the recipient took its backlog below half; the sender then carried on."})
 	r.reg.MustRegister(m.conns, m.connsTotal, m.attestations, m.frames, m.nacks, m.delivered,
 		m.subscriptions, m.credit, m.pushed, m.acked, m.ackWait, m.released, m.duplicates, m.paced, m.paceTimeouts)
 	if depth != nil {

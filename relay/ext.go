@@ -172,6 +172,7 @@ func (s *session) serveExt(r *wire.Reader) {
 				return
 			}
 			s.wakeStored() // before waiting
+			s.paceStored()
 		}
 		more = false
 		in := frames
@@ -254,7 +255,7 @@ func (s *session) progress() bool {
 	var now time.Time // read once per call: one ack-wait start for a burst
 	defer func() {
 		if wrote {
-			x.w.tookSome()
+			s.drained()
 		}
 	}()
 	take := func() bool {
@@ -408,7 +409,6 @@ func (s *session) handleExt(f wire.Frame) {
 			s.nack(wire.SendNack, refuse(ReasonRegisterBeforeSend))
 			return
 		}
-		s.pace(to)
 		dup, err := srv.boxes.(Deduper).PushOnce(string(to), Message{From: s.id, Data: data, ID: msgID})
 		switch {
 		case err == nil:

@@ -53,26 +53,54 @@ func (w *waiter) tookSome() {
 	w.mu.Unlock()
 }
 
+// drained is called by a receiving session after it took messages: it
+// lets its paced senders go once its backlog is down to half of
+// Config.PaceBacklog. Waking them at every take would wake every sender
+// for every few messages (with sixteen senders to one receiver, most of
+// the relay's work); from half, each sender has room for a burst.
+func (s *session) drained() {
+	w := s.ext.w
+	if !w.watched.Load() {
+		return
+	}
+	if bl, ok := s.srv.boxes.(Backlogger); ok && bl.Backlog(s.id) >= s.srv.cfg.PaceBacklog/2 {
+		return // the senders' wait runs out, at worst, if nothing more is taken
+	}
+	w.tookSome()
+}
+
 func (srv *Server) waiter(id string) *waiter {
 	srv.wmu.RLock()
 	defer srv.wmu.RUnlock()
 	return srv.waiters[id]
 }
 
-// pace holds a SEND to a recipient that is behind: while the recipient
-// has a session that receives (subscribed or fetching) and
-// Config.PaceBacklog or more of its messages wait untaken, the sender's
-// session waits — reading nothing more from its client — until the
-// recipient's session takes some, for at most Config.PaceWait; then the
-// message is stored (or refused when the mailbox is full) as without
-// pacing. A sender thus slows to the rate its receiver takes messages,
-// as a NATS publisher stalls on a slow subscriber, instead of filling the
-// mailbox and then meeting SEND_NACK "mailbox full" on every frame.
-// Recipients without a receiving session are not waited for: their
-// messages wait for them in the mailbox, as always.
-func (s *session) pace(to []byte) {
+// paceStored paces this session after a burst of SENDs: for each
+// recipient it stored messages for since the last time, if the
+// recipient has a session that receives (subscribed or fetching) and
+// Config.PaceBacklog or more of its messages wait untaken, the session
+// waits — reading nothing more from its client — until the recipient's
+// session has taken them down to half that, for at most Config.PaceWait
+// per recipient. It runs when the session has answered everything it
+// read and would read more: the burst already read is stored and
+// acknowledged, and the next is held back, so a sender slows to the rate
+// its receiver takes messages (TCP tells it), as a NATS publisher stalls
+// on a slow subscriber, instead of filling the mailbox and then meeting
+// SEND_NACK "mailbox full" on every frame. Recipients without a
+// receiving session are not waited for: their messages wait for them in
+// the mailbox, as always.
+func (s *session) paceStored() {
+	for i, to := range s.paceTo {
+		s.pace(to)
+		s.paceTo[i] = ""
+	}
+	s.paceTo = s.paceTo[:0]
+}
+
+// pace waits while to's receiving session is behind (paceStored).
+func (s *session) pace(to string) {
 	srv := s.srv
-	if srv.cfg.PaceWait < 0 || srv.nWaiters.Load() == 0 || string(to) == s.id {
+	if to == s.id {
 		return
 	}
 	bl, ok := srv.boxes.(Backlogger)
@@ -81,21 +109,15 @@ func (s *session) pace(to []byte) {
 	}
 	var timer *time.Timer
 	for {
-		w := srv.waiter(string(to))
-		if w == nil || bl.Backlog(string(to)) < srv.cfg.PaceBacklog {
+		w := srv.waiter(to)
+		if w == nil || bl.Backlog(to) < srv.cfg.PaceBacklog {
 			return
 		}
 		took := w.watch()
-		if bl.Backlog(string(to)) < srv.cfg.PaceBacklog {
+		if bl.Backlog(to) < srv.cfg.PaceBacklog {
 			return
 		}
 		if timer == nil {
-			// Before waiting: wake whoever this session stored messages
-			// for (the recipient among them), and let the client have
-			// the answers so far.
-			if !s.flush() {
-				return
-			}
 			timer = time.NewTimer(srv.cfg.PaceWait)
 			defer timer.Stop()
 			srv.dm.Paced(false)

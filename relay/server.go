@@ -63,11 +63,12 @@ type Config struct {
 	MaxCredit    int
 	AckWait      time.Duration
 
-	// Pacing (see session.pace): a SEND to an id whose session receives
-	// (subscribed or fetching) while PaceBacklog of its messages (default
-	// 1024) wait untaken waits up to PaceWait (default 10 ms) for that
-	// session to take some. A negative PaceWait turns pacing off. Only
-	// Mailboxes that implement Backlogger are paced.
+	// Pacing (see session.paceStored): a session that stored messages
+	// for an id whose session receives (subscribed or fetching), leaving
+	// PaceBacklog of them (default 1024) untaken, reads nothing more
+	// until that session has taken them below half of it, for at most
+	// PaceWait (default 10 ms). A negative PaceWait turns pacing off.
+	// Only Mailboxes that implement Backlogger are paced.
 	PaceBacklog int
 	PaceWait    time.Duration
 }
@@ -98,9 +99,9 @@ type DeliveryMetrics interface {
 	Released(n int)
 	// DuplicateDropped counts SEND_IDs dropped as duplicates.
 	DuplicateDropped()
-	// Paced counts a SEND that waited for its recipient to take
-	// messages (timedOut false, when it starts waiting), and one whose
-	// wait ran out (true).
+	// Paced counts a sending session's wait for a recipient to take
+	// messages (timedOut false, when it starts), and a wait that ran out
+	// (true).
 	Paced(timedOut bool)
 }
 

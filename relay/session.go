@@ -27,6 +27,7 @@ type session struct {
 	scratch []byte
 	dirty   bool      // a mailbox was written since the last flush
 	woken   []string  // recipients of messages stored since the last wake-up
+	paceTo  []string  // recipients woken since the last paceStored
 	failed  bool      // a sync or write failed: nothing more is answered
 	ext     *extState // nil until a HELLO negotiates the extension
 	stopCh  chan struct{}
@@ -78,6 +79,7 @@ func (s *session) serve() {
 			if !s.flush() {
 				return
 			}
+			s.paceStored()
 		}
 	}
 	s.flush()
@@ -174,8 +176,12 @@ func (s *session) stored(to []byte) {
 // wakeStored wakes the recipients of the messages stored since it last
 // ran.
 func (s *session) wakeStored() {
+	pacing := s.srv.cfg.PaceWait > 0 && s.srv.nWaiters.Load() > 0
 	for i, id := range s.woken {
 		s.srv.wake(id)
+		if pacing {
+			s.paceTo = append(s.paceTo, id)
+		}
 		s.woken[i] = ""
 	}
 	s.woken = s.woken[:0]
@@ -213,7 +219,6 @@ func (s *session) handle(f wire.Frame) {
 			s.nack(wire.SendNack, refuse(ReasonRegisterBeforeSend))
 			return
 		}
-		s.pace(to)
 		switch err := srv.boxes.Push(string(to), Message{From: s.id, Data: data}); {
 		case err == nil:
 			s.dirty = true
