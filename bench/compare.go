@@ -394,7 +394,7 @@ func benchCompare(ctx context.Context, o compareOptions, out io.Writer) error {
 		}
 		md.WriteString(extra)
 	}
-	md.WriteString("\nNATS counterparts: push = pipelined senders to a relay push subscription (client.Client, window 512, one ACK per batch taken) against core publish to a core subscription; lock-step = request/reply (the receiver responds), pipelined = core publish with one flush per 64 messages, durable = JetStream file storage with synchronous PubAcks and a pull consumer fetching up to 64 and acking each message (the relay's durable receivers likewise send up to 64 POLLs per round trip; its senders wait for each SEND_ACK). nats-server 2.9 has no per-message fsync setting, so JetStream acknowledges before its data reaches the disk while the relay's SEND_ACK waits for fsync.\n")
+	md.WriteString("\nNATS counterparts: push = pipelined senders to a relay push subscription (client.Client, window 512, one ACK per batch taken, written without waiting for ACKED: AckAsync, as a JetStream consumer's Ack) against core publish to a core subscription; lock-step = request/reply (the receiver responds), pipelined = core publish with one flush per 64 messages, durable = JetStream file storage with synchronous PubAcks and a pull consumer fetching up to 64 and acking each message (the relay's durable receivers likewise send up to 64 POLLs per round trip; its senders wait for each SEND_ACK). nats-server 2.9 has no per-message fsync setting, so JetStream acknowledges before its data reaches the disk while the relay's SEND_ACK waits for fsync.\n")
 	fmt.Fprint(out, md.String())
 	if o.write != "" {
 		if err := replaceSection(o.write, "relay-vs-nats", md.String()); err != nil {

@@ -17,7 +17,9 @@ import (
 )
 
 // modePush: senders pipeline SEND_DATA (64 per write), receivers are
-// client.Client push subscriptions acknowledging each batch they take.
+// client.Client push subscriptions acknowledging each batch they take
+// (AckAsync: the ACK is written and not waited for, as a JetStream
+// consumer's Ack; the messages are still delivered until acknowledged).
 // The NATS counterpart is the pipelined mode: core publish, one flush
 // per 64, a core subscription.
 const modePush = "push"
@@ -40,7 +42,7 @@ func (r *relaySystem) client(ctx context.Context, mode, id string, receive bool)
 }
 
 // receive takes what is waiting (blocking up to 20 ms for the first) and
-// acknowledges it all in one ACK.
+// acknowledges it all in one ACK, not waited for.
 func (p *relayPushPair) receive(ctx context.Context, max int) ([][]byte, error) {
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	d, err := p.c.Receive(wctx)
@@ -63,7 +65,7 @@ func (p *relayPushPair) receive(ctx context.Context, max int) ([][]byte, error) 
 	for i, d := range ds {
 		out[i] = d.Data
 	}
-	return out, p.c.Ack(ctx, ds...)
+	return out, p.c.AckAsync(ds...)
 }
 
 func (p *relayPushPair) send(context.Context, [][]byte) (int, error) {
@@ -233,7 +235,8 @@ func requestReply(ctx context.Context, sys system, pairs int, d time.Duration, t
 
 // relayRT: A sends to B (SEND_ID), B's echo loop receives by push, sends
 // the same bytes back to A and acknowledges; A receives by push and
-// acknowledges. Every hop is what an application does with the client.
+// acknowledges. Every hop is what an application does with the client;
+// the acknowledgements are not waited for (AckAsync).
 type relayRT struct {
 	a, b *client.Client
 	bID  string
@@ -262,7 +265,7 @@ func (r *relaySystem) newRoundTripper(ctx context.Context, id string) (*relayRT,
 			if b.Send(ctx, d.From, d.Data) != nil {
 				return
 			}
-			b.Ack(ctx, d)
+			b.AckAsync(d)
 		}
 	}()
 	return rt, nil
@@ -278,7 +281,7 @@ func (r *relayRT) roundTrip(ctx context.Context, p []byte) error {
 	if err != nil {
 		return err
 	}
-	return r.a.Ack(ctx, d)
+	return r.a.AckAsync(d)
 }
 
 func (r *relayRT) close() { close(r.stop); r.a.Close(); r.b.Close() }
@@ -384,7 +387,7 @@ func idleCPU(ctx context.Context, sys system, n int, d time.Duration) (time.Dura
 func deliveryReport(ctx context.Context, systems []system, maxRate float64, d time.Duration, idle int) (string, error) {
 	var md strings.Builder
 	low, high := 1000, max(2000, int(maxRate/2))
-	md.WriteString("\n**Open-loop delivery latency**, 64 B, one sender at a fixed offered rate (messages stamped with their scheduled send time), relay push subscription (acking each batch) against a NATS core subscription:\n\n")
+	md.WriteString("\n**Open-loop delivery latency**, 64 B, one sender at a fixed offered rate (messages stamped with their scheduled send time), relay push subscription (acking each batch, AckAsync) against a NATS core subscription:\n\n")
 	md.WriteString("| offered msg/s | system | delivered | p50 | p99 | p99.9 | max |\n|---|---|---|---|---|---|---|\n")
 	for _, rate := range []int{low, high} {
 		for _, sys := range systems {
@@ -395,7 +398,7 @@ func deliveryReport(ctx context.Context, systems []system, maxRate float64, d ti
 			fmt.Fprintf(&md, "| %d | %s | %d | %s | %s | %s | %s |\n", rate, sys.name(), r.delivered, ms(r.p50), ms(r.p99), ms(r.p999), ms(r.max))
 		}
 	}
-	md.WriteString("\n**Request/reply round trips** A→B→A, 64 B, lock-step per pair. Relay: A sends (SEND_ID), B receives by push, sends the bytes back and acknowledges, A receives by push and acknowledges — two relay hops with at-least-once delivery. NATS: core request/reply (B responds):\n\n")
+	md.WriteString("\n**Request/reply round trips** A→B→A, 64 B, lock-step per pair. Relay: A sends (SEND_ID), B receives by push, sends the bytes back and acknowledges, A receives by push and acknowledges — two relay hops with at-least-once delivery; each send waits for its SEND_ACK, the acknowledgements are not waited for (AckAsync, as a JetStream Ack). NATS: core request/reply (B responds):\n\n")
 	md.WriteString("| pairs | system | round trips/s | p50 | p99 |\n|---|---|---|---|---|\n")
 	for _, pairs := range []int{1, 16} {
 		for _, sys := range systems {

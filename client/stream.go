@@ -262,11 +262,17 @@ var errLinkDown = errors.New("client: connection lost")
 // start writes a request and returns the channel its answer arrives on.
 func (l *link) start(t wire.Type, payload []byte) (chan reply, error) {
 	ch := make(chan reply, 1)
+	return ch, l.write(t, payload, ch)
+}
+
+// write writes a request whose answer goes to ch; with ch nil the answer
+// is read and dropped.
+func (l *link) write(t wire.Type, payload []byte, ch chan reply) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	select {
 	case <-l.dead:
-		return nil, errLinkDown
+		return errLinkDown
 	default:
 	}
 	l.buf = wire.AppendFrame(l.buf[:0], t, payload)
@@ -274,10 +280,10 @@ func (l *link) start(t wire.Type, payload []byte) (chan reply, error) {
 	l.conn.conn.SetWriteDeadline(time.Now().Add(l.c.cfg.Timeout))
 	if err := l.w.Flush(); err != nil {
 		go l.close()
-		return nil, errLinkDown
+		return errLinkDown
 	}
 	l.pending = append(l.pending, ch)
-	return ch, nil
+	return nil
 }
 
 func (l *link) request(ctx context.Context, t wire.Type, payload []byte) (reply, error) {
@@ -403,6 +409,9 @@ func (l *link) read() {
 		ch := l.pending[0]
 		l.pending = l.pending[1:]
 		l.wmu.Unlock()
+		if ch == nil { // an answer nobody waits for (AckAsync)
+			continue
+		}
 		ch <- reply{t: f.Type, payload: append([]byte(nil), f.Payload...)}
 	}
 }
@@ -678,17 +687,7 @@ func (c *Client) Ack(ctx context.Context, ds ...*Delivery) error {
 	if l.features&wire.FeatureDelivery == 0 {
 		return nil
 	}
-	ids := make([]uint64, 0, len(ds))
-	c.mu.Lock()
-	for _, d := range ds {
-		id := d.id
-		if e, ok := c.seen[d.key]; ok && d.key != "" {
-			e.acked = true
-			id = e.id
-		}
-		ids = append(ids, id)
-	}
-	c.mu.Unlock()
+	ids := c.ackIDs(ds)
 	done := make(chan error, 1)
 	go func() { done <- l.ack(ids) }()
 	select {
@@ -697,6 +696,60 @@ func (c *Client) Ack(ctx context.Context, ds ...*Delivery) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// ackIDs returns the delivery ids that acknowledge ds: for a message
+// with an id, that of its latest delivery, which is marked acknowledged.
+func (c *Client) ackIDs(ds []*Delivery) []uint64 {
+	ids := make([]uint64, 0, len(ds))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range ds {
+		id := d.id
+		if e, ok := c.seen[d.key]; ok && d.key != "" {
+			e.acked = true
+			id = e.id
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// AckAsync is Ack without waiting for the relay's answer, as a JetStream
+// consumer's Ack does not wait (AckSync does): it writes the ACK and
+// returns. Without the wait the application can take the next messages
+// during the round trip; the price is that it does not learn whether the
+// relay stored the acknowledgement. If it did not (the connection failed
+// first, or the relay could not store it), the messages are delivered
+// again — at least once, as always — and a message sent with an id is
+// not shown to the application twice (Receive recognises it). An error
+// means the ACK was not written: there is no connection (the deliveries
+// will come again after the reconnect), or the Client is closed.
+func (c *Client) AckAsync(ds ...*Delivery) error {
+	c.mu.Lock()
+	l, closed := c.cur, c.closed
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case l == nil:
+		return errLinkDown
+	case l.features&wire.FeatureDelivery == 0:
+		return nil
+	}
+	ids := c.ackIDs(ds)
+	for len(ids) > 0 {
+		n := min(len(ids), wire.MaxAckIDs)
+		p, err := wire.AppendAck(nil, wire.AckReq{IDs: ids[:n]})
+		if err != nil {
+			return err
+		}
+		if err := l.write(wire.Ack, p, nil); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // link waits for a connection.

@@ -260,3 +260,73 @@ func TestDuplicateSendAcrossRestart(t *testing.T) {
 		t.Fatalf("the retried send was delivered too: %q", d.Data)
 	}
 }
+
+// TestClientAckAsync: acknowledgements written without waiting remove
+// the messages all the same (nothing left on the relay, nothing delivered
+// again to the next session), and the answers nobody waits for do not
+// confuse the answers to requests made meanwhile.
+func TestClientAckAsync(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sim")
+	r := relaytest.Start(t, dir, "127.0.0.1:0", nil)
+	rx := connect(t, dir, client.Options{Addrs: []string{r.Addr}, ID: "rx", Receive: true, Window: 32})
+	tx := connect(t, dir, client.Options{Addrs: []string{r.Addr}, ID: "tx", Receive: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 100
+	go func() {
+		for i := range n {
+			if err := tx.Send(ctx, "rx", fmt.Appendf(nil, "%d", i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var batch []*client.Delivery
+	for i := range n {
+		d, err := rx.Receive(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", i, err)
+		}
+		if string(d.Data) != fmt.Sprint(i) {
+			t.Fatalf("message %d is %q", i, d.Data)
+		}
+		if batch = append(batch, d); len(batch) == 10 {
+			if err := rx.AckAsync(batch...); err != nil {
+				t.Fatal(err)
+			}
+			batch = nil
+			// A request right behind the ACK gets its own answer.
+			if err := rx.Send(ctx, "tx", []byte("reply")); err != nil {
+				t.Fatalf("a send after AckAsync: %v", err)
+			}
+		}
+	}
+	for i := range n / 10 {
+		d, err := tx.Receive(ctx)
+		if err != nil || string(d.Data) != "reply" {
+			t.Fatalf("reply %d: %q, %v", i, d.Data, err)
+		}
+		tx.Ack(ctx, d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m, _ := r.Server.Totals()
+		if m == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages left on the relay after every AckAsync", m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rx.Close()
+	if err := rx.AckAsync(); err != client.ErrClosed {
+		t.Fatalf("AckAsync on a closed Client: %v", err)
+	}
+	again := connect(t, dir, client.Options{Addrs: []string{r.Addr}, ID: "rx", Receive: true})
+	wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer wcancel()
+	if d, err := again.Receive(wctx); err == nil {
+		t.Fatalf("%q delivered again after its AckAsync", d.Data)
+	}
+}
