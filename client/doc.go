@@ -12,7 +12,9 @@
 // concurrent use, it negotiates the relay's delivery extension
 // (docs/PROTOCOL.md section 8) and offers [Client.Receive] (blocks until a
 // message is pushed), [Client.Subscribe] (a callback per message),
-// [Client.Ack], and [Client.Send] with a message id, so that a send cut off
+// [Client.Ack] (returns once the relay has stored the acknowledgement) or
+// [Client.AckAsync] (writes it and goes on, as a JetStream Ack: a lost one
+// means a redelivery, never a loss), and [Client.Send] with a message id, so that a send cut off
 // by a failure is retried without being stored twice. When the connection
 // fails it reconnects — fresh TLS and attestation, to the next address —
 // registers again, resubscribes, and retries unanswered sends with their
