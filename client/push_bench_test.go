@@ -12,9 +12,9 @@ import (
 )
 
 // BenchmarkPush: one pipelining sender (seed SEND_DATA, 64 per write) to
-// one push subscriber that acknowledges each batch it takes; client and
-// relay in one process, over TLS on loopback. ns/op is per delivered
-// message, both sides together.
+// one push subscriber that acknowledges each batch it takes (AckAsync);
+// client and relay in one process, over TLS on loopback. ns/op is per
+// delivered message, both sides together.
 func BenchmarkPush(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "sim")
 	r := relaytest.Start(b, dir, "127.0.0.1:0", nil)
@@ -56,7 +56,7 @@ func BenchmarkPush(b *testing.B) {
 		ds = append(ds, d)
 		got++
 		if len(ds) == 64 || got == b.N {
-			if err := rx.Ack(ctx, ds...); err != nil {
+			if err := rx.AckAsync(ds...); err != nil {
 				b.Fatal(err)
 			}
 			ds = ds[:0]
@@ -65,9 +65,9 @@ func BenchmarkPush(b *testing.B) {
 }
 
 // BenchmarkReceive: one push subscriber (window 512, acknowledging every
-// 64) drains a mailbox that already holds b.N messages of 64 bytes: the
-// receiving path alone, relay session and client, in one process over
-// TLS on loopback. ns/op is per message.
+// 64 with AckAsync) drains a mailbox that already holds b.N messages of
+// 64 bytes: the receiving path alone, relay session and client, in one
+// process over TLS on loopback. ns/op is per message.
 func BenchmarkReceive(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "sim")
 	r := relaytest.Start(b, dir, "127.0.0.1:0", func(c *relay.Config) {
@@ -114,7 +114,7 @@ func BenchmarkReceive(b *testing.B) {
 		ds = append(ds, d)
 		got++
 		if len(ds) == 64 || got == b.N {
-			if err := rx.Ack(ctx, ds...); err != nil {
+			if err := rx.AckAsync(ds...); err != nil {
 				b.Fatal(err)
 			}
 			ds = ds[:0]

@@ -28,6 +28,17 @@ type Acker interface {
 	Release(id string, seq uint64) error
 }
 
+// BatchAcker is implemented by Acker Mailboxes that take and acknowledge
+// many messages of a mailbox at once (MemoryMailboxes): one lookup and
+// one lock per batch instead of one per message.
+type BatchAcker interface {
+	// TakeN appends up to max deliveries to ds, as that many Takes would.
+	TakeN(id string, max int, ds []Delivery) ([]Delivery, error)
+	// AckN acknowledges seqs as that many Acks would, and says how many
+	// of them were held.
+	AckN(id string, seqs []uint64) (int, error)
+}
+
 // Deduper is implemented by Mailboxes that de-duplicate sends by message
 // id (both built-in ones).
 type Deduper interface {

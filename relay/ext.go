@@ -22,6 +22,7 @@ type extState struct {
 	fetch      *fetchState
 
 	held  map[uint64]time.Time // delivery id → ack deadline
+	taken []Delivery           // progress's buffer for a batch of Takes
 	order []heldAt             // deliveries in order of their deadlines (may hold stale entries)
 }
 
@@ -258,26 +259,43 @@ func (s *session) progress() bool {
 			s.drained()
 		}
 	}()
-	take := func() bool {
-		d, ok, err := acker.Take(s.id)
+	batch, _ := acker.(BatchAcker)
+	// take takes and writes up to max deliveries, and says how many.
+	take := func(max int) int {
+		var ds []Delivery
+		var err error
+		if batch != nil {
+			ds, err = batch.TakeN(s.id, min(max, 64), x.taken[:0])
+		} else if d, ok, terr := acker.Take(s.id); ok {
+			ds = append(x.taken[:0], d)
+		} else {
+			err = terr
+		}
 		if err != nil {
 			s.log.Error("reading mailbox failed; the message is kept", "err", err)
-			return false
 		}
-		if !ok {
-			return false
+		if len(ds) == 0 {
+			return 0
 		}
 		if !wrote {
 			now = time.Now()
 			s.conn.SetWriteDeadline(now.Add(s.srv.cfg.WriteTimeout))
 			wrote = true
 		}
-		s.writeDelivery(d, now)
-		return true
+		for _, d := range ds {
+			s.writeDelivery(d, now)
+		}
+		clear(ds) // the messages stay in the mailbox until acknowledged
+		x.taken = ds[:0]
+		return len(ds)
 	}
 	if x.fetch != nil {
-		for x.fetch.got < x.fetch.max && take() {
-			x.fetch.got++
+		for x.fetch.got < x.fetch.max {
+			n := take(x.fetch.max - x.fetch.got)
+			if n == 0 {
+				break
+			}
+			x.fetch.got += n
 		}
 		if x.fetch.got > 0 || !time.Now().Before(x.fetch.deadline) {
 			s.replyBytes(wire.FetchEnd, wire.AppendFetchEnd(nil, uint16(x.fetch.got)))
@@ -285,8 +303,12 @@ func (s *session) progress() bool {
 		}
 	}
 	if x.subscribed {
-		for x.credit > 0 && take() {
-			x.credit--
+		for x.credit > 0 {
+			n := take(x.credit)
+			if n == 0 {
+				break
+			}
+			x.credit -= n
 			if s.out.Buffered() > 8<<10 && !s.flush() {
 				return false
 			}
@@ -511,17 +533,30 @@ func (s *session) handleExt(f wire.Frame) {
 			}
 		}
 		acked := 0
-		acker := srv.boxes.(Acker)
-		for _, id := range ids {
-			ok, err := acker.Ack(s.id, id)
+		if batch, ok := srv.boxes.(BatchAcker); ok {
+			n, err := batch.AckN(s.id, ids)
 			if err != nil {
-				s.log.Error("acknowledging failed; the message is kept", "err", err)
+				s.log.Error("acknowledging failed; the messages are kept", "err", err)
 				s.extNack(refuse(ReasonAckNotStored))
 				return
 			}
-			delete(x.held, id)
-			if ok {
-				acked++
+			for _, id := range ids {
+				delete(x.held, id)
+			}
+			acked = n
+		} else {
+			acker := srv.boxes.(Acker)
+			for _, id := range ids {
+				ok, err := acker.Ack(s.id, id)
+				if err != nil {
+					s.log.Error("acknowledging failed; the message is kept", "err", err)
+					s.extNack(refuse(ReasonAckNotStored))
+					return
+				}
+				delete(x.held, id)
+				if ok {
+					acked++
+				}
 			}
 		}
 		x.compactOrder()

@@ -93,8 +93,9 @@ func (l *Limits) defaults() {
 type MemoryMailboxes struct {
 	limits Limits
 	total  atomic.Int64 // data bytes in all mailboxes
-	mu     sync.RWMutex
-	boxes  map[string]*memBox
+	mu     sync.Mutex   // serialises Create
+	n      int          // mailboxes in boxes
+	boxes  sync.Map     // id → *memBox; read without a lock on every message
 
 	dmu   sync.Mutex
 	dedup dedupTable
@@ -147,30 +148,31 @@ func (b *memBox) front() (memEntry, bool) {
 // NewMemoryMailboxes returns empty in-memory mailboxes.
 func NewMemoryMailboxes(l Limits) *MemoryMailboxes {
 	l.defaults()
-	return &MemoryMailboxes{limits: l, boxes: map[string]*memBox{}, dedup: newDedupTable(l)}
+	return &MemoryMailboxes{limits: l, dedup: newDedupTable(l)}
 }
 
 // Create implements Mailboxes.
 func (mm *MemoryMailboxes) Create(id string) error {
 	mm.mu.Lock()
 	defer mm.mu.Unlock()
-	if _, ok := mm.boxes[id]; ok {
+	if _, ok := mm.boxes.Load(id); ok {
 		return nil
 	}
-	if len(mm.boxes) >= mm.limits.MaxMailboxes {
+	if mm.n >= mm.limits.MaxMailboxes {
 		return ErrTooMany
 	}
 	// Sequence numbers (delivery ids) start from the clock, so that a
 	// client holding ids from before a restart cannot acknowledge a
 	// different message that got the same number.
-	mm.boxes[id] = &memBox{next: uint64(time.Now().UnixNano())}
+	mm.boxes.Store(id, &memBox{next: uint64(time.Now().UnixNano())})
+	mm.n++
 	return nil
 }
 
 func (mm *MemoryMailboxes) box(id string) *memBox {
-	mm.mu.RLock()
-	defer mm.mu.RUnlock()
-	return mm.boxes[id]
+	b, _ := mm.boxes.Load(id)
+	mb, _ := b.(*memBox)
+	return mb
 }
 
 // Push implements Mailboxes. The data is copied.
@@ -217,39 +219,63 @@ func (mm *MemoryMailboxes) Pop(id string) (Message, bool, error) {
 
 // Take implements Acker.
 func (mm *MemoryMailboxes) Take(id string) (Delivery, bool, error) {
+	var one [1]Delivery
+	ds, err := mm.TakeN(id, 1, one[:0])
+	if err != nil || len(ds) == 0 {
+		return Delivery{}, false, err
+	}
+	return ds[0], true, nil
+}
+
+// TakeN implements BatchAcker.
+func (mm *MemoryMailboxes) TakeN(id string, max int, ds []Delivery) ([]Delivery, error) {
 	b := mm.box(id)
 	if b == nil {
-		return Delivery{}, false, ErrNoMailbox
+		return ds, ErrNoMailbox
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.front()
-	if !ok {
-		return Delivery{}, false, nil
+	for range max {
+		e, ok := b.front()
+		if !ok {
+			break
+		}
+		if b.held == nil {
+			b.held = map[uint64]memEntry{}
+		}
+		b.held[e.seq] = e
+		ds = append(ds, Delivery{Seq: e.seq, Message: e.m, Redelivered: e.redelivered})
 	}
-	if b.held == nil {
-		b.held = map[uint64]memEntry{}
-	}
-	b.held[e.seq] = e
-	return Delivery{Seq: e.seq, Message: e.m, Redelivered: e.redelivered}, true, nil
+	return ds, nil
 }
 
 // Ack implements Acker.
 func (mm *MemoryMailboxes) Ack(id string, seq uint64) (bool, error) {
+	n, err := mm.AckN(id, []uint64{seq})
+	return n == 1, err
+}
+
+// AckN implements BatchAcker.
+func (mm *MemoryMailboxes) AckN(id string, seqs []uint64) (int, error) {
 	b := mm.box(id)
 	if b == nil {
-		return false, ErrNoMailbox
+		return 0, ErrNoMailbox
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.held[seq]
-	if !ok {
-		return false, nil
+	n, freed := 0, int64(0)
+	for _, seq := range seqs {
+		e, ok := b.held[seq]
+		if !ok {
+			continue
+		}
+		delete(b.held, seq)
+		n++
+		freed += int64(len(e.m.Data))
 	}
-	delete(b.held, seq)
-	b.bytes -= int64(len(e.m.Data))
-	mm.total.Add(-int64(len(e.m.Data)))
-	return true, nil
+	b.bytes -= freed
+	mm.total.Add(-freed)
+	return n, nil
 }
 
 // Release implements Acker.
@@ -309,14 +335,14 @@ func (mm *MemoryMailboxes) Depth(id string) (int, int64) {
 
 // Totals returns the messages and data bytes waiting in all mailboxes.
 func (mm *MemoryMailboxes) Totals() (messages, bytes int64) {
-	mm.mu.RLock()
-	defer mm.mu.RUnlock()
-	for _, b := range mm.boxes {
+	mm.boxes.Range(func(_, v any) bool {
+		b := v.(*memBox)
 		b.mu.Lock()
 		messages += int64(b.count())
 		bytes += b.bytes
 		b.mu.Unlock()
-	}
+		return true
+	})
 	return messages, bytes
 }
 
