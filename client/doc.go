@@ -13,7 +13,7 @@
 // (docs/PROTOCOL.md section 8) and offers [Client.Receive] (blocks until a
 // message is pushed), [Client.Subscribe] (a callback per message),
 // [Client.Ack] (returns once the relay has stored the acknowledgement) or
-// [Client.AckAsync] (writes it and goes on, as a JetStream Ack: a lost one
+// [Client.AckAsync] (queues it and goes on, as a JetStream Ack: a lost one
 // means a redelivery, never a loss), and [Client.Send] with a message id, so that a send cut off
 // by a failure is retried without being stored twice. When the connection
 // fails it reconnects — fresh TLS and attestation, to the next address —

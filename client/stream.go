@@ -237,10 +237,11 @@ type link struct {
 	info     wire.HelloAckInfo
 	idle     atomic.Int64 // the relay's idle timeout, once HELLO_ACK said it
 
-	wmu     sync.Mutex
-	w       *bufio.Writer
-	buf     []byte
-	pending []chan reply
+	wmu      sync.Mutex
+	w        *bufio.Writer
+	buf      []byte
+	pending  []chan reply
+	ackTimer *time.Timer // set while AckAsync's ACKs wait in w for their flush
 
 	dead     chan struct{}
 	deadOnce sync.Once
@@ -265,8 +266,13 @@ func (l *link) start(t wire.Type, payload []byte) (chan reply, error) {
 	return ch, l.write(t, payload, ch)
 }
 
-// write writes a request whose answer goes to ch; with ch nil the answer
-// is read and dropped.
+// ackDelay is how long an ACK written by AckAsync may wait for the next
+// request to carry it, before it is written on its own.
+const ackDelay = time.Millisecond
+
+// write writes a request whose answer goes to ch. With ch nil (AckAsync)
+// the answer is read and dropped, and the frame is not flushed at once:
+// the next request's write carries it, or a flush after ackDelay.
 func (l *link) write(t wire.Type, payload []byte, ch chan reply) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -276,6 +282,14 @@ func (l *link) write(t wire.Type, payload []byte, ch chan reply) error {
 	default:
 	}
 	l.buf = wire.AppendFrame(l.buf[:0], t, payload)
+	if ch == nil && l.w.Available() >= len(l.buf) {
+		l.w.Write(l.buf)
+		l.pending = append(l.pending, nil)
+		if l.ackTimer == nil {
+			l.ackTimer = time.AfterFunc(ackDelay, l.flushAcks)
+		}
+		return nil
+	}
 	l.w.Write(l.buf)
 	l.conn.conn.SetWriteDeadline(time.Now().Add(l.c.cfg.Timeout))
 	if err := l.w.Flush(); err != nil {
@@ -284,6 +298,26 @@ func (l *link) write(t wire.Type, payload []byte, ch chan reply) error {
 	}
 	l.pending = append(l.pending, ch)
 	return nil
+}
+
+// flushAcks writes the ACKs that AckAsync left waiting, if no request
+// has carried them since.
+func (l *link) flushAcks() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.ackTimer = nil
+	if l.w.Buffered() == 0 {
+		return
+	}
+	select {
+	case <-l.dead:
+		return
+	default:
+	}
+	l.conn.conn.SetWriteDeadline(time.Now().Add(l.c.cfg.Timeout))
+	if err := l.w.Flush(); err != nil {
+		go l.close()
+	}
 }
 
 func (l *link) request(ctx context.Context, t wire.Type, payload []byte) (reply, error) {
@@ -716,10 +750,13 @@ func (c *Client) ackIDs(ds []*Delivery) []uint64 {
 }
 
 // AckAsync is Ack without waiting for the relay's answer, as a JetStream
-// consumer's Ack does not wait (AckSync does): it writes the ACK and
-// returns. Without the wait the application can take the next messages
-// during the round trip; the price is that it does not learn whether the
-// relay stored the acknowledgement. If it did not (the connection failed
+// consumer's Ack does not wait (AckSync does): it queues the ACK and
+// returns; the ACK goes out with the Client's next request, or on its
+// own within a millisecond (ackDelay). Without the wait the application
+// can take the next messages during the round trip, and an ACK costs no
+// write of its own when requests follow; the price is that the
+// application does not learn whether the relay stored the
+// acknowledgement. If it did not (the connection failed
 // first, or the relay could not store it), the messages are delivered
 // again — at least once, as always — and a message sent with an id is
 // not shown to the application twice (Receive recognises it). An error

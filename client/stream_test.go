@@ -308,6 +308,17 @@ func TestClientAckAsync(t *testing.T) {
 		}
 		tx.Ack(ctx, d)
 	}
+	// An ACK no request follows goes out on its own.
+	if err := tx.Send(ctx, "rx", []byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	last, err := rx.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.AckAsync(last); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		m, _ := r.Server.Totals()
