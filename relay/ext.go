@@ -309,7 +309,7 @@ func (s *session) progress() bool {
 				break
 			}
 			x.credit -= n
-			if s.out.Buffered() > 8<<10 && !s.flush() {
+			if s.out.Buffered() > 14<<10 && !s.flush() {
 				return false
 			}
 		}
