@@ -1,8 +1,10 @@
 package relay
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,48 +103,134 @@ type MemoryMailboxes struct {
 	dedup dedupTable
 }
 
-// memBox is one mailbox. Every message has a sequence number; a message
-// is in exactly one of queue (never taken), returned (taken, released,
-// waiting for redelivery; sorted by seq) and held (taken, not acked).
+// memBox is one mailbox: every message not yet acknowledged, in ents by
+// sequence number (which is also the delivery id). An entry before
+// cursor was taken at least once: it is held (delivered, not acked),
+// released (waiting for redelivery; its seq is also in returned, sorted)
+// or acked (gone, left until it can be trimmed). From cursor on, entries
+// were never taken. Held messages are found by binary search (usually by
+// position: seqs are consecutive until a compaction), not in a map: a
+// map insert and delete per delivered message were a tenth of the
+// relay's work at sixteen pairs.
 type memBox struct {
 	mu       sync.Mutex
-	queue    []memEntry
-	head     int
+	ents     []memEntry
+	cursor   int      // ents[cursor:] were never taken
+	returned []uint64 // released seqs, sorted
+	acked    int      // acked entries still in ents
+	live     int      // entries not acked
 	bytes    int64
 	next     uint64
-	held     map[uint64]memEntry
-	returned []memEntry
 }
 
 type memEntry struct {
-	seq         uint64
-	m           Message
+	seq   uint64
+	m     Message
+	state uint8
+	// redelivered: the message was released once; it goes out marked.
 	redelivered bool
 }
 
-func (b *memBox) count() int { return len(b.queue) - b.head + len(b.held) + len(b.returned) }
+const (
+	entQueued uint8 = iota
+	entHeld
+	entReleased
+	entAcked
+)
 
-// front removes and returns the oldest message not held.
-func (b *memBox) front() (memEntry, bool) {
-	if len(b.returned) > 0 && (b.head == len(b.queue) || b.returned[0].seq < b.queue[b.head].seq) {
-		e := b.returned[0]
-		b.returned[0] = memEntry{}
+// compactAfter is how many acked entries may wait behind a held one
+// before ents is compacted (once they are also most of it); a variable
+// so that tests can make compactions frequent.
+var compactAfter = 64
+
+func (b *memBox) count() int { return b.live }
+
+// backlog is the number of messages waiting to be taken.
+func (b *memBox) backlog() int { return len(b.ents) - b.cursor + len(b.returned) }
+
+// find returns the index of seq in ents, or -1.
+func (b *memBox) find(seq uint64) int {
+	if len(b.ents) == 0 || seq < b.ents[0].seq {
+		return -1
+	}
+	if d := seq - b.ents[0].seq; d < uint64(len(b.ents)) && b.ents[d].seq == seq {
+		return int(d)
+	}
+	i, ok := slices.BinarySearchFunc(b.ents, seq, func(e memEntry, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// take marks the oldest message not held as held and returns it: a
+// released one if it is older than every never-taken one.
+func (b *memBox) take() (*memEntry, bool) {
+	i := -1
+	if len(b.returned) > 0 && (b.cursor == len(b.ents) || b.returned[0] < b.ents[b.cursor].seq) {
+		i = b.find(b.returned[0])
 		b.returned = b.returned[1:]
-		return e, true
+	} else if b.cursor < len(b.ents) {
+		i = b.cursor
+		b.cursor++
 	}
-	if b.head == len(b.queue) {
-		return memEntry{}, false
+	if i < 0 {
+		return nil, false
 	}
-	e := b.queue[b.head]
-	b.queue[b.head] = memEntry{}
-	b.head++
-	if b.head == len(b.queue) {
-		b.queue, b.head = b.queue[:0], 0
-	} else if b.head > 64 && b.head*2 > len(b.queue) {
-		n := copy(b.queue, b.queue[b.head:])
-		b.queue, b.head = b.queue[:n], 0
-	}
+	e := &b.ents[i]
+	e.state = entHeld
 	return e, true
+}
+
+// remove acknowledges ents[i] (held): its data is dropped at once, its
+// entry when it reaches the front or at a compaction.
+func (b *memBox) remove(i int) int64 {
+	e := &b.ents[i]
+	n := int64(len(e.m.Data))
+	*e = memEntry{seq: e.seq, state: entAcked}
+	b.live--
+	b.acked++
+	b.bytes -= n
+	return n
+}
+
+// trim drops acked entries from the front, and compacts ents when acked
+// ones (held up behind an older message still held) are most of it.
+func (b *memBox) trim() {
+	k := 0
+	for k < len(b.ents) && b.ents[k].state == entAcked {
+		k++
+	}
+	if k > 0 {
+		clear(b.ents[:k])
+		b.ents = b.ents[k:]
+		b.cursor -= k
+		b.acked -= k
+	}
+	if len(b.ents) == 0 {
+		if cap(b.ents) > 4096 { // an emptied backlog: do not keep its array
+			b.ents = nil
+		}
+		b.ents, b.cursor = b.ents[:0], 0
+		return
+	}
+	if b.acked > compactAfter && b.acked*2 > len(b.ents) {
+		n, cur := 0, 0
+		for i, e := range b.ents {
+			if i == b.cursor {
+				cur = n
+			}
+			if e.state != entAcked {
+				b.ents[n] = e
+				n++
+			}
+		}
+		if b.cursor == len(b.ents) {
+			cur = n
+		}
+		clear(b.ents[n:])
+		b.ents, b.cursor, b.acked = b.ents[:n], cur, 0
+	}
 }
 
 // NewMemoryMailboxes returns empty in-memory mailboxes.
@@ -194,8 +282,9 @@ func (mm *MemoryMailboxes) Push(id string, m Message) error {
 	if len(m.ID) > 0 {
 		m.ID = append([]byte(nil), m.ID...)
 	}
-	b.queue = append(b.queue, memEntry{seq: b.next, m: m})
+	b.ents = append(b.ents, memEntry{seq: b.next, m: m})
 	b.next++
+	b.live++
 	b.bytes += int64(len(m.Data))
 	return nil
 }
@@ -208,13 +297,14 @@ func (mm *MemoryMailboxes) Pop(id string) (Message, bool, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.front()
+	e, ok := b.take()
 	if !ok {
 		return Message{}, false, nil
 	}
-	b.bytes -= int64(len(e.m.Data))
-	mm.total.Add(-int64(len(e.m.Data)))
-	return e.m, true, nil
+	m := e.m
+	mm.total.Add(-b.remove(b.find(e.seq)))
+	b.trim()
+	return m, true, nil
 }
 
 // Take implements Acker.
@@ -236,14 +326,10 @@ func (mm *MemoryMailboxes) TakeN(id string, max int, ds []Delivery) ([]Delivery,
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for range max {
-		e, ok := b.front()
+		e, ok := b.take()
 		if !ok {
 			break
 		}
-		if b.held == nil {
-			b.held = map[uint64]memEntry{}
-		}
-		b.held[e.seq] = e
 		ds = append(ds, Delivery{Seq: e.seq, Message: e.m, Redelivered: e.redelivered})
 	}
 	return ds, nil
@@ -265,16 +351,15 @@ func (mm *MemoryMailboxes) AckN(id string, seqs []uint64) (int, error) {
 	defer b.mu.Unlock()
 	n, freed := 0, int64(0)
 	for _, seq := range seqs {
-		e, ok := b.held[seq]
-		if !ok {
-			continue
+		if i := b.find(seq); i >= 0 && b.ents[i].state == entHeld {
+			freed += b.remove(i)
+			n++
 		}
-		delete(b.held, seq)
-		n++
-		freed += int64(len(e.m.Data))
 	}
-	b.bytes -= freed
-	mm.total.Add(-freed)
+	if n > 0 {
+		mm.total.Add(-freed)
+		b.trim()
+	}
 	return n, nil
 }
 
@@ -286,19 +371,14 @@ func (mm *MemoryMailboxes) Release(id string, seq uint64) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	e, ok := b.held[seq]
-	if !ok {
+	i := b.find(seq)
+	if i < 0 || b.ents[i].state != entHeld {
 		return nil
 	}
-	delete(b.held, seq)
-	e.redelivered = true
-	i := len(b.returned)
-	for i > 0 && b.returned[i-1].seq > seq {
-		i--
-	}
-	b.returned = append(b.returned, memEntry{})
-	copy(b.returned[i+1:], b.returned[i:])
-	b.returned[i] = e
+	b.ents[i].state = entReleased
+	b.ents[i].redelivered = true
+	j, _ := slices.BinarySearch(b.returned, seq)
+	b.returned = slices.Insert(b.returned, j, seq)
 	return nil
 }
 
@@ -368,5 +448,5 @@ func (mm *MemoryMailboxes) Backlog(id string) int {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.queue) - b.head + len(b.returned)
+	return b.backlog()
 }
