@@ -186,8 +186,8 @@ var docCommands = map[string]string{
 	"go test ./relay/jetstream -run - -bench MailboxPhases -benchtime 1000x":                                skip("benchmark: starts a three-node nats-server cluster and times a thousand messages"),
 	"go test ./relay/jetstream -run - -bench 'Cluster|Direct|SingleNode' -benchtime 2000x":                  skip("benchmark: the three systems of the cluster comparison, minutes of CPU"),
 	"go test ./relay -run - -bench Pipelined":                                                               skip("benchmark: minutes of CPU"),
-	"go test ./metrics -run - -bench RelayFrameMetrics":                                                     skip("benchmark: a timing no test can check; go test ./metrics tests the counts"),
-	"go test ./client -run - -bench Push":                                                                   skip("benchmark: a go test build of ./client plus seconds of timed CPU, and a timing no test can check; go test ./client tests the push path"),
+	"go run ./bench compare --duration 2s --reps 3 --pairs 1,16 --payloads 64 --modes push":                 skip("benchmark against nats-server: minutes of timed load, and a timing no test can check"),
+	"go test ./client -run - -bench 'Push$|Receive$' -benchtime 400000x":                                    skip("benchmark: a go test build of ./client plus seconds of timed CPU, and a timing no test can check; go test ./client tests the push path"),
 	"go run ./bench attest --duration 3s":                                                                   skip("benchmark: minutes of CPU"),
 
 	// kmsd clusters: DEPLOY.md, SECURITY.md, README.md.
