@@ -21,15 +21,22 @@ type extState struct {
 	credit     int
 	fetch      *fetchState
 
-	held  map[uint64]time.Time // delivery id → ack deadline
-	taken []Delivery           // progress's buffer for a batch of Takes
-	order []heldAt             // deliveries in order of their deadlines (may hold stale entries)
+	// Ack deadlines are nanoseconds since base: the map and the slice
+	// hold no pointers, which a time.Time would bring (and the garbage
+	// collector scan).
+	base  time.Time
+	held  map[uint64]int64 // delivery id → ack deadline
+	taken []Delivery       // progress's buffer for a batch of Takes
+	order []heldAt         // deliveries in order of their deadlines (may hold stale entries)
 }
 
 type heldAt struct {
 	id       uint64
-	deadline time.Time
+	deadline int64 // since extState.base
 }
+
+// since is t as an ack deadline.
+func (x *extState) since(t time.Time) int64 { return int64(t.Sub(x.base)) }
 
 type fetchState struct {
 	max, got int
@@ -59,7 +66,7 @@ func (s *session) hello(p []byte) bool {
 	if _, ok := srv.boxes.(Deduper); ok {
 		offer |= wire.FeatureMsgID
 	}
-	s.ext = &extState{features: h.Features & offer, w: newWaiter(), held: map[uint64]time.Time{}}
+	s.ext = &extState{features: h.Features & offer, w: newWaiter(), base: time.Now(), held: map[uint64]int64{}}
 	cfg := &srv.cfg
 	dedup := uint32(0)
 	if l, ok := srv.boxes.(interface{ DedupWindow() time.Duration }); ok {
@@ -235,7 +242,7 @@ func (s *session) nextWake() time.Duration {
 		wake = min(wake, x.fetch.deadline.Sub(now))
 	}
 	if len(x.order) > 0 {
-		wake = min(wake, x.order[0].deadline.Sub(now))
+		wake = min(wake, time.Duration(x.order[0].deadline-x.since(now)))
 	}
 	return max(wake, 0)
 }
@@ -319,7 +326,7 @@ func (s *session) progress() bool {
 
 func (s *session) writeDelivery(d Delivery, now time.Time) {
 	x := s.ext
-	deadline := now.Add(s.srv.cfg.AckWait)
+	deadline := x.since(now) + int64(s.srv.cfg.AckWait)
 	x.held[d.Seq] = deadline
 	x.order = append(x.order, heldAt{d.Seq, deadline})
 	var flags uint8
@@ -346,9 +353,10 @@ func (s *session) expire(now time.Time) {
 	x := s.ext
 	acker := s.srv.boxes.(Acker)
 	i := 0
-	for ; i < len(x.order) && !x.order[i].deadline.After(now); i++ {
+	at := x.since(now)
+	for ; i < len(x.order) && x.order[i].deadline <= at; i++ {
 		h := x.order[i]
-		if d, ok := x.held[h.id]; !ok || !d.Equal(h.deadline) {
+		if d, ok := x.held[h.id]; !ok || d != h.deadline {
 			continue // acknowledged, or delivered again since
 		}
 		delete(x.held, h.id)
@@ -368,7 +376,7 @@ func (x *extState) compactOrder() {
 	}
 	n := 0
 	for _, h := range x.order {
-		if d, ok := x.held[h.id]; ok && d.Equal(h.deadline) {
+		if d, ok := x.held[h.id]; ok && d == h.deadline {
 			x.order[n] = h
 			n++
 		}
