@@ -232,3 +232,43 @@ func TestDataDirHoldsNoPlaintext(t *testing.T) {
 		})
 	}
 }
+
+// TestDurableBacklog: the backlog pacing reads counts stored messages
+// that are not held: never taken, or released for redelivery.
+func TestDurableBacklog(t *testing.T) {
+	d, _ := openDurable(t, t.TempDir(), 1, nil)
+	if err := d.Create("b"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := d.Push("b", Message{From: "a", Data: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := d.Backlog("b"); n != 3 {
+		t.Fatalf("backlog %d after 3 pushes", n)
+	}
+	first, ok, err := d.Take("b")
+	if !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	second, _, _ := d.Take("b")
+	if n := d.Backlog("b"); n != 1 {
+		t.Fatalf("backlog %d with 2 of 3 held", n)
+	}
+	if err := d.Release("b", first.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.Backlog("b"); n != 2 {
+		t.Fatalf("backlog %d after a release", n)
+	}
+	if ok, err := d.Ack("b", second.Seq); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if n := d.Backlog("b"); n != 2 {
+		t.Fatalf("backlog %d after acknowledging a held one", n)
+	}
+	if n := d.Backlog("nobody"); n != 0 {
+		t.Fatalf("backlog %d of an unknown id", n)
+	}
+}
