@@ -24,18 +24,7 @@ func BenchmarkPush(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rx.Close()
-	tx, err := client.Dial(context.Background(), r.Addr, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tx.Close()
-	if err := tx.Register("tx"); err != nil {
-		b.Fatal(err)
-	}
-	batch := make([][]byte, 64)
-	for i := range batch {
-		batch[i] = make([]byte, 64)
-	}
+	tx, batch := pipeliner(b, cfg, r.Addr)
 	b.ResetTimer()
 	go func() {
 		for sent := 0; sent < b.N; {
@@ -46,22 +35,7 @@ func BenchmarkPush(b *testing.B) {
 			}
 		}
 	}()
-	ctx := context.Background()
-	var ds []*client.Delivery
-	for got := 0; got < b.N; {
-		d, err := rx.Receive(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ds = append(ds, d)
-		got++
-		if len(ds) == 64 || got == b.N {
-			if err := rx.AckAsync(ds...); err != nil {
-				b.Fatal(err)
-			}
-			ds = ds[:0]
-		}
-	}
+	receiveAll(b, rx)
 }
 
 // BenchmarkReceive: one push subscriber (window 512, acknowledging every
@@ -80,18 +54,7 @@ func BenchmarkReceive(b *testing.B) {
 		b.Fatal(err)
 	}
 	rx.Close() // the mailbox exists now
-	tx, err := client.Dial(ctx, r.Addr, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tx.Close()
-	if err := tx.Register("tx"); err != nil {
-		b.Fatal(err)
-	}
-	batch := make([][]byte, 64)
-	for i := range batch {
-		batch[i] = make([]byte, 64)
-	}
+	tx, batch := pipeliner(b, cfg, r.Addr)
 	for sent := 0; sent < b.N; {
 		n, err := tx.Pipeline("rx", batch[:min(len(batch), b.N-sent)])
 		if err != nil {
@@ -105,6 +68,31 @@ func BenchmarkReceive(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rx.Close()
+	receiveAll(b, rx)
+}
+
+// pipeliner returns a seed connection registered as "tx" and a batch of
+// 64 messages of 64 bytes for its Pipeline.
+func pipeliner(b *testing.B, cfg client.Config, addr string) (*client.Conn, [][]byte) {
+	tx, err := client.Dial(context.Background(), addr, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tx.Close() })
+	if err := tx.Register("tx"); err != nil {
+		b.Fatal(err)
+	}
+	batch := make([][]byte, 64)
+	for i := range batch {
+		batch[i] = make([]byte, 64)
+	}
+	return tx, batch
+}
+
+// receiveAll receives b.N messages on rx, acknowledging every 64 with
+// AckAsync.
+func receiveAll(b *testing.B, rx *client.Client) {
+	ctx := context.Background()
 	var ds []*client.Delivery
 	for got := 0; got < b.N; {
 		d, err := rx.Receive(ctx)
