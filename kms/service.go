@@ -330,14 +330,37 @@ func (s *Service) newToken(policies []string) (string, [32]byte, *token, error) 
 	if _, err := io.ReadFull(s.cfg.Rand, raw); err != nil {
 		return "", [32]byte{}, nil, err
 	}
-	acc := make([]byte, 12)
-	if _, err := io.ReadFull(s.cfg.Rand, acc); err != nil {
+	acc, err := newAccessor(s.cfg.Rand)
+	if err != nil {
 		return "", [32]byte{}, nil, err
 	}
 	tok := "se." + base64.RawURLEncoding.EncodeToString(raw)
-	t := &token{Accessor: base64.RawURLEncoding.EncodeToString(acc), Policies: policies, Created: s.cfg.Now().UTC(),
+	t := &token{Accessor: acc, Policies: policies, Created: s.cfg.Now().UTC(),
 		Recoverable: s.recovery != nil}
 	return tok, tokenHash(tok), t, nil
+}
+
+// newAccessor draws a token accessor shaped as Vault's: 24 letters and
+// digits (about 143 bits). Base64url, used before, could begin with '-',
+// which the Vault CLI then takes for a flag (vault token lookup
+// -accessor -Xyz… fails).
+func newAccessor(r io.Reader) (string, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	out := make([]byte, 0, 24)
+	var buf [32]byte
+	for len(out) < 24 {
+		if _, err := io.ReadFull(r, buf[:]); err != nil {
+			return "", err
+		}
+		for _, b := range buf {
+			// 248 = 4·62: rejecting larger bytes keeps every symbol
+			// equally likely.
+			if b < 248 && len(out) < 24 {
+				out = append(out, alphabet[b%62])
+			}
+		}
+	}
+	return string(out), nil
 }
 
 func tokenHash(tok string) [32]byte { return sha256.Sum256([]byte(tok)) }
